@@ -1,0 +1,131 @@
+"""The ``surgedesk`` command line: a thin shell over the engine and the benchmark tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.errors import InvalidArgument, SurgedeskError
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from benchmarks.population import build_population
+    from benchmarks.report import build_report, write_plots, write_records, write_report
+    from benchmarks.scenario import load_scenario
+    from benchmarks.simulator import simulate
+    from engine.policies import policy_named
+
+    scenario = load_scenario(args.scenario)
+    policy_name = args.policy or scenario.policy or "default"
+    policy = policy_named(policy_name)
+    population = build_population(scenario)
+    show = not args.quiet and sys.stderr.isatty()
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} virtual s"),
+                      TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task(f"simulate {scenario.name}", total=population.duration_s or 1)
+            result = simulate(population, policy,
+                              progress=lambda now, end: bar.update(task, completed=min(now, end),
+                                                                   total=end))
+    else:
+        result = simulate(population, policy)
+    report = build_report(
+        scenario=scenario.name,
+        mode="simulate",
+        target_wait_s=scenario.target_wait_s,
+        records=result.records,
+        timeline=result.timeline,
+        dispatch_lag_ms=result.decision_ms,
+        extra={"policy": policy_name, "events": result.events,
+               "wall_s": round(result.wall_s, 3)},
+    )
+    write_report(report, args.json)
+    if args.records:
+        write_records(result.records, args.records)
+    plots = [] if args.no_plots else write_plots(report, result.records, Path(args.json).with_suffix(""))
+    est = report["estimate"]
+    print(
+        f"{scenario.name}: {report['customers']} customers, served {report['served']}, "
+        f"abandoned {report['abandoned']}, lost {report['lost']}; "
+        f"service level {report['service_level']:.3f} within {scenario.target_wait_s:g} s; "
+        f"wait p50 {report['wait_s']['p50']:.1f} s p90 {report['wait_s']['p90']:.1f} s; "
+        f"estimate p90 coverage {est['coverage_p90']:.3f}, p50 error {est['median_abs_rel_error']:.3f}"
+    )
+    for p in plots:
+        print(f"plot: {p}")
+    return 0 if report["lost"] == 0 else 1
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from benchmarks.plan import PlanOptions, plan_as_agent_groups, plan_staffing
+    from benchmarks.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    plan = plan_staffing(scenario, PlanOptions(interval_s=args.interval_s,
+                                               service_level=args.service_level,
+                                               max_abandon=args.max_abandon,
+                                               capacity=args.capacity))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(plan, indent=2) + "\n")
+    if args.agent_groups:
+        print(plan_as_agent_groups(plan, args.secondary))
+    else:
+        for iv in plan["intervals"]:
+            per = ", ".join(f"{k} {v['agents']}" for k, v in iv["skills"].items())
+            print(f"{iv['from_s']:>7.0f}-{iv['to_s']:<7.0f} s  {iv['arrival_rate_per_s']:6.2f}/s  "
+                  f"agents {iv['agents']:>5}  ({per})")
+        print(f"peak {plan['peak_agents']} agents, {plan['agent_hours']:.1f} agent-hours")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="surgedesk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="run a scenario in virtual time through the routing core")
+    sim.add_argument("scenario", help="scenario TOML (BENCHMARKS.md)")
+    sim.add_argument("--json", required=True, help="report JSON to write")
+    sim.add_argument("--records", help="per-customer records CSV to write")
+    sim.add_argument("--policy", help="routing policy preset (default, bullseye, pooled, strict, "
+                                      "longest-idle)")
+    sim.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.set_defaults(func=_simulate)
+
+    plan = sub.add_parser("plan", help="staffing per interval for the scenario's target wait")
+    plan.add_argument("scenario")
+    plan.add_argument("--json", help="plan JSON to write")
+    plan.add_argument("--interval-s", type=float, default=900.0)
+    plan.add_argument("--service-level", type=float, default=0.95,
+                      help="fraction of served customers within target_wait_s (default 0.95)")
+    plan.add_argument("--max-abandon", type=float, default=0.03)
+    plan.add_argument("--capacity", type=int, help="conversations per agent")
+    plan.add_argument("--agent-groups", action="store_true",
+                      help="print the staffing as [[agent_groups]] TOML")
+    plan.add_argument("--secondary", type=float,
+                      help="with --agent-groups: give agents the other skills at this proficiency")
+    plan.set_defaults(func=_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InvalidArgument as exc:
+        print(f"surgedesk {args.command}: invalid {exc.field}: {exc.problem}", file=sys.stderr)
+        return 2
+    except SurgedeskError as exc:
+        print(f"surgedesk {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Customers and agents of a scenario: drawn from its distributions, or read from a trace.
+
+Deterministic for a given scenario (its ``seed``): the same file gives the same people, so a
+``simulate`` run and a ``surge`` run of one scenario meet the same customers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from benchmarks.scenario import Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    customer_id: str
+    skill: str
+    vip_tier: int
+    arrival_s: float
+    handle_s: float
+    patience_s: float  # math.inf: never gives up
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPlan:
+    agent_id: str
+    skills: Mapping[str, float]
+    capacity: int
+    from_s: float
+    to_s: float  # math.inf: until the run ends
+
+
+@dataclass(frozen=True)
+class Population:
+    customers: tuple[Customer, ...]
+    agents: tuple[AgentPlan, ...]
+    skills: tuple[str, ...]
+    duration_s: float
+    handle_mean_s: Mapping[str, float]  # what the desk expects (configured AHT per skill)
+
+
+def build_population(scenario: Scenario) -> Population:
+    if scenario.trace is not None:
+        from benchmarks.trace import trace_population
+
+        return trace_population(scenario)
+    rng = random.Random(scenario.seed)
+    customers: list[Customer] = []
+    cumulative = []
+    acc = 0.0
+    for spec in scenario.skills:
+        acc += spec.share
+        cumulative.append(acc)
+    n = 0
+    for seg in sorted(scenario.arrivals, key=lambda s: s.from_s):
+        if seg.rate_per_s <= 0:
+            continue
+        t = seg.from_s
+        while True:
+            t += rng.expovariate(seg.rate_per_s)
+            if t >= seg.to_s:
+                break
+            u = rng.random() * acc
+            spec = scenario.skills[-1]
+            for i, edge in enumerate(cumulative):
+                if u < edge:
+                    spec = scenario.skills[i]
+                    break
+            vip = 1 if rng.random() < spec.vip_share else 0
+            handle = spec.handle_time.sample(rng)
+            patience = spec.patience.sample(rng) if spec.patience else math.inf
+            customers.append(Customer(f"c{n}", spec.name, vip, t, max(handle, 0.001), patience))
+            n += 1
+    agents = []
+    for gi, group in enumerate(scenario.agent_groups):
+        for j in range(group.count):
+            agents.append(AgentPlan(f"g{gi}-a{j}", dict(group.skills), group.capacity,
+                                    group.from_s, group.to_s))
+    return Population(
+        customers=tuple(customers),
+        agents=tuple(agents),
+        skills=tuple(s.name for s in scenario.skills),
+        duration_s=scenario.duration_s,
+        handle_mean_s={s.name: s.handle_time.mean_s for s in scenario.skills},
+    )

@@ -1,0 +1,224 @@
+"""Reports (JSON), records (CSV) and plots (PNG) in the shapes BENCHMARKS.md fixes.
+
+Shared by ``surgedesk simulate`` and ``surgedesk surge`` so both speak one format.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+RECORD_COLUMNS = ("customer_id", "skill", "vip", "arrival_s", "est_p50_s", "est_p90_s", "outcome",
+                  "wait_s", "agent_id")
+
+
+class Record(Protocol):
+    customer_id: str
+    skill: str
+    vip: int
+    arrival_s: float
+    est_p50_s: float
+    est_p90_s: float
+    outcome: str
+    wait_s: float
+    agent_id: str
+    queued: bool
+
+
+class Point(Protocol):
+    t_s: float
+    queued: int
+    busy_capacity: int
+    arrivals: int
+    wait_p90_s: float
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """The q-quantile by linear interpolation (numpy's default); 0.0 for no values."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    pos = q * (n - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def wait_summary(waits: Iterable[float]) -> dict[str, float]:
+    values = sorted(waits)
+    return {
+        "mean": sum(values) / len(values) if values else 0.0,
+        "p50": quantile(values, 0.50),
+        "p90": quantile(values, 0.90),
+        "p95": quantile(values, 0.95),
+        "p99": quantile(values, 0.99),
+        "max": values[-1] if values else 0.0,
+    }
+
+
+def estimate_quality(records: Sequence[Record]) -> dict[str, Any]:
+    """Calibration of the estimates shown to customers who had to queue and were served.
+
+    ``coverage_p90``: fraction whose wait was at most their p90 (honest: about 0.9).
+    ``median_abs_rel_error``: median of |p50 - wait| / wait over those who waited over 10 s.
+    Customers served at once were shown no wait and count in neither: they would only flatter.
+    """
+    shown = [r for r in records if r.outcome == "served" and r.queued]
+    covered = sum(1 for r in shown if r.wait_s <= r.est_p90_s + 1e-9)
+    long = [r for r in shown if r.wait_s > 10.0]
+    errors = sorted(abs(r.est_p50_s - r.wait_s) / r.wait_s for r in long if math.isfinite(r.est_p50_s))
+    return {
+        "coverage_p90": covered / len(shown) if shown else 1.0,
+        "median_abs_rel_error": quantile(errors, 0.5) if errors else 0.0,
+        "customers_shown": len(shown),
+        "customers_over_10s": len(long),
+    }
+
+
+def _service(records: Sequence[Record], target_wait_s: float) -> dict[str, Any]:
+    served = [r for r in records if r.outcome == "served"]
+    return {
+        "customers": len(records),
+        "served": len(served),
+        "abandoned": sum(1 for r in records if r.outcome == "abandoned"),
+        "wait_s": wait_summary(r.wait_s for r in served),
+        "service_level": (sum(1 for r in served if r.wait_s <= target_wait_s) / len(served))
+        if served else 1.0,
+    }
+
+
+def build_report(
+    *,
+    scenario: str,
+    mode: str,
+    target_wait_s: float,
+    records: Sequence[Record],
+    timeline: Sequence[Point],
+    dispatch_lag_ms: Sequence[float],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    overall = _service(records, target_wait_s)
+    served = [r for r in records if r.outcome == "served"]
+    lags = sorted(dispatch_lag_ms)
+    per_skill = {}
+    for skill in sorted({r.skill for r in records}):
+        per_skill[skill] = _service([r for r in records if r.skill == skill], target_wait_s)
+    report: dict[str, Any] = {
+        "scenario": scenario,
+        "mode": mode,
+        "customers": overall["customers"],
+        "served": overall["served"],
+        "abandoned": overall["abandoned"],
+        "lost": sum(1 for r in records if r.outcome == "lost"),
+        "unserved": sum(1 for r in records if r.outcome == "waiting"),
+        "target_wait_s": target_wait_s,
+        "wait_s": overall["wait_s"],
+        "service_level": overall["service_level"],
+        "p_wait": (sum(1 for r in served if r.wait_s > 0.5) / len(served)) if served else 0.0,
+        "estimate": estimate_quality(records),
+        "dispatch_lag_ms": {
+            "p50": quantile(lags, 0.5),
+            "p99": quantile(lags, 0.99),
+            "max": lags[-1] if lags else 0.0,
+        },
+        "per_skill": per_skill,
+        "timeline": [
+            {"t_s": p.t_s, "queued": p.queued, "busy_capacity": p.busy_capacity,
+             "arrivals": p.arrivals, "wait_p90_s": p.wait_p90_s}
+            for p in timeline
+        ],
+    }
+    if extra:
+        report.update(extra)
+    return report
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_records(records: Sequence[Record], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(RECORD_COLUMNS)
+        for r in records:
+            w.writerow([r.customer_id, r.skill, r.vip, f"{r.arrival_s:.3f}", _num(r.est_p50_s),
+                        _num(r.est_p90_s), r.outcome, f"{r.wait_s:.3f}", r.agent_id])
+
+
+def _num(x: float) -> str:
+    return f"{x:.3f}" if math.isfinite(x) else "inf"
+
+
+def write_plots(report: dict[str, Any], records: Sequence[Record], stem: str | Path) -> list[Path]:
+    """Save ``<stem>-queue.png`` (queue and p90 wait over time against the target) and
+    ``<stem>-estimate.png`` (estimate against actual wait). Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    target = report["target_wait_s"]
+    tl = report["timeline"]
+    minutes = [p["t_s"] / 60.0 for p in tl]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    ax1.plot(minutes, [p["queued"] for p in tl], label="queued", color="tab:blue")
+    ax1.plot(minutes, [p["busy_capacity"] for p in tl], label="busy capacity", color="tab:gray",
+             alpha=0.7)
+    ax1.set_ylabel("tickets")
+    ax1.legend(loc="upper right")
+    ax1.set_title(f"{report['scenario']} ({report['mode']}): service level "
+                  f"{report['service_level']:.3f} within {target:g} s")
+    ax2.plot(minutes, [p["wait_p90_s"] for p in tl], label="p90 wait of customers served",
+             color="tab:orange")
+    ax2.axhline(target, color="tab:red", linestyle="--", label=f"target {target:g} s")
+    ax2.set_xlabel("time (min)")
+    ax2.set_ylabel("wait (s)")
+    ax2.legend(loc="upper right")
+    fig.tight_layout()
+    queue_png = Path(f"{stem}-queue.png")
+    fig.savefig(queue_png, dpi=110)
+    plt.close(fig)
+
+    shown = [r for r in records if r.outcome == "served" and r.queued and math.isfinite(r.est_p90_s)]
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    if shown:
+        step = max(1, len(shown) // 5000)
+        sample = shown[::step]
+        ax.scatter([r.est_p50_s for r in sample], [r.wait_s for r in sample], s=4, alpha=0.35,
+                   label="actual wait vs p50", color="tab:blue")
+        ax.scatter([r.est_p90_s for r in sample], [r.wait_s for r in sample], s=4, alpha=0.2,
+                   label="actual wait vs p90", color="tab:orange")
+        top = max(max(r.wait_s for r in sample), max(r.est_p90_s for r in sample), 1.0)
+        ax.plot([0, top], [0, top], color="black", linewidth=1, label="estimate = actual")
+    est = report["estimate"]
+    ax.set_title(f"estimate vs actual: p90 coverage {est['coverage_p90']:.3f}, "
+                 f"p50 error {est['median_abs_rel_error']:.3f}", fontsize=10)
+    ax.set_xlabel("estimate shown when queued (s)")
+    ax.set_ylabel("actual wait (s)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    est_png = Path(f"{stem}-estimate.png")
+    fig.savefig(est_png, dpi=110)
+    plt.close(fig)
+    return [queue_png, est_png]

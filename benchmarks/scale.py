@@ -1,0 +1,176 @@
+"""Scale curve of the routing core: decisions per second against the number of queued tickets.
+
+    python -m benchmarks.scale [--queued 1000,10000,100000,1000000] [--agents 1000] [--skills 20]
+
+A saturated desk: ``agents`` agents with ``capacity`` slots each, every agent holding one primary
+skill (proficiency 1.0) and two secondary ones (0.5), all slots busy, and ``queued`` tickets
+waiting across ``skills`` skills in three VIP tiers. Each measured step is one conversation
+ending (the core picks the best waiting ticket for the freed agent and assigns it) followed by
+one new arrival (the core finds no free agent, queues the ticket and computes its position and
+wait estimate) -- two routing decisions, so the line stays at ``queued``. Both run through
+:meth:`DispatcherCore.handle`, the production entry point.
+
+Reports decisions/s for each size and the slowdown of each size against the smallest, measured
+in the same process so the ratio is robust to a noisy machine. Writes JSON and a PNG curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+from engine.dispatcher import DispatcherCore
+from engine.events import AgentPresenceChanged, ClockTicked, ConversationEnded, TicketQueued
+
+
+def build_desk(queued: int, agents: int, skills: int, capacity: int, seed: int,
+               progress=None) -> tuple[DispatcherCore, list[tuple[str, str]], random.Random, float]:
+    rng = random.Random(seed)
+    core = DispatcherCore()
+    names = [f"s{i}" for i in range(skills)]
+    now = 0.0
+    for i in range(agents):
+        held = {names[i % skills]: 1.0, names[(i + 7) % skills]: 0.5, names[(i + 13) % skills]: 0.5}
+        core.handle(AgentPresenceChanged(f"a{i}", held, capacity), now)
+    busy: list[tuple[str, str]] = []
+    total = agents * capacity + queued
+    for n in range(total):
+        now += 0.001
+        out = core.handle(TicketQueued(f"t{n}", names[n % skills], rng.choice((0, 0, 0, 1, 2))), now)
+        busy.extend((cmd.agent_id, cmd.ticket_id) for cmd in out)
+        if progress is not None and n % 10000 == 0:
+            progress(n, total)
+    # Let every waiting ticket reach its last relaxation ring before measuring.
+    now += 3600.0
+    out = core.handle(ClockTicked(), now)
+    busy.extend((cmd.agent_id, cmd.ticket_id) for cmd in out)
+    return core, busy, rng, now
+
+
+def measure(core: DispatcherCore, busy: list[tuple[str, str]], rng: random.Random, now: float,
+            steps: int, skills: int, prefix: str) -> tuple[float, float]:
+    """Run ``steps`` (end, arrival) pairs; return (decisions per second, end time)."""
+    names = [f"s{i}" for i in range(skills)]
+    seq = 0
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        for _ in range(steps):
+            now += 0.01
+            k = rng.randrange(len(busy))
+            agent_id, ticket_id = busy[k]
+            busy[k] = busy[-1]
+            busy.pop()
+            for cmd in core.handle(ConversationEnded(agent_id, ticket_id), now):
+                busy.append((cmd.agent_id, cmd.ticket_id))
+            tid = f"{prefix}{seq}"
+            seq += 1
+            out = core.handle(TicketQueued(tid, names[seq % skills], rng.choice((0, 0, 0, 1, 2))), now)
+            for cmd in out:
+                busy.append((cmd.agent_id, cmd.ticket_id))
+            if core.is_waiting(tid):
+                core.queue_status(tid, now)
+        elapsed = time.perf_counter() - started
+    finally:
+        gc.enable()
+    return 2 * steps / elapsed, now
+
+
+def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, rounds: int,
+        seed: int, show_progress: bool = True) -> dict:
+    results = []
+    progress_cm = None
+    if show_progress:
+        from rich.progress import Progress
+
+        progress_cm = Progress(transient=True)
+    with progress_cm or _Null() as bar:
+        for size in sizes:
+            task = bar.add_task(f"fill {size:,} queued", total=size + agents * capacity) if bar else None
+
+            def tick(n: int, total: int, task=task) -> None:
+                if bar:
+                    bar.update(task, completed=n)
+
+            core, busy, rng, now = build_desk(size, agents, skills, capacity, seed, tick)
+            if bar:
+                bar.remove_task(task)
+            rates = []
+            for round_no in range(rounds):
+                rate, now = measure(core, busy, rng, now, steps, skills, f"r{round_no}-")
+                rates.append(rate)
+            # An agent freed when no ticket it qualifies for waits takes the next arrival at
+            # once, so the line drifts a little around its size; the report shows by how much.
+            results.append({"queued": size, "decisions_per_s": statistics.median(rates),
+                            "rounds": rates, "queued_at_end": core.waiting_count()})
+            del core, busy
+            gc.collect()
+    base = results[0]["decisions_per_s"]
+    for r in results:
+        r["slowdown_vs_smallest"] = base / r["decisions_per_s"]
+    return {"agents": agents, "skills": skills, "capacity": capacity, "steps": steps,
+            "rounds": rounds, "results": results}
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [r["queued"] for r in report["results"]]
+    ys = [r["decisions_per_s"] for r in report["results"]]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(xs, ys, marker="o")
+    ax.set_xscale("log")
+    ax.set_ylim(0, max(ys) * 1.15)
+    ax.axhline(20000, color="tab:red", linestyle="--", label="target 20,000 decisions/s")
+    ax.set_xlabel("queued tickets")
+    ax.set_ylabel("routing decisions per second")
+    ax.set_title(f"DispatcherCore with {report['agents']} agents, {report['skills']} skills")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queued", default="1000,10000,100000,1000000")
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--skills", type=int, default=20)
+    parser.add_argument("--capacity", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", default="out/scale.json")
+    args = parser.parse_args(argv)
+    sizes = [int(x) for x in args.queued.split(",")]
+    report = run(sizes, args.agents, args.skills, args.capacity, args.steps, args.rounds, args.seed)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out.with_suffix(".png"))
+    print(f"{'queued':>10} {'decisions/s':>12} {'slowdown':>9}")
+    for r in report["results"]:
+        print(f"{r['queued']:>10,} {r['decisions_per_s']:>12,.0f} {r['slowdown_vs_smallest']:>9.2f}x")
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

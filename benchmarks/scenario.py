@@ -1,0 +1,312 @@
+"""Scenario files (TOML) as described in BENCHMARKS.md, parsed strictly.
+
+Every key is checked: an unknown key or a bad value raises
+:class:`~engine.errors.InvalidArgument` whose ``field`` is the dotted key
+(``skills[1].handle_time.cv``), never a silent default. Omitted optional keys take the defaults
+BENCHMARKS.md shows.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidArgument
+
+DISTRIBUTIONS = ("exponential", "lognormal", "fixed")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A positive duration distribution given by its mean (and cv for lognormal)."""
+
+    dist: str
+    mean_s: float
+    cv: float = 1.0
+
+    def sample(self, rng: random.Random) -> float:
+        if self.dist == "fixed":
+            return self.mean_s
+        if self.dist == "exponential":
+            return rng.expovariate(1.0 / self.mean_s)
+        sigma2 = math.log(1.0 + self.cv * self.cv)
+        mu = math.log(self.mean_s) - sigma2 / 2.0
+        return rng.lognormvariate(mu, math.sqrt(sigma2))
+
+
+@dataclass(frozen=True)
+class ArrivalSegment:
+    from_s: float
+    to_s: float
+    rate_per_s: float
+
+
+@dataclass(frozen=True)
+class SkillSpec:
+    name: str
+    share: float
+    vip_share: float
+    handle_time: Distribution
+    patience: Distribution | None
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    count: int
+    skills: Mapping[str, float]
+    capacity: int
+    from_s: float
+    to_s: float  # math.inf: until the run ends
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    path: Path
+    format: str
+    days: tuple[str, ...] | None
+    time_scale: float
+    agents: str | None  # "from-trace" or None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    duration_s: float
+    seed: int
+    target_wait_s: float
+    arrivals: tuple[ArrivalSegment, ...]
+    skills: tuple[SkillSpec, ...]
+    agent_groups: tuple[AgentGroup, ...]
+    trace: TraceSpec | None = None
+    policy: str | None = None
+    source: Path | None = field(default=None, compare=False)
+
+    def skill(self, name: str) -> SkillSpec:
+        for s in self.skills:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------- helpers
+def _check_keys(table: Mapping[str, Any], where: str, allowed: set[str], required: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise InvalidArgument(
+                _join(where, key), f"unknown key; expected one of {', '.join(sorted(allowed))}"
+            )
+    for key in sorted(required):
+        if key not in table:
+            raise InvalidArgument(_join(where, key), "is required")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _number(table: Mapping[str, Any], key: str, where: str, *, default: float | None = None,
+            minimum: float | None = None, positive: bool = False, maximum: float | None = None) -> float:
+    name = _join(where, key)
+    if key not in table:
+        if default is None:
+            raise InvalidArgument(name, "is required")
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(name, f"must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidArgument(name, "must be finite")
+    if positive and value <= 0:
+        raise InvalidArgument(name, f"must be > 0, got {value:g}")
+    if minimum is not None and value < minimum:
+        raise InvalidArgument(name, f"must be >= {minimum:g}, got {value:g}")
+    if maximum is not None and value > maximum:
+        raise InvalidArgument(name, f"must be <= {maximum:g}, got {value:g}")
+    return value
+
+
+def _integer(table: Mapping[str, Any], key: str, where: str, *, default: int | None = None,
+             minimum: int = 0) -> int:
+    name = _join(where, key)
+    if key not in table:
+        if default is None:
+            raise InvalidArgument(name, "is required")
+        return default
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(name, f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise InvalidArgument(name, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _string(table: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    name = _join(where, key)
+    if key not in table:
+        if default is None:
+            raise InvalidArgument(name, "is required")
+        return default
+    value = table[key]
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(name, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _table(value: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidArgument(name, "must be a table")
+    return value
+
+
+def _tables(doc: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidArgument(key, "must be an array of tables ([[" + key + "]])")
+    return value
+
+
+def parse_distribution(value: Any, where: str) -> Distribution:
+    table = _table(value, where)
+    dist = _string(table, "dist", where)
+    if dist not in DISTRIBUTIONS:
+        raise InvalidArgument(_join(where, "dist"), f"unknown distribution {dist!r}; expected "
+                              + " | ".join(DISTRIBUTIONS))
+    allowed = {"dist", "mean_s"} | ({"cv"} if dist == "lognormal" else set())
+    _check_keys(table, where, allowed, {"dist", "mean_s"} | ({"cv"} if dist == "lognormal" else set()))
+    mean = _number(table, "mean_s", where, positive=True)
+    cv = _number(table, "cv", where, positive=True) if dist == "lognormal" else 1.0
+    return Distribution(dist, mean, cv)
+
+
+# ---------------------------------------------------------------- the parser
+TOP_KEYS = {"name", "duration_s", "seed", "target_wait_s", "arrivals", "skills", "agent_groups",
+            "trace", "policy", "description"}
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file. Raises InvalidArgument naming the bad key."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InvalidArgument("scenario", f"no such file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument("scenario", f"{path}: not valid TOML: {exc}") from None
+    return parse_scenario(doc, base_dir=path.parent, default_name=path.stem, source=path)
+
+
+def parse_scenario(doc: Mapping[str, Any], *, base_dir: Path = Path("."),
+                   default_name: str = "scenario", source: Path | None = None) -> Scenario:
+    _check_keys(doc, "", TOP_KEYS, set())
+    name = _string(doc, "name", "", default_name)
+    if "description" in doc:
+        _string(doc, "description", "")
+    seed = _integer(doc, "seed", "", default=0)
+    target = _number(doc, "target_wait_s", "", default=180.0, positive=True)
+    policy = _string(doc, "policy", "") if "policy" in doc else None
+    trace = _parse_trace(doc["trace"], base_dir) if "trace" in doc else None
+
+    if trace is None:
+        for key in ("duration_s", "arrivals", "skills", "agent_groups"):
+            if key not in doc:
+                raise InvalidArgument(key, "is required (or give a [trace])")
+    elif "arrivals" in doc or "skills" in doc:
+        raise InvalidArgument("arrivals" if "arrivals" in doc else "skills",
+                              "a trace scenario takes its customers from the trace; remove this key")
+    duration = _number(doc, "duration_s", "", positive=True) if "duration_s" in doc else 0.0
+
+    arrivals = []
+    for i, seg in enumerate(_tables(doc, "arrivals")):
+        where = f"arrivals[{i}]"
+        _check_keys(seg, where, {"from_s", "to_s", "rate_per_s"}, {"from_s", "to_s", "rate_per_s"})
+        lo = _number(seg, "from_s", where, minimum=0.0)
+        hi = _number(seg, "to_s", where, minimum=0.0)
+        if hi <= lo:
+            raise InvalidArgument(f"{where}.to_s", f"must be greater than from_s ({lo:g})")
+        if hi > duration:
+            raise InvalidArgument(f"{where}.to_s", f"must be <= duration_s ({duration:g})")
+        arrivals.append(ArrivalSegment(lo, hi, _number(seg, "rate_per_s", where, minimum=0.0)))
+    ordered = sorted(arrivals, key=lambda s: s.from_s)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b.from_s < a.to_s:
+            raise InvalidArgument("arrivals", f"segments overlap at {b.from_s:g} s")
+
+    skills = []
+    names: set[str] = set()
+    for i, sk in enumerate(_tables(doc, "skills")):
+        where = f"skills[{i}]"
+        _check_keys(sk, where, {"name", "share", "vip_share", "handle_time", "patience"},
+                    {"name", "share", "handle_time"})
+        sname = _string(sk, "name", where)
+        if sname in names:
+            raise InvalidArgument(f"{where}.name", f"duplicate skill {sname!r}")
+        names.add(sname)
+        skills.append(SkillSpec(
+            name=sname,
+            share=_number(sk, "share", where, minimum=0.0, maximum=1.0),
+            vip_share=_number(sk, "vip_share", where, default=0.0, minimum=0.0, maximum=1.0),
+            handle_time=parse_distribution(sk["handle_time"], f"{where}.handle_time"),
+            patience=parse_distribution(sk["patience"], f"{where}.patience") if "patience" in sk else None,
+        ))
+    if skills and abs(sum(s.share for s in skills) - 1.0) > 1e-6:
+        raise InvalidArgument("skills", f"shares must sum to 1, got {sum(s.share for s in skills):g}")
+
+    groups = []
+    for i, g in enumerate(_tables(doc, "agent_groups")):
+        where = f"agent_groups[{i}]"
+        _check_keys(g, where, {"count", "skills", "capacity", "from_s", "to_s"}, {"count", "skills"})
+        gskills = _table(g["skills"], f"{where}.skills")
+        if not gskills:
+            raise InvalidArgument(f"{where}.skills", "must name at least one skill")
+        prof = {}
+        for sname in gskills:
+            if trace is None and sname not in names:
+                raise InvalidArgument(f"{where}.skills.{sname}", "is not a skill of this scenario")
+            prof[sname] = _number(gskills, sname, f"{where}.skills", positive=True, maximum=1.0)
+        lo = _number(g, "from_s", where, default=0.0, minimum=0.0)
+        hi = _number(g, "to_s", where, positive=True) if "to_s" in g else math.inf
+        if hi <= lo:
+            raise InvalidArgument(f"{where}.to_s", f"must be greater than from_s ({lo:g})")
+        groups.append(AgentGroup(
+            count=_integer(g, "count", where),
+            skills=prof,
+            capacity=_integer(g, "capacity", where, default=1, minimum=1),
+            from_s=lo,
+            to_s=hi,
+        ))
+    if trace is not None and trace.agents is None and not groups:
+        raise InvalidArgument("agent_groups", "is required unless trace.agents = \"from-trace\"")
+    return Scenario(name, duration, seed, target, tuple(arrivals), tuple(skills), tuple(groups),
+                    trace, policy, source)
+
+
+def _parse_trace(value: Any, base_dir: Path) -> TraceSpec:
+    where = "trace"
+    table = _table(value, where)
+    _check_keys(table, where, {"path", "format", "days", "time_scale", "agents"}, {"path", "format"})
+    fmt = _string(table, "format", where)
+    if fmt != "anonymous-bank":
+        raise InvalidArgument("trace.format", f"unknown format {fmt!r}; expected anonymous-bank")
+    path = (base_dir / _string(table, "path", where)).resolve()
+    if not path.is_file():
+        raise InvalidArgument("trace.path", f"no such file: {path}")
+    days = None
+    if "days" in table:
+        raw = table["days"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(d, str) for d in raw):
+            raise InvalidArgument("trace.days", "must be a non-empty list of dates (\"2010-08-02\")")
+        days = tuple(raw)
+    scale = _number(table, "time_scale", where, default=1.0, positive=True)
+    agents = None
+    if "agents" in table:
+        agents = _string(table, "agents", where)
+        if agents != "from-trace":
+            raise InvalidArgument("trace.agents", f"unknown value {agents!r}; expected \"from-trace\"")
+    return TraceSpec(path, fmt, days, scale, agents)

@@ -1,0 +1,571 @@
+"""The dispatcher core: every routing decision of one routing domain.
+
+Who runs this: the ``dispatcher`` Ray actor in production and the virtual-time simulator in
+benchmarks -- the same object, single-threaded, fed by :meth:`DispatcherCore.handle`.
+
+Theory of operation
+-------------------
+Tickets and agents tell the core facts (:mod:`engine.events`); the core answers with
+:class:`~engine.events.AssignTicket` commands. It never does I/O and never reads a clock: every
+call brings ``now_s``, which must not go backwards.
+
+* Each skill has one line (:class:`TicketQueue`) ordered by the priority key ``(class, due,
+  seq)``. Within a class the due time is the arrival time, so a class's head is also its
+  longest-waiting ticket.
+* Relaxation: a ticket that has waited ``steps[r].after_s`` is in ring ``r`` and may go to agents
+  whose proficiency reaches ``steps[r].min_proficiency``. Since the head of a class waited
+  longest, an agent that qualifies from ring ``r`` finds its best ticket by walking the classes
+  present, best first, and taking the first class head that has waited long enough -- no ticket
+  ever moves between queues. (In deadline-ordered work-order classes the head is the most
+  urgent ticket, and it is that ticket's wait that opens the class to further rings.)
+* A ticket waiting for a preferred (sticky) agent sits in that agent's own queue until its window
+  closes, then joins the skill's line at its arrival place.
+* On arrival the core picks the best free agent for the ticket's ring (:class:`CapacityIndex`);
+  on freed capacity it picks, for that agent, the preferred ticket if any, else the best ticket
+  it qualifies for across its skills.
+* Timers (a relaxation step coming due, a sticky window closing) live in one heap with lazy
+  deletion and run at the start of every :meth:`handle` call; a step coming due only looks for a
+  free agent, it moves nothing. :meth:`next_wakeup_s` tells the driver when to send a
+  :class:`~engine.events.ClockTicked`.
+
+Guarantees, checked by :meth:`check_invariants` and the property tests: a ticket is assigned at
+most once and never to two agents; an agent never gets a ticket without a free slot; no
+available agent with a free slot idles while a ticket it qualifies for waits; within a priority
+class tickets leave in arrival order.
+
+Costs (n waiting tickets, a agents, k skills of an agent, R rings, C priority classes present --
+a handful each): arrival O(log n + R + k log a); freed capacity O(k C log n + k log a); leave
+O(log n); relaxation step O(R); estimate O(log n).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from engine.capacity import AgentState, CapacityIndex
+from engine.errors import AlreadyExists, InvalidArgument, NotWaiting
+from engine.estimator import SkillFlow, WaitEstimate, estimate_wait
+from engine.events import (
+    AgentPresenceChanged,
+    AssignTicket,
+    ClockTicked,
+    Command,
+    ConversationEnded,
+    Event,
+    TicketLeft,
+    TicketQueued,
+)
+from engine.policies import RoutingPolicy
+from engine.queues import TicketQueue, pack_key
+
+_RING_TIMER = 0
+_PREFER_TIMER = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatorConfig:
+    """How the core measures flow for estimates (see :mod:`engine.estimator`)."""
+
+    tau_s: float = 300.0  # forgetting time constant of the measured rates
+    prior_handle_s: float = 300.0  # expected handle time before any conversation has ended
+    handle_s_by_skill: Mapping[str, float] = field(default_factory=dict)
+    rate_cv: float = 0.12  # relative uncertainty of the measured service rate
+
+
+@dataclass(slots=True)
+class WaitingTicket:
+    ticket_id: str
+    skill: str
+    vip_tier: int
+    key: int  # packed queue key (engine.queues.pack_key)
+    arrival_s: float
+    queued_s: float
+    ring: int  # relaxation ring reached (kept current by its timers)
+    preferred_agent_id: str | None = None
+    prefer_until_s: float = -math.inf
+    in_line: bool = False  # in the skill's line, as opposed to waiting for a preferred agent
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    ticket_id: str
+    skill: str
+    vip_tier: int
+    estimate: WaitEstimate
+    agents_serving: int
+    waiting_for_agent_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SkillStatistics:
+    skill: str
+    waiting: int
+    busy: int
+    slots: int
+    agents: int
+    service_rate_per_s: float
+    abandon_rate_per_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherStatistics:
+    now_s: float
+    waiting: int
+    agents: int
+    available_agents: int
+    busy_slots: int
+    assignments_total: int
+    timers_pending: int
+    skills: tuple[SkillStatistics, ...]
+
+
+class DispatcherCore:
+    """Lines, capacity index, timers and estimator of one routing domain."""
+
+    def __init__(
+        self, policy: RoutingPolicy | None = None, estimator: EstimatorConfig | None = None
+    ) -> None:
+        self.policy = policy or RoutingPolicy()
+        self.estimator = estimator or EstimatorConfig()
+        self._relax = self.policy.relaxation
+        self.capacity = CapacityIndex(self._relax, self.policy.selection)
+        self._lines: dict[str, TicketQueue] = {}  # skill -> its line
+        self._preferred: dict[str, TicketQueue] = {}  # agent -> tickets waiting for it
+        self._tickets: dict[str, WaitingTicket] = {}
+        self._flows: dict[str, SkillFlow] = {}
+        self._timers: list[tuple[float, int, int, str]] = []
+        self._seq = 0
+        self._timer_seq = 0
+        self._now_s = -math.inf
+        self._undelivered: list[Command] = []
+        self.assignments_total = 0
+
+    # ================================================================ the one entry point
+    def handle(self, event: Event, now_s: float) -> list[Command]:
+        """Apply one event at time ``now_s``; return the resulting assignments.
+
+        Due timers run first. On a bad event this raises an :mod:`engine.errors` error and the
+        event changes nothing; the timers have run all the same (they depend on time alone), and
+        the assignments they made are not lost: they are returned by the next call.
+        """
+        if not math.isfinite(now_s):
+            raise InvalidArgument("now_s", "must be finite")
+        if now_s < self._now_s:
+            raise InvalidArgument("now_s", f"clock went backwards: {now_s} < {self._now_s}")
+        self._now_s = now_s
+        out: list[Command] = self._undelivered
+        self._undelivered = []
+        self._run_timers(now_s, out)
+        try:
+            if isinstance(event, TicketQueued):
+                self._on_queued(event, now_s, out)
+            elif isinstance(event, ConversationEnded):
+                self._on_ended(event, now_s, out)
+            elif isinstance(event, TicketLeft):
+                self._on_left(event, now_s)
+            elif isinstance(event, AgentPresenceChanged):
+                self._on_presence(event, now_s, out)
+            elif not isinstance(event, ClockTicked):
+                raise InvalidArgument("event", f"unknown event type {type(event).__name__}")
+        except Exception:
+            self._undelivered = out
+            raise
+        return out
+
+    def next_wakeup_s(self) -> float | None:
+        """When the earliest pending timer is due, or None. Stale timers are dropped here."""
+        timers = self._timers
+        while timers and not self._timer_live(timers[0]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    # ================================================================ queries
+    def is_waiting(self, ticket_id: str) -> bool:
+        return ticket_id in self._tickets
+
+    def waiting_ticket(self, ticket_id: str) -> WaitingTicket:
+        try:
+            return self._tickets[ticket_id]
+        except KeyError:
+            raise NotWaiting(ticket_id) from None
+
+    def waiting_count(self, skill: str | None = None) -> int:
+        if skill is None:
+            return len(self._tickets)
+        flow = self._flows.get(skill)
+        return flow.waiting if flow else 0
+
+    def skills(self) -> list[str]:
+        return sorted(set(self._flows) | self.capacity.skills())
+
+    def queue_order(self, skill: str) -> list[str]:
+        """The ticket ids of a skill's line in service order (sticky waits excluded). O(n)."""
+        line = self._lines.get(skill)
+        return [tid for _, tid in line] if line else []
+
+    def queue_status(self, ticket_id: str, now_s: float) -> QueueStatus:
+        """Position and wait estimate of a waiting ticket. O(log n)."""
+        t = self.waiting_ticket(ticket_id)
+        flow = self._flow(t.skill)
+        flow.advance(max(now_s, self._now_s))
+        if t.preferred_agent_id is not None:
+            agent = self.capacity.get(t.preferred_agent_id)
+            mu = flow.completion_rate_per_slot()
+            ahead = self._preferred[t.preferred_agent_id].rank(t.key)
+            own = estimate_wait(ahead, max(len(agent.active), 1) * mu,
+                                rate_cv=self.estimator.rate_cv)
+            rest = max(0.0, t.prefer_until_s - now_s)
+            # After the window the ticket joins the line at its arrival place.
+            line = self._estimate(flow, self._line_rank(t), t.vip_tier)
+            est = WaitEstimate(
+                ahead=ahead,
+                position=min(own.position, line.position),
+                mean_s=min(own.mean_s, rest + line.mean_s),
+                p50_s=min(own.p50_s, rest + line.p50_s),
+                p90_s=min(own.p90_s, rest + line.p90_s),
+            )
+        else:
+            est = self._estimate(flow, self._line_rank(t), t.vip_tier)
+        return QueueStatus(
+            ticket_id=t.ticket_id,
+            skill=t.skill,
+            vip_tier=t.vip_tier,
+            estimate=est,
+            agents_serving=self.capacity.serving_agents(t.skill),
+            waiting_for_agent_id=t.preferred_agent_id,
+        )
+
+    def estimate_new(self, skill: str, vip_tier: int, now_s: float) -> WaitEstimate:
+        """The estimate a customer of ``skill`` and ``vip_tier`` arriving now would get."""
+        flow = self._flow(skill)
+        flow.advance(max(now_s, self._now_s))
+        if self.capacity.best(skill, self._relax.ring_at(0.0)) is not None:
+            return WaitEstimate(0, 0, 0.0, 0.0, 0.0)
+        line = self._lines.get(skill)
+        ahead = line.rank(pack_key((-vip_tier, now_s, self._seq))) if line else 0
+        return self._estimate(flow, ahead, vip_tier)
+
+    def flow(self, skill: str) -> SkillFlow:
+        return self._flow(skill)
+
+    def statistics(self) -> DispatcherStatistics:
+        skills = []
+        for skill in self.skills():
+            flow = self._flow(skill)
+            skills.append(
+                SkillStatistics(
+                    skill=skill,
+                    waiting=flow.waiting,
+                    busy=self.capacity.busy(skill),
+                    slots=self.capacity.serving_slots(skill),
+                    agents=self.capacity.serving_agents(skill),
+                    service_rate_per_s=flow.service_rate(0, self.capacity.primary_busy(skill)),
+                    abandon_rate_per_s=flow.abandon_rate(),
+                )
+            )
+        agents = list(self.capacity.agents())
+        return DispatcherStatistics(
+            now_s=self._now_s,
+            waiting=len(self._tickets),
+            agents=len(agents),
+            available_agents=sum(1 for a in agents if a.available),
+            busy_slots=sum(len(a.active) for a in agents),
+            assignments_total=self.assignments_total,
+            timers_pending=len(self._timers),
+            skills=tuple(skills),
+        )
+
+    # ================================================================ events
+    def _on_queued(self, ev: TicketQueued, now_s: float, out: list[Command]) -> None:
+        if not ev.ticket_id:
+            raise InvalidArgument("ticket_id", "must not be empty")
+        if not ev.skill:
+            raise InvalidArgument("skill", "must not be empty")
+        if ev.ticket_id in self._tickets:
+            raise AlreadyExists("waiting ticket", ev.ticket_id)
+        holder = self.capacity.holder_of(ev.ticket_id)
+        if holder is not None:
+            raise AlreadyExists(f"ticket held by agent {holder!r}:", ev.ticket_id)
+        arrival_s = now_s if ev.arrival_s is None else float(ev.arrival_s)
+        if not math.isfinite(arrival_s) or arrival_s > now_s:
+            raise InvalidArgument("arrival_s", "must be finite and not in the future")
+        if ev.deadline_s is not None and not math.isfinite(ev.deadline_s):
+            raise InvalidArgument("deadline_s", "must be finite")
+        window = self.policy.sticky.window_s if ev.prefer_window_s is None else ev.prefer_window_s
+        if not (window >= 0 and math.isfinite(window)):
+            raise InvalidArgument("prefer_window_s", "must be a finite number >= 0")
+        key = self.policy.priority.packed_key(ev.vip_tier, arrival_s, ev.deadline_s, self._seq)
+        self._seq += 1
+        flow = self._flow(ev.skill)
+        flow.advance(now_s)
+        flow.count_arrival(ev.vip_tier)
+        ring = self._relax.ring_at(now_s - arrival_s)
+        t = WaitingTicket(ev.ticket_id, ev.skill, ev.vip_tier, key, arrival_s, now_s, ring)
+
+        preferred = self._preferred_agent(ev.preferred_agent_id, ev.skill)
+        if preferred is not None and window > 0:
+            if self.capacity.get(preferred).free_slots > 0:
+                self._start(t, preferred, now_s, out)
+                return
+            t.preferred_agent_id = preferred
+            t.prefer_until_s = now_s + window
+            self._tickets[t.ticket_id] = t
+            self._preferred_queue(preferred).add(key, t.ticket_id)
+            self._set_waiting(flow, +1, t.vip_tier)
+            self._push_timer(t.prefer_until_s, _PREFER_TIMER, t.ticket_id)
+            return
+
+        agent_id = self.capacity.best(ev.skill, ring)
+        if agent_id is not None:
+            self._start(t, agent_id, now_s, out)
+            return
+        self._tickets[t.ticket_id] = t
+        self._set_waiting(flow, +1, t.vip_tier)
+        self._enqueue(t)
+
+    def _on_ended(self, ev: ConversationEnded, now_s: float, out: list[Command]) -> None:
+        skill, _since = self.capacity.release(ev.agent_id, ev.ticket_id, relist=False)
+        flow = self._flow(skill)
+        flow.advance(now_s)
+        flow.completions += 1.0
+        flow.busy -= 1
+        self._fill(ev.agent_id, now_s, out)
+
+    def _on_left(self, ev: TicketLeft, now_s: float) -> None:
+        t = self.waiting_ticket(ev.ticket_id)
+        self._remove_waiting(t)
+        flow = self._flow(t.skill)
+        flow.advance(now_s)
+        flow.abandons += 1.0
+        self._set_waiting(flow, -1, t.vip_tier)
+
+    def _on_presence(self, ev: AgentPresenceChanged, now_s: float, out: list[Command]) -> None:
+        self.capacity.upsert(ev.agent_id, ev.skills, ev.capacity, ev.available)
+        if not ev.available:
+            # The sticky agent is gone for now: its customers join their lines at once.
+            queue = self._preferred.pop(ev.agent_id, None)
+            for _, tid in list(queue or ()):
+                t = self._tickets[tid]
+                t.preferred_agent_id = None
+                t.ring = self._relax.ring_at(now_s - t.arrival_s)
+                self._enqueue(t)
+                self._offer(t, now_s, out)
+            return
+        self._fill(ev.agent_id, now_s, out)
+
+    # ================================================================ routing steps
+    def _fill(self, agent_id: str, now_s: float, out: list[Command]) -> None:
+        """Give a free agent the best tickets it qualifies for until it is full.
+
+        O(k C log n) a pick: k skills of the agent, C priority classes present. The agent is
+        re-sorted into the capacity index once, at the end, not after every ticket."""
+        agent = self.capacity.get(agent_id)
+        try:
+            self._fill_unlisted(agent, now_s, out)
+        finally:
+            self.capacity.relist(agent_id)
+
+    def _fill_unlisted(self, agent: AgentState, now_s: float, out: list[Command]) -> None:
+        agent_id = agent.agent_id
+        while agent.available and agent.free_slots > 0:
+            best: tuple[int, str] | None = None
+            pref = self._preferred.get(agent_id)
+            if pref:
+                best = pref.head()
+            else:
+                for skill, ring in agent.rings.items():
+                    found = self._best_in_line(skill, ring, now_s)
+                    if found is not None and (best is None or found[0] < best[0]):
+                        best = found
+            if best is None:
+                return
+            t = self._tickets[best[1]]
+            self._dequeue(t)
+            self._start(t, agent_id, now_s, out, relist=False)
+
+    def _best_in_line(self, skill: str, ring: int, now_s: float) -> tuple[int, str] | None:
+        """The best ticket of ``skill``'s line that an agent of ``ring`` may take, or None."""
+        line = self._lines.get(skill)
+        if not line:
+            return None
+        if ring == 0:
+            return line.head()
+        after_s = self._relax.steps[ring][0]
+        tickets = self._tickets
+        for cls in line.classes():
+            head = line.class_head(cls)
+            if head is not None and now_s - tickets[head[1]].arrival_s >= after_s:
+                return head
+        return None
+
+    def _offer(self, t: WaitingTicket, now_s: float, out: list[Command]) -> None:
+        """``t`` just became takeable by more agents: let the free agents that qualify take
+        their best tickets (``t`` or better ones) until none is free or ``t`` is taken."""
+        while t.ticket_id in self._tickets:
+            agent_id = self.capacity.best(t.skill, t.ring)
+            if agent_id is None:
+                return
+            self._fill(agent_id, now_s, out)
+
+    def _start(self, t: WaitingTicket, agent_id: str, now_s: float, out: list[Command],
+               relist: bool = True) -> None:
+        self._tickets.pop(t.ticket_id, None)
+        self.capacity.occupy(agent_id, t.ticket_id, t.skill, now_s, relist)
+        flow = self._flow(t.skill)
+        flow.advance(now_s)
+        flow.busy += 1
+        self.assignments_total += 1
+        out.append(AssignTicket(t.ticket_id, agent_id, t.skill, now_s - t.arrival_s))
+
+    # ================================================================ line bookkeeping
+    def _enqueue(self, t: WaitingTicket) -> None:
+        """Put ``t`` into its skill's line and arm its next relaxation step. O(log n)."""
+        line = self._lines.get(t.skill)
+        if line is None:
+            line = self._lines[t.skill] = TicketQueue()
+        line.add(t.key, t.ticket_id)
+        t.in_line = True
+        self._arm_relaxation(t)
+
+    def _arm_relaxation(self, t: WaitingTicket) -> None:
+        after = self._relax.next_after_s(t.ring)
+        if after is not None:
+            self._push_timer(t.arrival_s + after, _RING_TIMER, t.ticket_id)
+
+    def _remove_waiting(self, t: WaitingTicket) -> None:
+        if t.preferred_agent_id is not None:
+            queue = self._preferred.get(t.preferred_agent_id)
+            if queue is not None:
+                queue.discard(t.key)
+        if t.in_line:
+            self._lines[t.skill].remove(t.key)
+            t.in_line = False
+        self._tickets.pop(t.ticket_id, None)
+
+    def _dequeue(self, t: WaitingTicket) -> None:
+        """A waiting ticket reaches an agent: out of the line, counted as a service start."""
+        self._remove_waiting(t)
+        flow = self._flow(t.skill)
+        self._set_waiting(flow, -1, t.vip_tier)
+        flow.count_dequeue(t.vip_tier)
+
+    def _preferred_agent(self, agent_id: str | None, skill: str) -> str | None:
+        if agent_id is None or agent_id not in self.capacity:
+            return None
+        agent = self.capacity.get(agent_id)
+        return agent_id if agent.available and skill in agent.skills else None
+
+    def _preferred_queue(self, agent_id: str) -> TicketQueue:
+        queue = self._preferred.get(agent_id)
+        if queue is None:
+            queue = self._preferred[agent_id] = TicketQueue()
+        return queue
+
+    def _set_waiting(self, flow: SkillFlow, delta: int, tier: int) -> None:
+        flow.advance(self._now_s)
+        flow.change_waiting(tier, delta)
+
+    def _flow(self, skill: str) -> SkillFlow:
+        flow = self._flows.get(skill)
+        if flow is None:
+            cfg = self.estimator
+            flow = self._flows[skill] = SkillFlow(
+                skill=skill,
+                tau_s=cfg.tau_s,
+                prior_handle_s=cfg.handle_s_by_skill.get(skill, cfg.prior_handle_s),
+            )
+        return flow
+
+    # ================================================================ timers
+    def _push_timer(self, at_s: float, kind: int, ticket_id: str) -> None:
+        heapq.heappush(self._timers, (at_s, self._timer_seq, kind, ticket_id))
+        self._timer_seq += 1
+
+    def _timer_live(self, timer: tuple[float, int, int, str]) -> bool:
+        at_s, _, kind, tid = timer
+        t = self._tickets.get(tid)
+        if t is None:
+            return False
+        if kind == _PREFER_TIMER:
+            return t.preferred_agent_id is not None
+        return t.in_line and self._relax.ring_at(at_s - t.arrival_s) > t.ring
+
+    def _run_timers(self, now_s: float, out: list[Command]) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now_s:
+            timer = heapq.heappop(timers)
+            if not self._timer_live(timer):
+                continue
+            t = self._tickets[timer[3]]
+            t.ring = self._relax.ring_at(now_s - t.arrival_s)
+            if timer[2] == _PREFER_TIMER:
+                queue = self._preferred.get(t.preferred_agent_id or "")
+                if queue is not None:
+                    queue.discard(t.key)
+                t.preferred_agent_id = None
+                self._enqueue(t)
+            else:
+                self._arm_relaxation(t)
+            self._offer(t, now_s, out)
+
+    # ================================================================ estimates
+    def _line_rank(self, t: WaitingTicket) -> int:
+        line = self._lines.get(t.skill)
+        return line.rank(t.key) if line else 0
+
+    def _estimate(self, flow: SkillFlow, ahead: int, vip_tier: int) -> WaitEstimate:
+        if flow.busy == 0 and self.capacity.serving_slots(flow.skill) == 0:
+            # Nobody serves this skill: an honest estimate is "unknown", not a number.
+            return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
+        return estimate_wait(
+            ahead,
+            flow.service_rate(vip_tier, self.capacity.primary_busy(flow.skill)),
+            flow.abandon_rate(),
+            flow.overtake_rate(vip_tier),
+            rate_cv=self.estimator.rate_cv,
+        )
+
+    # ================================================================ self-checks
+    def iter_waiting(self) -> Iterator[WaitingTicket]:
+        return iter(self._tickets.values())
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if a routing guarantee is broken. O(n + a k). For tests."""
+        now_s = self._now_s
+        for t in self._tickets.values():
+            if t.preferred_agent_id is None:
+                line = self._lines.get(t.skill)
+                assert t.in_line and line is not None and t.key in line, f"{t.ticket_id} lost"
+                assert t.ring == self._relax.ring_at(now_s - t.arrival_s), f"{t.ticket_id} ring"
+            else:
+                assert t.key in self._preferred[t.preferred_agent_id], f"{t.ticket_id} lost"
+                assert not t.in_line, f"{t.ticket_id} both sticky and in the line"
+        for skill, line in self._lines.items():
+            for _, tid in line:
+                assert tid in self._tickets and self._tickets[tid].skill == skill
+        in_lines = sum(len(line) for line in self._lines.values())
+        in_sticky = sum(len(q) for q in self._preferred.values())
+        assert in_lines + in_sticky == len(self._tickets), "line sizes disagree with tickets"
+        seen: dict[str, str] = {}
+        for agent in self.capacity.agents():
+            for tid in agent.active:
+                assert tid not in seen, f"ticket {tid} held by {seen.get(tid)} and {agent.agent_id}"
+                assert tid not in self._tickets, f"ticket {tid} both waiting and assigned"
+                seen[tid] = agent.agent_id
+            if not agent.available or agent.free_slots == 0:
+                continue
+            assert not self._preferred.get(agent.agent_id), f"{agent.agent_id} idles (sticky)"
+            for skill, ring in agent.rings.items():
+                waiting = self._best_in_line(skill, ring, now_s)
+                assert waiting is None, f"{agent.agent_id} idles while {waiting} ({skill}) waits"
+        for skill, flow in self._flows.items():
+            assert flow.busy == self.capacity.busy(skill), f"busy count of {skill}"
+            primary = sum(
+                len(a.active) for a in self.capacity.agents()
+                if a.available and a.rings.get(skill) == 0
+            )
+            assert primary == self.capacity.primary_busy(skill), f"primary busy of {skill}"
+            assert flow.waiting == sum(1 for t in self._tickets.values() if t.skill == skill)

@@ -1,0 +1,92 @@
+"""One error hierarchy for the whole engine.
+
+Three families, because a caller reacts to each differently:
+
+* :class:`CallerError` -- the request is wrong; retrying the same request cannot help.
+* :class:`WorldChangedError` -- the request was fine when sent but the world moved on (the ticket
+  was assigned a moment ago, the agent went offline); re-read and decide again.
+* :class:`WouldBlockError` -- the engine cannot take the request now (overload, recovering);
+  the same request may succeed later.
+
+Adapters map these classes to transport codes in exactly one table (``adapters/grpc``); every
+class here must appear in it, and a test checks that.
+"""
+
+from __future__ import annotations
+
+
+class SurgedeskError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+
+class CallerError(SurgedeskError):
+    """The request itself is wrong."""
+
+
+class InvalidArgument(CallerError):
+    """A field of the request has a bad value. ``field`` names it, dotted for nested keys."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(CallerError):
+    """The request names an entity the engine does not know."""
+
+    def __init__(self, kind: str, entity_id: str) -> None:
+        super().__init__(f"{kind} {entity_id!r} not found")
+        self.kind = kind
+        self.entity_id = entity_id
+
+
+class IllegalTransition(CallerError):
+    """The event is not allowed in the entity's current state. The state is left unchanged."""
+
+    def __init__(self, entity: str, state: str, event: str) -> None:
+        super().__init__(f"{entity}: {event} is not allowed in state {state}")
+        self.entity = entity
+        self.state = state
+        self.event = event
+
+
+class Unauthenticated(CallerError):
+    """The caller did not prove who it is."""
+
+
+class PermissionDenied(CallerError):
+    """The caller is known but may not do this."""
+
+
+class WorldChangedError(SurgedeskError):
+    """The request raced with another change; re-read the state and decide again."""
+
+
+class NotWaiting(WorldChangedError):
+    """The ticket is no longer waiting in a queue (assigned, left or closed meanwhile)."""
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"ticket {ticket_id!r} is not waiting in a queue")
+        self.ticket_id = ticket_id
+
+
+class AlreadyExists(WorldChangedError):
+    """An entity with this id exists already."""
+
+    def __init__(self, kind: str, entity_id: str) -> None:
+        super().__init__(f"{kind} {entity_id!r} already exists")
+        self.kind = kind
+        self.entity_id = entity_id
+
+
+class WouldBlockError(SurgedeskError):
+    """The engine cannot take the request now; it may succeed later."""
+
+
+class Overloaded(WouldBlockError):
+    """A bounded queue or a rate limit is full."""
+
+
+class Recovering(WouldBlockError):
+    """The engine is rebuilding state after a restart."""

@@ -1,0 +1,81 @@
+"""What the dispatcher core is told (events, past tense) and what it answers (commands).
+
+Events come from ticket and agent actors (production) or from the simulator (benchmarks); the
+core answers each with a list of commands. Both are plain frozen dataclasses: cheap to build,
+easy to journal, equal by value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPresenceChanged:
+    """An agent came online, went away or offline, or changed its skills or capacity.
+
+    ``available`` False means "take no new conversations"; those in progress stay.
+    """
+
+    agent_id: str
+    skills: Mapping[str, float]
+    capacity: int
+    available: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TicketQueued:
+    """A ticket needs an agent of ``skill``.
+
+    ``arrival_s`` is when it first entered a line (default: now); a transferred or requeued
+    ticket keeps its original arrival and so its place. ``deadline_s`` orders work orders
+    earliest-deadline-first. ``preferred_agent_id`` asks for the customer's last agent for
+    ``prefer_window_s`` seconds (default: the sticky policy's window).
+    """
+
+    ticket_id: str
+    skill: str
+    vip_tier: int = 0
+    arrival_s: float | None = None
+    deadline_s: float | None = None
+    preferred_agent_id: str | None = None
+    prefer_window_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLeft:
+    """A waiting ticket left the line (the customer gave up, or it was closed while queued)."""
+
+    ticket_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEnded:
+    """An agent finished a conversation: one slot of capacity is free again."""
+
+    agent_id: str
+    ticket_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTicked:
+    """Time passed; run the timers that are due (relaxation steps, sticky windows)."""
+
+
+Event = AgentPresenceChanged | TicketQueued | TicketLeft | ConversationEnded | ClockTicked
+
+
+@dataclass(frozen=True, slots=True)
+class AssignTicket:
+    """Give ``ticket_id`` to ``agent_id``. ``waited_s`` counts from the ticket's arrival."""
+
+    ticket_id: str
+    agent_id: str
+    skill: str
+    waited_s: float
+
+
+Command = AssignTicket
+
+
