@@ -393,11 +393,11 @@ class DispatcherCore:
             return None
         if ring == 0:
             return line.head()
-        after_s = self._relax.steps[ring][0]
+        reached = self._relax.reached
         tickets = self._tickets
         for cls in line.classes():
             head = line.class_head(cls)
-            if head is not None and now_s - tickets[head[1]].arrival_s >= after_s:
+            if head is not None and reached(now_s - tickets[head[1]].arrival_s, ring):
                 return head
         return None
 

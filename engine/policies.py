@@ -22,6 +22,9 @@ from engine.errors import InvalidArgument
 from engine.queues import QueueKey, pack_key
 
 
+_TOLERANCE_S = 1e-9
+
+
 @dataclass(frozen=True, slots=True)
 class PriorityPolicy:
     """Strict priority classes, then due time, then arrival sequence.
@@ -104,8 +107,16 @@ class RelaxationSteps:
         return len(self.steps)
 
     def ring_at(self, waited_s: float) -> int:
-        """The ring a ticket is in after waiting ``waited_s``."""
-        return max(0, bisect.bisect_right(self._after, waited_s) - 1)
+        """The ring a ticket is in after waiting ``waited_s``.
+
+        A nanosecond of tolerance, because ``(arrival + 30) - arrival`` need not be 30 in
+        floating point, and a timer set for a step must find the step reached when it fires.
+        """
+        return max(0, bisect.bisect_right(self._after, waited_s + _TOLERANCE_S) - 1)
+
+    def reached(self, waited_s: float, ring: int) -> bool:
+        """Whether a ticket that waited ``waited_s`` is in ``ring`` or beyond."""
+        return waited_s + _TOLERANCE_S >= self.steps[ring][0]
 
     def min_proficiency(self, ring: int) -> float:
         return self.steps[ring][1]

@@ -1,0 +1,128 @@
+"""Routing invariants as hypothesis properties, over random desks and event sequences.
+
+After every step: a ticket never has two agents and is assigned at most once, no agent is given
+a ticket without a free slot, no available agent with a free slot idles while a ticket it
+qualifies for waits (``DispatcherCore.check_invariants``), and within a priority class tickets
+leave each line in arrival order. A failing run prints its seed (``print_blob``).
+"""
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from engine.errors import NotWaiting
+from engine.events import (
+    AgentPresenceChanged,
+    ClockTicked,
+    ConversationEnded,
+    TicketLeft,
+    TicketQueued,
+)
+from engine.policies import POLICY_PRESETS
+from engine.dispatcher import DispatcherCore
+
+SKILLS = ["presale", "aftersale", "billing"]
+AGENTS = [f"a{i}" for i in range(5)]
+proficiency = st.sampled_from([0.3, 0.5, 1.0])
+
+
+class DispatcherMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.core = DispatcherCore(POLICY_PRESETS["bullseye"])
+        self.now = 0.0
+        self.next_id = 0
+        self.assigned: dict[str, str] = {}  # ticket -> agent, for all time
+        self.arrivals: dict[str, tuple[str, int, float, int]] = {}  # ticket -> skill, tier, due, n
+        self.capacity: dict[str, int] = {}
+        self.available: dict[str, bool] = {}
+        self.active: dict[str, set[str]] = {a: set() for a in AGENTS}
+
+    def _apply(self, out):
+        for cmd in out:
+            assert cmd.ticket_id not in self.assigned, f"{cmd.ticket_id} assigned twice"
+            agent = cmd.agent_id
+            assert self.available.get(agent), f"{agent} is not available"
+            assert len(self.active[agent]) < self.capacity[agent], f"{agent} over capacity"
+            # Arrival order within a class: no ticket of the same skill, tier and kind that
+            # arrived earlier may still wait in the line once this one is taken -- unless the
+            # agent could not take it (not relaxed enough for this agent yet).
+            skill, tier, due, n = self.arrivals[cmd.ticket_id]
+            ring = self.core.capacity.get(agent).rings[skill]
+            relax = self.core.policy.relaxation
+            for other in self.core.iter_waiting():
+                if other.skill == skill and other.vip_tier == tier and other.in_line:
+                    o_skill, o_tier, o_due, o_n = self.arrivals[other.ticket_id]
+                    if (o_due, o_n) < (due, n) and relax.reached(self.now - other.arrival_s, ring):
+                        raise AssertionError(f"{cmd.ticket_id} overtook {other.ticket_id}")
+            self.assigned[cmd.ticket_id] = agent
+            self.active[agent].add(cmd.ticket_id)
+
+    def _send(self, event):
+        self._apply(self.core.handle(event, self.now))
+
+    @rule(agent=st.sampled_from(AGENTS),
+          skills=st.dictionaries(st.sampled_from(SKILLS), proficiency, min_size=1, max_size=3),
+          capacity=st.integers(0, 3), available=st.booleans())
+    def presence(self, agent, skills, capacity, available):
+        self.capacity[agent] = capacity
+        self.available[agent] = available
+        self._send(AgentPresenceChanged(agent, skills, capacity, available))
+
+    @rule(skill=st.sampled_from(SKILLS), tier=st.integers(0, 2),
+          requeued_by=st.one_of(st.none(), st.floats(0, 100)),
+          preferred=st.one_of(st.none(), st.sampled_from(AGENTS)),
+          window=st.floats(0, 50))
+    def arrival(self, skill, tier, requeued_by, preferred, window):
+        tid = f"t{self.next_id}"
+        self.next_id += 1
+        arrival = max(0.0, self.now - requeued_by) if requeued_by is not None else self.now
+        self.arrivals[tid] = (skill, tier, arrival, self.next_id)
+        self._send(TicketQueued(tid, skill, tier, arrival_s=arrival, preferred_agent_id=preferred,
+                                prefer_window_s=window))
+
+    @precondition(lambda self: any(self.active.values()))
+    @rule(data=st.data())
+    def conversation_ends(self, data):
+        agent = data.draw(st.sampled_from(sorted(a for a, s in self.active.items() if s)))
+        ticket = data.draw(st.sampled_from(sorted(self.active[agent])))
+        self.active[agent].discard(ticket)
+        self._send(ConversationEnded(agent, ticket))
+
+    @rule(data=st.data())
+    def customer_leaves(self, data):
+        waiting = sorted(t.ticket_id for t in self.core.iter_waiting())
+        if not waiting:
+            return
+        tid = data.draw(st.sampled_from(waiting))
+        self._send(TicketLeft(tid))
+        assert not self.core.is_waiting(tid)
+
+    @rule(seconds=st.floats(0.01, 200))
+    def time_passes(self, seconds):
+        target = self.now + seconds
+        while (wake := self.core.next_wakeup_s()) is not None and wake <= target:
+            self.now = max(self.now, wake)
+            self._send(ClockTicked())
+        self.now = target
+        self._send(ClockTicked())
+
+    @rule()
+    def leaving_an_assigned_ticket_is_refused(self):
+        if self.assigned:
+            tid = sorted(self.assigned)[0]
+            try:
+                self._send(TicketLeft(tid))
+            except NotWaiting:
+                pass
+            else:
+                raise AssertionError("an assigned ticket left the line")
+
+    @invariant()
+    def routing_guarantees_hold(self):
+        self.core.check_invariants()
+        for agent, tickets in self.active.items():
+            for tid in tickets:
+                assert self.core.capacity.holder_of(tid) == agent
+
+
+TestDispatcherInvariants = DispatcherMachine.TestCase
