@@ -271,3 +271,15 @@ def test_statistics_describe_the_desk():
     stats = d.core.statistics()
     assert stats.busy_slots == 1 and stats.waiting == 0 and stats.available_agents == 1
     assert stats.skills[0].skill == "s" and stats.skills[0].slots == 2
+
+
+def test_a_secondary_agent_takes_relaxed_tickets_in_priority_order():
+    d = CoreDriver(RoutingPolicy(relaxation=relaxation_from([(0, 1.0), (30, 0.4)])))
+    d.agent("helper", {"presale": 0.5})
+    d.ticket("x", "aftersale")
+    d.agent("helper", {"presale": 0.5, "aftersale": 1.0})  # busy with x from now on
+    d.ticket("regular", "presale")
+    d.clock.advance(1)
+    d.ticket("vip", "presale", vip_tier=1)
+    d.wait(60)
+    assert d.end("helper", "x")[0].ticket_id == "vip"

@@ -36,6 +36,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.capacity: dict[str, int] = {}
         self.available: dict[str, bool] = {}
         self.active: dict[str, set[str]] = {a: set() for a in AGENTS}
+        self.sticky_to: dict[str, set[str]] = {}  # agent -> tickets that asked for it
 
     def _apply(self, out):
         for cmd in out:
@@ -43,16 +44,19 @@ class DispatcherMachine(RuleBasedStateMachine):
             agent = cmd.agent_id
             assert self.available.get(agent), f"{agent} is not available"
             assert len(self.active[agent]) < self.capacity[agent], f"{agent} over capacity"
-            # Arrival order within a class: no ticket of the same skill, tier and kind that
-            # arrived earlier may still wait in the line once this one is taken -- unless the
-            # agent could not take it (not relaxed enough for this agent yet).
+            # Priority, then arrival order: once this ticket is taken, no ticket of the same
+            # skill with a higher tier, or the same tier and an earlier arrival, may still wait
+            # in the line -- unless this agent could not take it (not relaxed enough yet).
             skill, tier, due, n = self.arrivals[cmd.ticket_id]
             ring = self.core.capacity.get(agent).rings[skill]
             relax = self.core.policy.relaxation
+            sticky = self.core.capacity.get(agent)  # a sticky ticket may jump the line
             for other in self.core.iter_waiting():
-                if other.skill == skill and other.vip_tier == tier and other.in_line:
+                if other.skill == skill and other.in_line:
                     o_skill, o_tier, o_due, o_n = self.arrivals[other.ticket_id]
-                    if (o_due, o_n) < (due, n) and relax.reached(self.now - other.arrival_s, ring):
+                    if (-o_tier, o_due, o_n) < (-tier, due, n) and relax.reached(
+                        self.now - other.arrival_s, ring
+                    ) and cmd.ticket_id not in self.sticky_to.get(sticky.agent_id, ()):
                         raise AssertionError(f"{cmd.ticket_id} overtook {other.ticket_id}")
             self.assigned[cmd.ticket_id] = agent
             self.active[agent].add(cmd.ticket_id)
@@ -77,6 +81,8 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.next_id += 1
         arrival = max(0.0, self.now - requeued_by) if requeued_by is not None else self.now
         self.arrivals[tid] = (skill, tier, arrival, self.next_id)
+        if preferred is not None:
+            self.sticky_to.setdefault(preferred, set()).add(tid)
         self._send(TicketQueued(tid, skill, tier, arrival_s=arrival, preferred_agent_id=preferred,
                                 prefer_window_s=window))
 
