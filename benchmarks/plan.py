@@ -47,7 +47,7 @@ def plan_staffing(scenario: Scenario, options: PlanOptions | None = None) -> dic
         capacity = max(set(caps), key=caps.count) if caps else 1
     if capacity < 1:
         raise InvalidArgument("capacity", "must be >= 1")
-    intervals = []
+    intervals: list[dict[str, Any]] = []
     t = 0.0
     while t < scenario.duration_s - 1e-9:
         hi = min(scenario.duration_s, t + options.interval_s)

@@ -23,6 +23,7 @@ import random
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.dispatcher import DispatcherCore
 from engine.events import AgentPresenceChanged, ClockTicked, ConversationEnded, TicketQueued
@@ -84,7 +85,7 @@ def measure(core: DispatcherCore, busy: list[tuple[str, str]], rng: random.Rando
 
 def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, rounds: int,
         seed: int, show_progress: bool = True) -> dict:
-    results = []
+    results: list[dict[str, Any]] = []
     progress_cm = None
     if show_progress:
         from rich.progress import Progress
@@ -99,7 +100,7 @@ def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, r
                     bar.update(task, completed=n)
 
             core, busy, rng, now = build_desk(size, agents, skills, capacity, seed, tick)
-            if bar:
+            if bar is not None and task is not None:
                 bar.remove_task(task)
             rates = []
             for round_no in range(rounds):

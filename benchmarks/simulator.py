@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchmarks.population import Population
 from engine.dispatcher import DispatcherCore, EstimatorConfig
@@ -57,6 +58,7 @@ class CustomerRecord:
     wait_s: float = 0.0
     agent_id: str = ""
     queued: bool = False  # had to wait (was shown a non-zero estimate)
+    ahead: int = -1  # tickets ahead when queued (-1: served at once)
     state: TicketState = TicketState.QUEUED
 
 
@@ -101,10 +103,10 @@ def simulate(
     core = DispatcherCore(policy, estimator)
     customers = population.customers
     records = [CustomerRecord(c.customer_id, c.skill, c.vip_tier, c.arrival_s) for c in customers]
-    heap: list[tuple[float, int, int, object]] = []
+    heap: list[tuple[float, int, int, Any]] = []
     seq = 0
 
-    def push(t: float, kind: int, payload: object) -> None:
+    def push(t: float, kind: int, payload: Any) -> None:
         nonlocal seq
         heapq.heappush(heap, (t, kind, seq, payload))
         seq += 1
@@ -161,7 +163,7 @@ def simulate(
         now, kind, _, payload = heapq.heappop(heap)
         events += 1
         if kind == _ARRIVAL:
-            i = payload  # type: ignore[assignment]
+            i = payload
             c = customers[i]
             bin_arrivals += 1
             out = feed(TicketQueued(c.customer_id, c.skill, c.vip_tier), now)
@@ -171,11 +173,12 @@ def simulate(
                 waiting += 1
                 est = core.queue_status(c.customer_id, now).estimate
                 rec.est_p50_s, rec.est_p90_s = est.p50_s, est.p90_s
+                rec.ahead = est.ahead
                 if math.isfinite(c.patience_s):
                     push(now + c.patience_s, _ABANDON, i)
             apply(out, now)
         elif kind == _END:
-            agent_id, ticket_id = payload  # type: ignore[misc]
+            agent_id, ticket_id = payload
             i = index_of[ticket_id]
             rec = records[i]
             rec.state = next_state(rec.state, TicketEvent.AGENT_WROTE)
@@ -184,7 +187,7 @@ def simulate(
             open_customers -= 1
             apply(feed(ConversationEnded(agent_id, ticket_id), now), now)
         elif kind == _ABANDON:
-            i = payload  # type: ignore[assignment]
+            i = payload
             rec = records[i]
             wake = core.next_wakeup_s()
             if wake is not None and wake <= now:
@@ -198,7 +201,7 @@ def simulate(
                 waiting -= 1
                 open_customers -= 1
         elif kind in (_SHIFT_START, _SHIFT_END):
-            a = agents[payload]  # type: ignore[index]
+            a = agents[payload]
             apply(feed(AgentPresenceChanged(a.agent_id, a.skills, a.capacity,
                                             kind == _SHIFT_START), now), now)
         elif kind == _WAKEUP:

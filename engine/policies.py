@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from engine.errors import InvalidArgument
 from engine.queues import QueueKey, pack_key
 
-
 _TOLERANCE_S = 1e-9
 
 

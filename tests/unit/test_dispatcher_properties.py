@@ -9,6 +9,7 @@ leave each line in arrival order. A failing run prints its seed (``print_blob``)
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from engine.dispatcher import DispatcherCore
 from engine.errors import NotWaiting
 from engine.events import (
     AgentPresenceChanged,
@@ -18,7 +19,6 @@ from engine.events import (
     TicketQueued,
 )
 from engine.policies import POLICY_PRESETS
-from engine.dispatcher import DispatcherCore
 
 SKILLS = ["presale", "aftersale", "billing"]
 AGENTS = [f"a{i}" for i in range(5)]

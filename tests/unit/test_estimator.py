@@ -69,9 +69,8 @@ def test_the_p90_covers_ninety_percent_of_simulated_waits():
         t, j = 0.0, k
         while True:
             t += rng.expovariate(nu + j * theta)
-            if j == 0 or rng.random() < nu / (nu + j * theta):
-                if j == 0:
-                    break
+            if (j == 0 or rng.random() < nu / (nu + j * theta)) and j == 0:
+                break
             j -= 1
         waits.append(t)
     coverage = sum(w <= est.p90_s for w in waits) / len(waits)

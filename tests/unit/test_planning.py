@@ -40,8 +40,8 @@ def test_erlang_a_is_stable_even_when_overloaded():
 
 def test_more_servers_wait_less_and_abandon_less():
     ms = [erlang_a(1.0, 100, n, 300, 30) for n in (95, 100, 105, 110, 120)]
-    assert all(a.p_wait > b.p_wait and a.p_abandon > b.p_abandon for a, b in zip(ms, ms[1:]))
-    assert all(a.service_level < b.service_level for a, b in zip(ms, ms[1:]))
+    assert all(a.p_wait > b.p_wait and a.p_abandon > b.p_abandon for a, b in zip(ms, ms[1:], strict=False))
+    assert all(a.service_level < b.service_level for a, b in zip(ms, ms[1:], strict=False))
 
 
 def test_staffing_search_finds_the_fewest_servers_meeting_the_target():

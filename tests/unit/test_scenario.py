@@ -93,7 +93,7 @@ def test_the_population_follows_the_scenario_and_its_seed():
     pop = build_population(sc)
     again = build_population(sc)
     assert pop.customers == again.customers
-    assert 300 * 1.0 + 300 * 0.2 == pytest.approx(len(pop.customers), rel=0.2)
+    assert pytest.approx(len(pop.customers), rel=0.2) == 300 * 1.0 + 300 * 0.2
     shares = sum(c.skill == "a" for c in pop.customers) / len(pop.customers)
     assert shares == pytest.approx(0.7, abs=0.08)
     assert all(c.handle_s == 50 for c in pop.customers if c.skill == "b")
