@@ -21,13 +21,15 @@ def _simulate(args: argparse.Namespace) -> int:
     policy_name = args.policy or scenario.policy or "default"
     policy = policy_named(policy_name)
     population = build_population(scenario)
-    show = not args.quiet and sys.stderr.isatty()
+    show = args.progress or (not args.quiet and sys.stderr.isatty())
     if show:
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        console = Console(stderr=True, force_terminal=True if args.progress else None)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed:,.0f}/{task.total:,.0f} virtual s"),
-                      TimeElapsedColumn(), transient=True) as bar:
+                      TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task(f"simulate {scenario.name}", total=population.duration_s or 1)
             result = simulate(population, policy,
                               progress=lambda now, end: bar.update(task, completed=min(now, end),
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "longest-idle)")
     sim.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument("--progress", action="store_true",
+                     help="show the progress bar even when stderr is not a terminal")
     sim.set_defaults(func=_simulate)
 
     plan = sub.add_parser("plan", help="staffing per interval for the scenario's target wait")

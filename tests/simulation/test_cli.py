@@ -140,3 +140,14 @@ def test_plan_emits_agent_groups_that_simulate_accepts(tmp_path):
 def test_a_missing_scenario_file_is_a_clear_error(bad, capsys):
     assert main(bad) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_simulate_shows_a_progress_bar(tmp_path):
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(NEVER_SEEN)
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "simulate", str(scenario), "--json",
+         str(tmp_path / "r.json"), "--no-plots", "--progress"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "simulate never-seen" in done.stderr and "virtual s" in done.stderr
