@@ -68,6 +68,7 @@ class CapacityIndex:
 
     def __init__(self, relaxation: RelaxationSteps, selection: AgentSelection) -> None:
         self._relaxation = relaxation
+        self._rings = len(relaxation)
         self._selection = selection
         self._agents: dict[str, AgentState] = {}
         self._free: dict[tuple[str, int], SortedList] = {}  # (skill, ring) -> (key, agent_id)
@@ -105,6 +106,11 @@ class CapacityIndex:
                 if best_entry is None or entry < best_entry:
                     best_entry = entry
         return None if best_entry is None else best_entry[1]
+
+    def has_free_beyond_ring0(self, skill: str) -> bool:
+        """Whether an agent is free for ``skill`` only from a later relaxation ring. O(R)."""
+        free = self._free
+        return any(free.get((skill, r)) for r in range(1, self._rings))
 
     def skill_capacity(self, skill: str) -> SkillCapacity:
         free = sum(len(v) for (s, _), v in self._free.items() if s == skill)

@@ -23,10 +23,13 @@ call brings ``now_s``, which must not go backwards.
 * On arrival the core picks the best free agent for the ticket's ring (:class:`CapacityIndex`);
   on freed capacity it picks, for that agent, the preferred ticket if any, else the best ticket
   it qualifies for across its skills.
-* Timers (a relaxation step coming due, a sticky window closing) live in one heap with lazy
-  deletion and run at the start of every :meth:`handle` call; a step coming due only looks for a
-  free agent, it moves nothing. :meth:`next_wakeup_s` tells the driver when to send a
-  :class:`~engine.events.ClockTicked`.
+* Timers live in one heap with lazy deletion and run at the start of every :meth:`handle` call;
+  :meth:`next_wakeup_s` tells the driver when to send a :class:`~engine.events.ClockTicked`.
+  A sticky window closing is a timer of its ticket. A relaxation step coming due matters only
+  to an agent that is already idle (a busy agent checks the waits when it frees up), so there
+  is no timer per ticket: while an agent idles that qualifies for a skill only from a later
+  ring, the skill has one *wake* timer, set for the moment the next class head reaches a new
+  ring. A saturated desk runs no relaxation timers at all.
 
 Guarantees, checked by :meth:`check_invariants` and the property tests: a ticket is assigned at
 most once and never to two agents; an agent never gets a ticket without a free slot; no
@@ -61,8 +64,8 @@ from engine.events import (
 from engine.policies import RoutingPolicy
 from engine.queues import TicketQueue, pack_key
 
-_RING_TIMER = 0
-_PREFER_TIMER = 1
+_WAKE_TIMER = 0  # ident: a skill
+_PREFER_TIMER = 1  # ident: a ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,6 @@ class WaitingTicket:
     key: int  # packed queue key (engine.queues.pack_key)
     arrival_s: float
     queued_s: float
-    ring: int  # relaxation ring reached (kept current by its timers)
     preferred_agent_id: str | None = None
     prefer_until_s: float = -math.inf
     in_line: bool = False  # in the skill's line, as opposed to waiting for a preferred agent
@@ -137,6 +139,7 @@ class DispatcherCore:
         self._tickets: dict[str, WaitingTicket] = {}
         self._flows: dict[str, SkillFlow] = {}
         self._timers: list[tuple[float, int, int, str]] = []
+        self._wake_at: dict[str, float] = {}  # skill -> its live wake timer
         self._seq = 0
         self._timer_seq = 0
         self._now_s = -math.inf
@@ -303,7 +306,7 @@ class DispatcherCore:
         flow.advance(now_s)
         flow.count_arrival(ev.vip_tier)
         ring = self._relax.ring_at(now_s - arrival_s)
-        t = WaitingTicket(ev.ticket_id, ev.skill, ev.vip_tier, key, arrival_s, now_s, ring)
+        t = WaitingTicket(ev.ticket_id, ev.skill, ev.vip_tier, key, arrival_s, now_s)
 
         preferred = self._preferred_agent(ev.preferred_agent_id, ev.skill)
         if preferred is not None and window > 0:
@@ -324,7 +327,7 @@ class DispatcherCore:
             return
         self._tickets[t.ticket_id] = t
         self._set_waiting(flow, +1, t.vip_tier)
-        self._enqueue(t)
+        self._enqueue(t, now_s)
 
     def _on_ended(self, ev: ConversationEnded, now_s: float, out: list[Command]) -> None:
         skill, _since = self.capacity.release(ev.agent_id, ev.ticket_id, relist=False)
@@ -350,8 +353,7 @@ class DispatcherCore:
             for _, tid in list(queue or ()):
                 t = self._tickets[tid]
                 t.preferred_agent_id = None
-                t.ring = self._relax.ring_at(now_s - t.arrival_s)
-                self._enqueue(t)
+                self._enqueue(t, now_s)
                 self._offer(t, now_s, out)
             return
         self._fill(ev.agent_id, now_s, out)
@@ -367,10 +369,16 @@ class DispatcherCore:
             self._fill_unlisted(agent, now_s, out)
         finally:
             self.capacity.relist(agent_id)
+        if agent.available and len(agent.active) < agent.capacity:
+            # Idle with tickets it may not take yet: wake up when the next one may be taken.
+            for skill, ring in agent.rings.items():
+                if ring > 0 and self._lines.get(skill):
+                    self._arm_wake(skill, now_s)
 
     def _fill_unlisted(self, agent: AgentState, now_s: float, out: list[Command]) -> None:
         agent_id = agent.agent_id
-        while agent.available and agent.free_slots > 0:
+        active = agent.active
+        while agent.available and len(active) < agent.capacity:
             best: tuple[int, str] | None = None
             pref = self._preferred.get(agent_id)
             if pref:
@@ -404,11 +412,31 @@ class DispatcherCore:
     def _offer(self, t: WaitingTicket, now_s: float, out: list[Command]) -> None:
         """``t`` just became takeable by more agents: let the free agents that qualify take
         their best tickets (``t`` or better ones) until none is free or ``t`` is taken."""
+        ring = self._relax.ring_at(now_s - t.arrival_s)
         while t.ticket_id in self._tickets:
-            agent_id = self.capacity.best(t.skill, t.ring)
+            agent_id = self.capacity.best(t.skill, ring)
             if agent_id is None:
                 return
             self._fill(agent_id, now_s, out)
+
+    def _wake_skill(self, skill: str, now_s: float, out: list[Command]) -> None:
+        """Class heads of ``skill`` reached a new ring: free agents that now qualify take
+        their best tickets. O(C) per ticket taken, plus O(C) to find nothing more."""
+        line = self._lines.get(skill)
+        tickets = self._tickets
+        progressed = True
+        while progressed and line:
+            progressed = False
+            for cls in line.classes():
+                head = line.class_head(cls)
+                if head is None:
+                    continue
+                ring = self._relax.ring_at(now_s - tickets[head[1]].arrival_s)
+                agent_id = self.capacity.best(skill, ring) if ring > 0 else None
+                if agent_id is not None:
+                    self._fill(agent_id, now_s, out)
+                    progressed = True
+                    break
 
     def _start(self, t: WaitingTicket, agent_id: str, now_s: float, out: list[Command],
                relist: bool = True) -> None:
@@ -421,19 +449,34 @@ class DispatcherCore:
         out.append(AssignTicket(t.ticket_id, agent_id, t.skill, now_s - t.arrival_s))
 
     # ================================================================ line bookkeeping
-    def _enqueue(self, t: WaitingTicket) -> None:
-        """Put ``t`` into its skill's line and arm its next relaxation step. O(log n)."""
+    def _enqueue(self, t: WaitingTicket, now_s: float) -> None:
+        """Put ``t`` into its skill's line. O(log n)."""
         line = self._lines.get(t.skill)
         if line is None:
             line = self._lines[t.skill] = TicketQueue()
         line.add(t.key, t.ticket_id)
         t.in_line = True
-        self._arm_relaxation(t)
+        if self.capacity.has_free_beyond_ring0(t.skill):
+            self._arm_wake(t.skill, now_s)
 
-    def _arm_relaxation(self, t: WaitingTicket) -> None:
-        after = self._relax.next_after_s(t.ring)
-        if after is not None:
-            self._push_timer(t.arrival_s + after, _RING_TIMER, t.ticket_id)
+    def _arm_wake(self, skill: str, now_s: float) -> None:
+        """Set the skill's wake timer for the next time a class head reaches a new ring."""
+        line = self._lines.get(skill)
+        if not line:
+            return
+        relax, tickets = self._relax, self._tickets
+        soonest = math.inf
+        for cls in line.classes():
+            head = line.class_head(cls)
+            if head is None:
+                continue
+            arrival_s = tickets[head[1]].arrival_s
+            after = relax.next_after_s(relax.ring_at(now_s - arrival_s))
+            if after is not None:
+                soonest = min(soonest, arrival_s + after)
+        if soonest < self._wake_at.get(skill, math.inf) and math.isfinite(soonest):
+            self._wake_at[skill] = soonest
+            self._push_timer(soonest, _WAKE_TIMER, skill)
 
     def _remove_waiting(self, t: WaitingTicket) -> None:
         if t.preferred_agent_id is not None:
@@ -485,13 +528,11 @@ class DispatcherCore:
         self._timer_seq += 1
 
     def _timer_live(self, timer: tuple[float, int, int, str]) -> bool:
-        at_s, _, kind, tid = timer
-        t = self._tickets.get(tid)
-        if t is None:
-            return False
-        if kind == _PREFER_TIMER:
-            return t.preferred_agent_id is not None
-        return t.in_line and self._relax.ring_at(at_s - t.arrival_s) > t.ring
+        at_s, _, kind, ident = timer
+        if kind == _WAKE_TIMER:
+            return self._wake_at.get(ident) == at_s
+        t = self._tickets.get(ident)
+        return t is not None and t.preferred_agent_id is not None
 
     def _run_timers(self, now_s: float, out: list[Command]) -> None:
         timers = self._timers
@@ -499,16 +540,19 @@ class DispatcherCore:
             timer = heapq.heappop(timers)
             if not self._timer_live(timer):
                 continue
+            if timer[2] == _WAKE_TIMER:
+                skill = timer[3]
+                del self._wake_at[skill]
+                self._wake_skill(skill, now_s, out)
+                if self.capacity.has_free_beyond_ring0(skill):
+                    self._arm_wake(skill, now_s)
+                continue
             t = self._tickets[timer[3]]
-            t.ring = self._relax.ring_at(now_s - t.arrival_s)
-            if timer[2] == _PREFER_TIMER:
-                queue = self._preferred.get(t.preferred_agent_id or "")
-                if queue is not None:
-                    queue.discard(t.key)
-                t.preferred_agent_id = None
-                self._enqueue(t)
-            else:
-                self._arm_relaxation(t)
+            queue = self._preferred.get(t.preferred_agent_id or "")
+            if queue is not None:
+                queue.discard(t.key)
+            t.preferred_agent_id = None
+            self._enqueue(t, now_s)
             self._offer(t, now_s, out)
 
     # ================================================================ estimates
@@ -539,7 +583,6 @@ class DispatcherCore:
             if t.preferred_agent_id is None:
                 line = self._lines.get(t.skill)
                 assert t.in_line and line is not None and t.key in line, f"{t.ticket_id} lost"
-                assert t.ring == self._relax.ring_at(now_s - t.arrival_s), f"{t.ticket_id} ring"
             else:
                 assert t.key in self._preferred[t.preferred_agent_id], f"{t.ticket_id} lost"
                 assert not t.in_line, f"{t.ticket_id} both sticky and in the line"
