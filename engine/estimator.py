@@ -242,11 +242,9 @@ class SkillFlow:
         """theta: abandonments per customer per second of waiting."""
         return self.abandons / (self.wait_time + 60.0)
 
-    def arrival_rate(self, tier: int) -> float:
-        # The first half minute of observation is padded so one early arrival is not a storm.
-        return self.arrivals_by_tier.get(tier, 0.0) / (self.observed_s + 30.0)
-
     def overtake_rate(self, tier: int) -> float:
-        """Arrival rate of tickets in tiers above ``tier`` (served first although later)."""
+        """Arrival rate of tickets in tiers above ``tier`` (served first although later).
+
+        The first half minute of observation is padded so one early arrival is not a storm."""
         above = sum(n for t, n in self.arrivals_by_tier.items() if t > tier)
         return above / (self.observed_s + 30.0)

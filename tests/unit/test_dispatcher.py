@@ -283,3 +283,26 @@ def test_a_secondary_agent_takes_relaxed_tickets_in_priority_order():
     d.ticket("vip", "presale", vip_tier=1)
     d.wait(60)
     assert d.end("helper", "x")[0].ticket_id == "vip"
+
+
+def test_a_new_customer_can_be_told_the_wait_before_joining():
+    d = CoreDriver(STRICT)
+    d.agent("ann", "s", capacity=2)
+    assert d.core.estimate_new("s", 0, 0.0).p90_s == 0.0  # a free agent: no wait
+    for i in range(12):
+        d.ticket(f"t{i}", "s")
+    regular = d.core.estimate_new("s", 0, 0.0)
+    vip = d.core.estimate_new("s", 2, 0.0)
+    assert regular.ahead == 10 and vip.ahead == 0
+    assert 0 < vip.p50_s < regular.p50_s
+
+
+def test_the_capacity_index_reports_per_skill_totals():
+    d = CoreDriver(RoutingPolicy(relaxation=relaxation_from([(0, 1.0), (30, 0.4)])))
+    d.agent("ann", {"s": 1.0}, capacity=3)
+    d.agent("bob", {"s": 0.5, "t": 1.0}, capacity=2)
+    d.ticket("t1", "s")
+    cap = d.core.capacity.skill_capacity("s")
+    assert (cap.agents, cap.slots, cap.busy, cap.free_listed) == (2, 5, 1, 2)
+    d.agent("bob", {"s": 0.5, "t": 1.0}, capacity=2, available=False)
+    assert d.core.capacity.skill_capacity("s").slots == 3
