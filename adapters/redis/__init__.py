@@ -1,0 +1,1 @@
+"""The Redis shell: the embedded server, the journal, snapshots and event streams."""

