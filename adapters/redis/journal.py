@@ -100,7 +100,7 @@ class TicketJournal:
                 op = "open"
             elif isinstance(e, StateMoved) and e.to_state in ("CLOSED", "SYSTEM_CLOSED"):
                 op = "close"
-        args = [version, len(events), *[encode(e) for e in events], op, ticket_id]
+        args: list[Any] = [version, len(events), *[encode(e) for e in events], op, ticket_id]
         try:
             ids: Any = await self._append(
                 keys=[stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id)],
