@@ -90,3 +90,7 @@ class Overloaded(WouldBlockError):
 
 class Recovering(WouldBlockError):
     """The engine is rebuilding state after a restart."""
+
+
+class ActorStopped(WouldBlockError):
+    """The actor a request was waiting for stopped; retry once it is active again."""

@@ -28,6 +28,7 @@ STATUS_OF: dict[type[errors.SurgedeskError], grpc.StatusCode] = {
     errors.WouldBlockError: grpc.StatusCode.UNAVAILABLE,
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Recovering: grpc.StatusCode.UNAVAILABLE,
+    errors.ActorStopped: grpc.StatusCode.UNAVAILABLE,
 }
 
 FALLBACK = grpc.StatusCode.INTERNAL

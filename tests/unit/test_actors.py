@@ -1,0 +1,162 @@
+"""The lightweight actor runtime, on a plain asyncio loop with a fake clock."""
+
+import asyncio
+
+import pytest
+
+from engine.actors import ActorHost
+from engine.errors import ActorStopped, Overloaded
+from engine.testing import FakeClock
+
+
+class Counter:
+    """A behaviour whose store is a dict; it records how it was driven."""
+
+    def __init__(self, delay_s=0.0):
+        self.store = {}
+        self.loads = []
+        self.in_flight = {}
+        self.max_in_flight = 0
+        self.delay_s = delay_s
+        self.load_gate = None
+
+    async def load(self, entity_id):
+        self.loads.append(entity_id)
+        if self.load_gate is not None:
+            await self.load_gate.wait()
+        if entity_id == "broken":
+            raise RuntimeError("store down")
+        return self.store.get(entity_id, [])
+
+    async def receive(self, entity_id, state, message):
+        self.in_flight[entity_id] = self.in_flight.get(entity_id, 0) + 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight[entity_id])
+        try:
+            await asyncio.sleep(self.delay_s)
+            if message == "boom":
+                raise ValueError("bad message")
+            new = [*state, message]
+            self.store[entity_id] = new  # "persisted" before the reply
+            return new, len(new)
+        finally:
+            self.in_flight[entity_id] -= 1
+
+    def finished(self, state):
+        return bool(state) and state[-1] == "close"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_messages_to_one_entity_are_handled_one_at_a_time_in_order():
+    async def main():
+        b = Counter(delay_s=0.001)
+        host = ActorHost(b, clock=FakeClock())
+        replies = await asyncio.gather(*[host.ask("t1", i) for i in range(20)])
+        assert replies == list(range(1, 21))
+        assert b.store["t1"] == list(range(20))
+        assert b.max_in_flight == 1
+        assert b.loads == ["t1"]
+    run(main())
+
+
+def test_different_entities_run_concurrently():
+    async def main():
+        b = Counter(delay_s=0.01)
+        host = ActorHost(b, clock=FakeClock())
+        await asyncio.gather(*[host.ask(f"t{i}", "x") for i in range(50)])
+        assert host.statistics().active == 50
+        assert len(b.loads) == 50
+    run(main())
+
+
+def test_messages_sent_while_loading_wait_and_keep_their_order():
+    async def main():
+        b = Counter()
+        b.load_gate = asyncio.Event()
+        host = ActorHost(b, clock=FakeClock())
+        host.tell("t1", "a")
+        asks = [asyncio.ensure_future(host.ask("t1", m)) for m in "bc"]
+        await asyncio.sleep(0.01)
+        assert not any(a.done() for a in asks)
+        b.load_gate.set()
+        assert await asyncio.gather(*asks) == [2, 3]
+        assert b.store["t1"] == ["a", "b", "c"]
+    run(main())
+
+
+def test_a_failing_message_fails_only_its_ask_and_changes_nothing():
+    async def main():
+        b = Counter()
+        host = ActorHost(b, clock=FakeClock())
+        await host.ask("t1", "a")
+        with pytest.raises(ValueError):
+            await host.ask("t1", "boom")
+        assert await host.ask("t1", "b") == 2
+        assert host.statistics().failures_total == 1
+    run(main())
+
+
+def test_a_store_failure_fails_the_waiting_requests_and_the_next_message_retries():
+    async def main():
+        b = Counter()
+        host = ActorHost(b, clock=FakeClock())
+        with pytest.raises(RuntimeError):
+            await host.ask("broken", "a")
+        assert not host.is_active("broken")
+        with pytest.raises(RuntimeError):
+            await host.ask("broken", "a")
+        assert b.loads == ["broken", "broken"]
+    run(main())
+
+
+def test_idle_entities_are_passivated_and_reactivated_from_the_store():
+    async def main():
+        clock = FakeClock()
+        b = Counter()
+        host = ActorHost(b, clock=clock, idle_after_s=60)
+        await host.ask("t1", "a")
+        clock.advance(30)
+        await host.ask("t2", "a")
+        clock.advance(31)
+        assert host.passivate_idle() == 1  # t1 only
+        assert not host.is_active("t1") and host.is_active("t2")
+        assert await host.ask("t1", "b") == 2  # state came back from the store
+        assert b.loads == ["t1", "t2", "t1"]
+    run(main())
+
+
+def test_a_finished_entity_is_passivated_at_once():
+    async def main():
+        host = ActorHost(Counter(), clock=FakeClock())
+        await host.ask("t1", "close")
+        assert not host.is_active("t1")
+        assert host.statistics().passivations_total == 1
+    run(main())
+
+
+def test_requests_waiting_when_the_host_stops_fail_instead_of_hanging():
+    async def main():
+        b = Counter(delay_s=10)
+        host = ActorHost(b, clock=FakeClock())
+        asks = [asyncio.ensure_future(host.ask("t1", i)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        await host.stop()
+        results = await asyncio.gather(*asks, return_exceptions=True)
+        assert all(isinstance(r, ActorStopped) for r in results)
+        with pytest.raises(ActorStopped):
+            host.tell("t1", "late")
+    run(main())
+
+
+def test_a_full_mailbox_refuses_instead_of_growing():
+    async def main():
+        b = Counter(delay_s=0.01)
+        host = ActorHost(b, clock=FakeClock(), mailbox_limit=5)
+        asks = [asyncio.ensure_future(host.ask("t1", i)) for i in range(5)]
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded):
+            await host.ask("t1", "one too many")
+        assert len(await asyncio.gather(*asks)) == 5
+    run(main())
