@@ -13,6 +13,9 @@ atomic step, so continuity never sees a ticket half opened or half closed.
 
 The client is answered only after ``append`` returns: the events are in Redis (and in its
 append-only file) first.
+
+Opening a ticket for a customer who has another one open is refused in the same script
+(:class:`CustomerHasOpenTicket`): two concurrent starts on two channels cannot both open one.
 """
 
 from __future__ import annotations
@@ -32,12 +35,18 @@ local stream = KEYS[1]
 if redis.call('XLEN', stream) ~= tonumber(ARGV[1]) then
   return redis.error_reply('STALE ' .. redis.call('XLEN', stream))
 end
-local ids = {}
 local n = tonumber(ARGV[2])
+local op = ARGV[3 + n]
+if op == 'open' then
+  local current = redis.call('GET', KEYS[2])
+  if current and current ~= ARGV[4 + n] then
+    return redis.error_reply('OPEN ' .. current)
+  end
+end
+local ids = {}
 for i = 1, n do
   ids[i] = redis.call('XADD', stream, '*', 'e', ARGV[2 + i])
 end
-local op = ARGV[3 + n]
 if op == 'open' then
   redis.call('SET', KEYS[2], ARGV[4 + n])
   redis.call('RPUSH', KEYS[3], ARGV[4 + n])
@@ -52,6 +61,15 @@ return ids
 
 class StaleWriter(WorldChangedError):
     """Another writer appended to this ticket since this one read it."""
+
+
+class CustomerHasOpenTicket(WorldChangedError):
+    """The customer already has an open ticket (continuity): use that one."""
+
+    def __init__(self, customer_id: str, ticket_id: str) -> None:
+        super().__init__(f"customer {customer_id!r} already has open ticket {ticket_id!r}")
+        self.customer_id = customer_id
+        self.ticket_id = ticket_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +125,8 @@ class TicketJournal:
                 args=args,
             )
         except aioredis.ResponseError as exc:
+            if str(exc).startswith("OPEN "):
+                raise CustomerHasOpenTicket(customer_id, str(exc)[5:]) from None
             if str(exc).startswith("STALE"):
                 raise StaleWriter(
                     f"ticket {ticket_id}: journal has moved on ({exc}), expected {version}"

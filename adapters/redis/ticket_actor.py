@@ -1,0 +1,82 @@
+"""The ticket actor's behaviour: the aggregate of :mod:`engine.ticket`, kept in a journal.
+
+Who runs this: an :class:`engine.actors.ActorHost` in a shard host, one message at a time per
+ticket. ``load`` replays the ticket's journal; ``receive`` decides a command, appends the events
+to the journal with the version it holds (so a second, stale owner is fenced off), folds them
+in, and only then replies. A closed ticket is passivated at once; its journal remains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.redis.journal import TicketJournal
+from engine.errors import InvalidArgument, NotFound
+from engine.ticket import (
+    Command,
+    Event,
+    OpenTicket,
+    TicketRecord,
+    apply,
+    decide,
+    open_ticket,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketActorState:
+    record: TicketRecord | None = None
+    version: int = 0  # events in the journal
+
+
+@dataclass(frozen=True, slots=True)
+class TicketReply:
+    record: TicketRecord
+    events: tuple[Event, ...] = ()  # what this command added (empty for a retry)
+    cursors: tuple[str, ...] = field(default=())
+
+
+class TicketBehaviour:
+    def __init__(self, journal: TicketJournal, clock: Any) -> None:
+        self._journal = journal
+        self._clock = clock
+
+    async def load(self, entity_id: str) -> TicketActorState:
+        entries = await self._journal.load(entity_id)
+        record = None
+        for entry in entries:
+            record = apply(record, entry.event)
+        return TicketActorState(record, len(entries))
+
+    async def receive(self, entity_id: str, state: TicketActorState,
+                      message: Any) -> tuple[TicketActorState, TicketReply]:
+        now_s = float(self._clock())
+        record = state.record
+        if isinstance(message, OpenTicket):
+            if message.ticket_id != entity_id:
+                raise InvalidArgument("ticket_id", "does not match the actor it was sent to")
+            if record is not None:  # a retried open: the ticket is there already
+                return state, TicketReply(record)
+            events = open_ticket(message, now_s)
+            customer_id = message.customer_id
+        else:
+            if record is None:
+                raise NotFound("ticket", entity_id)
+            events = decide(record, message, now_s)
+            customer_id = record.customer_id
+        if not events:
+            assert record is not None
+            return state, TicketReply(record)
+        cursors = await self._journal.append(entity_id, customer_id, state.version, events)
+        for event in events:
+            record = apply(record, event)
+        assert record is not None
+        new_state = TicketActorState(record, state.version + len(events))
+        return new_state, TicketReply(record, tuple(events), tuple(cursors))
+
+    def finished(self, state: TicketActorState) -> bool:
+        return state.record is not None and not state.record.is_open
+
+
+__all__ = ["Command", "TicketActorState", "TicketBehaviour", "TicketReply"]

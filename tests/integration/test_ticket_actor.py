@@ -1,0 +1,88 @@
+"""Ticket actors on the actor runtime, journaled in a real Redis."""
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.redis.journal import CustomerHasOpenTicket, StaleWriter, TicketJournal
+from adapters.redis.ticket_actor import TicketBehaviour
+from engine.actors import ActorHost
+from engine.errors import NotFound
+from engine.testing import FakeClock
+from engine.ticket import AssignAgent, ConfirmResolution, OpenTicket, PostMessage, RequestClose
+
+
+def make_host(url, clock):
+    journal = TicketJournal(aioredis.Redis.from_url(url))
+    return ActorHost(TicketBehaviour(journal, clock), clock=clock), journal
+
+
+def test_a_ticket_lives_through_its_conversation_and_is_rebuilt_after_a_restart(redis_url, run):
+    async def scenario():
+        clock = FakeClock(100.0)
+        host, journal = make_host(redis_url, clock)
+        reply = await host.ask("t1", OpenTicket("t1", "c1", "app", "presale", 0, "hi"))
+        assert reply.record.state.value == "QUEUED" and len(reply.cursors) == 2
+        clock.advance(5)
+        await host.ask("t1", AssignAgent("ann", 5.0))
+        await host.ask("t1", PostMessage("agent", "ann", "hello"))
+        await host.stop()  # the shard host dies; the journal stays
+
+        host2, _ = make_host(redis_url, clock)
+        record = (await host2.ask("t1", PostMessage("customer", "c1", "still there?"))).record
+        assert record.agent_id == "ann" and record.state.value == "AWAITING_AGENT"
+        assert record.messages == 3
+        await host2.ask("t1", RequestClose("ann"))
+        closed = await host2.ask("t1", ConfirmResolution("c1", True))
+        assert closed.record.state.value == "CLOSED"
+        assert not host2.is_active("t1")  # finished: passivated at once
+        assert len(await journal.load("t1")) == 10  # 4 messages, 1 assignment, 5 moves
+    run(scenario())
+
+
+def test_a_retried_open_returns_the_same_ticket_and_writes_nothing(redis_url, run):
+    async def scenario():
+        host, journal = make_host(redis_url, FakeClock())
+        cmd = OpenTicket("t2", "c2", "web", "s", 0, "hello", idempotency_key="k")
+        first = await host.ask("t2", cmd)
+        again = await host.ask("t2", cmd)
+        assert again.record == first.record and again.events == ()
+        assert len(await journal.load("t2")) == 2
+    run(scenario())
+
+
+def test_a_customer_cannot_open_two_tickets_even_concurrently(redis_url, run):
+    async def scenario():
+        host, journal = make_host(redis_url, FakeClock())
+        results = await asyncio.gather(
+            host.ask("ta", OpenTicket("ta", "c3", "app", "s")),
+            host.ask("tb", OpenTicket("tb", "c3", "web", "s")),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, CustomerHasOpenTicket)]
+        opened = [r for r in results if not isinstance(r, Exception)]
+        assert len(refused) == 1 and len(opened) == 1
+        assert refused[0].ticket_id == opened[0].record.ticket_id
+        assert await journal.open_ticket_of("c3") == opened[0].record.ticket_id
+    run(scenario())
+
+
+def test_two_owners_of_one_ticket_cannot_both_write(redis_url, run):
+    async def scenario():
+        clock = FakeClock()
+        a, _ = make_host(redis_url, clock)
+        b, _ = make_host(redis_url, clock)
+        await a.ask("t4", OpenTicket("t4", "c4", "app", "s"))
+        await b.ask("t4", AssignAgent("ann", 1.0))  # b loaded the ticket and moved it on
+        with pytest.raises(StaleWriter):
+            await a.ask("t4", AssignAgent("bob", 1.0))  # a's copy is stale: refused
+    run(scenario())
+
+
+def test_commands_to_an_unknown_ticket_are_not_found(redis_url, run):
+    async def scenario():
+        host, _ = make_host(redis_url, FakeClock())
+        with pytest.raises(NotFound):
+            await host.ask("nope", PostMessage("customer", "c", "hi"))
+    run(scenario())
