@@ -346,17 +346,26 @@ class DispatcherCore:
         self._set_waiting(flow, -1, t.vip_tier)
 
     def _on_presence(self, ev: AgentPresenceChanged, now_s: float, out: list[Command]) -> None:
-        self.capacity.upsert(ev.agent_id, ev.skills, ev.capacity, ev.available)
-        if not ev.available:
-            # The sticky agent is gone for now: its customers join their lines at once.
-            queue = self._preferred.pop(ev.agent_id, None)
-            for _, tid in list(queue or ()):
+        agent = self.capacity.upsert(ev.agent_id, ev.skills, ev.capacity, ev.available)
+        queue = self._preferred.get(ev.agent_id)
+        if queue:
+            # Customers waiting for this agent join their lines at once if it went away or
+            # no longer has their skill.
+            leaving = [tid for _, tid in queue
+                       if not ev.available or self._tickets[tid].skill not in agent.skills]
+            for tid in leaving:
                 t = self._tickets[tid]
+                queue.discard(t.key)
                 t.preferred_agent_id = None
                 self._enqueue(t, now_s)
-                self._offer(t, now_s, out)
-            return
-        self._fill(ev.agent_id, now_s, out)
+            if not queue:
+                del self._preferred[ev.agent_id]
+            for tid in leaving:
+                t = self._tickets.get(tid)
+                if t is not None:
+                    self._offer(t, now_s, out)
+        if ev.available:
+            self._fill(ev.agent_id, now_s, out)
 
     # ================================================================ routing steps
     def _fill(self, agent_id: str, now_s: float, out: list[Command]) -> None:

@@ -306,3 +306,16 @@ def test_the_capacity_index_reports_per_skill_totals():
     assert (cap.agents, cap.slots, cap.busy, cap.free_listed) == (2, 5, 1, 2)
     d.agent("bob", {"s": 0.5, "t": 1.0}, capacity=2, available=False)
     assert d.core.capacity.skill_capacity("s").slots == 3
+
+
+def test_sticky_tickets_join_the_line_when_their_agent_drops_the_skill():
+    d = CoreDriver()
+    d.agent("ann", {"presale": 1.0}, capacity=0)
+    d.agent("bob", {"presale": 1.0})
+    d.ticket("busy", "presale")  # bob
+    d.ticket("again", "presale", preferred_agent_id="ann", prefer_window_s=600)
+    assert d.core.queue_status("again", 0.0).waiting_for_agent_id == "ann"
+    d.agent("ann", {"aftersale": 1.0}, capacity=1)  # ann moves to aftersale
+    assert d.core.queue_order("presale") == ["again"]
+    assert d.holder("again") is None
+    assert d.end("bob", "busy")[0].ticket_id == "again"
