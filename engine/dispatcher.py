@@ -361,9 +361,9 @@ class DispatcherCore:
             if not queue:
                 del self._preferred[ev.agent_id]
             for tid in leaving:
-                t = self._tickets.get(tid)
-                if t is not None:
-                    self._offer(t, now_s, out)
+                still_waiting = self._tickets.get(tid)
+                if still_waiting is not None:
+                    self._offer(still_waiting, now_s, out)
         if ev.available:
             self._fill(ev.agent_id, now_s, out)
 
