@@ -31,6 +31,9 @@ class InvalidArgument(CallerError):
         self.field = field
         self.problem = problem
 
+    def __reduce__(self):  # errors cross process boundaries (Ray) by pickle
+        return (type(self), (self.field, self.problem))
+
 
 class NotFound(CallerError):
     """The request names an entity the engine does not know."""
@@ -39,6 +42,9 @@ class NotFound(CallerError):
         super().__init__(f"{kind} {entity_id!r} not found")
         self.kind = kind
         self.entity_id = entity_id
+
+    def __reduce__(self):
+        return (type(self), (self.kind, self.entity_id))
 
 
 class IllegalTransition(CallerError):
@@ -49,6 +55,9 @@ class IllegalTransition(CallerError):
         self.entity = entity
         self.state = state
         self.event = event
+
+    def __reduce__(self):
+        return (type(self), (self.entity, self.state, self.event))
 
 
 class Unauthenticated(CallerError):
@@ -70,6 +79,9 @@ class NotWaiting(WorldChangedError):
         super().__init__(f"ticket {ticket_id!r} is not waiting in a queue")
         self.ticket_id = ticket_id
 
+    def __reduce__(self):
+        return (type(self), (self.ticket_id,))
+
 
 class AlreadyExists(WorldChangedError):
     """An entity with this id exists already."""
@@ -78,6 +90,9 @@ class AlreadyExists(WorldChangedError):
         super().__init__(f"{kind} {entity_id!r} already exists")
         self.kind = kind
         self.entity_id = entity_id
+
+    def __reduce__(self):
+        return (type(self), (self.kind, self.entity_id))
 
 
 class WouldBlockError(SurgedeskError):

@@ -71,6 +71,9 @@ class CustomerHasOpenTicket(WorldChangedError):
         self.customer_id = customer_id
         self.ticket_id = ticket_id
 
+    def __reduce__(self):  # crosses process boundaries (Ray) by pickle
+        return (type(self), (self.customer_id, self.ticket_id))
+
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
