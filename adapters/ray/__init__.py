@@ -1,0 +1,1 @@
+"""The Ray shell: shard hosts, the dispatcher host, and the gateway's batching clients."""

@@ -1,0 +1,135 @@
+"""Shard hosts: Ray actors, each hosting many lightweight ticket actors.
+
+Ray starts one OS process per Ray actor, so a ticket is not a Ray actor: it is an entity of
+:class:`engine.actors.ActorHost` inside one of a few :class:`ShardHost` Ray actors (named
+``shard-0``, ``shard-1``, ... in namespace ``surgedesk``), chosen by
+:func:`engine.sharding.shard_of`. A shard host keeps nothing that is not in Redis: Ray restarts
+a killed one (``max_restarts=-1``) and its tickets come back from their journals on their next
+message.
+
+:class:`ShardClient` is the gateway's side. One Ray call costs about as much as a hundred items
+in one call, so concurrent asks for the same shard are coalesced into one ``ask_many`` call on
+the next turn of the event loop (at most ``batch_max`` items per call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import ray
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from adapters.redis.journal import TicketJournal
+from adapters.redis.ticket_actor import TicketBehaviour
+from engine.actors import ActorHost
+from engine.errors import Recovering, SurgedeskError
+from engine.sharding import shard_of
+
+NAMESPACE = "surgedesk"
+
+
+def portable(exc: BaseException, where: str) -> SurgedeskError:
+    """An error that crosses back to the gateway with a meaning the error table knows."""
+    if isinstance(exc, SurgedeskError):
+        return exc
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError):
+        return Recovering(f"{where}: storage unavailable ({type(exc).__name__})")
+    return SurgedeskError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1)
+class ShardHost:
+    """One shard of ticket actors. Methods run on the actor's asyncio loop."""
+
+    def __init__(self, index: int, redis_url: str, idle_after_s: float = 300.0,
+                 mailbox_limit: int = 1000) -> None:
+        self.index = index
+        self._redis_url = redis_url
+        self._idle_after_s = idle_after_s
+        self._mailbox_limit = mailbox_limit
+        self._host: ActorHost[Any] | None = None
+
+    def _tickets(self) -> ActorHost[Any]:
+        # Created on the actor's own event loop, on first use.
+        if self._host is None:
+            journal = TicketJournal(aioredis.Redis.from_url(self._redis_url))
+            self._host = ActorHost(TicketBehaviour(journal, time.time), clock=time.monotonic,
+                                   idle_after_s=self._idle_after_s,
+                                   mailbox_limit=self._mailbox_limit)
+        return self._host
+
+    async def ask_many(self, items: list[tuple[str, Any]]) -> list[Any]:
+        """Deliver each ``(ticket_id, command)``; replies or errors, in the same order."""
+        host = self._tickets()
+        results = await asyncio.gather(*[host.ask(tid, cmd) for tid, cmd in items],
+                                       return_exceptions=True)
+        where = f"shard-{self.index}"
+        return [portable(r, where) if isinstance(r, BaseException) else r for r in results]
+
+    async def passivate_idle(self) -> int:
+        return self._tickets().passivate_idle()
+
+    async def statistics(self) -> dict[str, Any]:
+        stats = self._tickets().statistics()
+        return {"shard": self.index, "node_id": ray.get_runtime_context().get_node_id(),
+                **{k: getattr(stats, k) for k in stats.__slots__}}
+
+
+def start_shard_hosts(count: int, redis_url: str, **options: Any) -> list[Any]:
+    """Create (or find, after a gateway restart) the named shard hosts."""
+    return [
+        ShardHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
+            name=f"shard-{i}", namespace=NAMESPACE, get_if_exists=True,
+                          lifetime="detached", **options).remote(i, redis_url)
+        for i in range(count)
+    ]
+
+
+class ShardClient:
+    """The gateway's view of the shard hosts: ``await ask(ticket_id, command)``."""
+
+    def __init__(self, hosts: list[Any], batch_max: int = 200) -> None:
+        if not hosts:
+            raise ValueError("at least one shard host")
+        self._hosts = hosts
+        self.batch_max = batch_max
+        self._pending: dict[int, list[tuple[str, Any, asyncio.Future[Any]]]] = {}
+        self._scheduled: set[int] = set()
+        self.calls = 0
+
+    @property
+    def shards(self) -> int:
+        return len(self._hosts)
+
+    async def ask(self, ticket_id: str, command: Any) -> Any:
+        shard = shard_of(ticket_id, len(self._hosts))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(shard, []).append((ticket_id, command, future))
+        if shard not in self._scheduled:
+            self._scheduled.add(shard)
+            asyncio.get_running_loop().call_soon(self._flush, shard)
+        result = await future
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _flush(self, shard: int) -> None:
+        self._scheduled.discard(shard)
+        pending = self._pending.pop(shard, [])
+        for start in range(0, len(pending), self.batch_max):
+            batch = pending[start:start + self.batch_max]
+            asyncio.get_running_loop().create_task(self._call(shard, batch))
+
+    async def _call(self, shard: int, batch: list[tuple[str, Any, asyncio.Future[Any]]]) -> None:
+        self.calls += 1
+        try:
+            results = await self._hosts[shard].ask_many.remote([(t, c) for t, c, _ in batch])
+        except Exception as exc:  # the host died and Ray gave up retrying
+            results = [Recovering(f"shard-{shard}: {type(exc).__name__}")] * len(batch)
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
