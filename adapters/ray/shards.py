@@ -83,8 +83,9 @@ def start_shard_hosts(count: int, redis_url: str, **options: Any) -> list[Any]:
     """Create (or find, after a gateway restart) the named shard hosts."""
     return [
         ShardHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
-            name=f"shard-{i}", namespace=NAMESPACE, get_if_exists=True,
-                          lifetime="detached", **options).remote(i, redis_url)
+            name=f"shard-{i}", namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
+            **options,
+        ).remote(i, redis_url)
         for i in range(count)
     ]
 

@@ -59,3 +59,18 @@ def test_errors_cross_the_process_boundary_with_their_type(ray_session, clean_re
         else:
             raise AssertionError("another customer wrote to the ticket")
     run(scenario())
+
+
+def test_shard_hosts_are_named_in_the_surgedesk_namespace_and_found_again(ray_session,
+                                                                          clean_redis):
+    from adapters.ray.shards import start_shard_hosts
+
+    hosts = start_shard_hosts(2, clean_redis)
+    try:
+        again = start_shard_hosts(2, clean_redis)  # a restarted gateway finds the same hosts
+        assert [h._actor_id for h in again] == [h._actor_id for h in hosts]
+        found = ray.get_actor("shard-1", namespace="surgedesk")
+        assert ray.get(found.statistics.remote())["shard"] == 1
+    finally:
+        for h in hosts:
+            ray.kill(h, no_restart=True)
