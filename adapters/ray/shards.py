@@ -7,14 +7,14 @@ Ray starts one OS process per Ray actor, so a ticket is not a Ray actor: it is a
 a killed one (``max_restarts=-1``) and its tickets come back from their journals on their next
 message.
 
-:class:`ShardClient` is the gateway's side. One Ray call costs about as much as a hundred items
-in one call, so concurrent asks for the same shard are coalesced into one ``ask_many`` call on
-the next turn of the event loop (at most ``batch_max`` items per call).
+:class:`ShardClient` is the gateway's side: concurrent asks for the same shard are coalesced
+(:class:`adapters.ray.batching.Coalescer`) into one ``ask_many`` Ray call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from adapters.ray.batching import Coalescer
 from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
@@ -76,6 +77,7 @@ class ShardHost:
     async def statistics(self) -> dict[str, Any]:
         stats = self._tickets().statistics()
         return {"shard": self.index, "node_id": ray.get_runtime_context().get_node_id(),
+                "pid": os.getpid(),
                 **{k: getattr(stats, k) for k in stats.__slots__}}
 
 
@@ -97,40 +99,24 @@ class ShardClient:
         if not hosts:
             raise ValueError("at least one shard host")
         self._hosts = hosts
-        self.batch_max = batch_max
-        self._pending: dict[int, list[tuple[str, Any, asyncio.Future[Any]]]] = {}
-        self._scheduled: set[int] = set()
-        self.calls = 0
+        self._lanes = [
+            Coalescer(self._caller(host), batch_max=batch_max, name=f"shard-{i}")
+            for i, host in enumerate(hosts)
+        ]
+
+    @staticmethod
+    def _caller(host: Any) -> Any:
+        async def call(items: list[tuple[str, Any]]) -> list[Any]:
+            return await host.ask_many.remote(items)
+        return call
 
     @property
     def shards(self) -> int:
         return len(self._hosts)
 
+    @property
+    def calls(self) -> int:
+        return sum(lane.calls for lane in self._lanes)
+
     async def ask(self, ticket_id: str, command: Any) -> Any:
-        shard = shard_of(ticket_id, len(self._hosts))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(shard, []).append((ticket_id, command, future))
-        if shard not in self._scheduled:
-            self._scheduled.add(shard)
-            asyncio.get_running_loop().call_soon(self._flush, shard)
-        result = await future
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _flush(self, shard: int) -> None:
-        self._scheduled.discard(shard)
-        pending = self._pending.pop(shard, [])
-        for start in range(0, len(pending), self.batch_max):
-            batch = pending[start:start + self.batch_max]
-            asyncio.get_running_loop().create_task(self._call(shard, batch))
-
-    async def _call(self, shard: int, batch: list[tuple[str, Any, asyncio.Future[Any]]]) -> None:
-        self.calls += 1
-        try:
-            results = await self._hosts[shard].ask_many.remote([(t, c) for t, c, _ in batch])
-        except Exception as exc:  # the host died and Ray gave up retrying
-            results = [Recovering(f"shard-{shard}: {type(exc).__name__}")] * len(batch)
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        return await self._lanes[shard_of(ticket_id, len(self._hosts))].submit((ticket_id, command))

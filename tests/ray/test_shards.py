@@ -9,6 +9,7 @@ from adapters.redis.journal import CustomerHasOpenTicket
 from engine.errors import PermissionDenied
 from engine.sharding import shard_of
 from engine.ticket import AssignAgent, OpenTicket, PostMessage
+from tests.ray.helpers import kill_and_wait_for_restart
 
 
 def make_hosts(url, n, prefix):
@@ -30,7 +31,9 @@ def test_tickets_spread_over_shards_and_survive_a_shard_host_kill(ray_session, c
         await asyncio.gather(*[client.ask(t, AssignAgent("ann", 1.0)) for t in ids])
 
         victim = shard_of("t7", 3)
-        ray.kill(hosts[victim], no_restart=False)  # Ray restarts it with empty memory
+        await asyncio.to_thread(
+            kill_and_wait_for_restart, hosts[victim],
+            lambda: ray.get(hosts[victim].statistics.remote())["pid"])
         replies = await asyncio.gather(*[
             client.ask(t, PostMessage("agent", "ann", "hello")) for t in ids])
         assert all(r.record.state.value == "AWAITING_CUSTOMER" for r in replies)

@@ -1,0 +1,112 @@
+"""The dispatcher host: the Ray actor named ``dispatcher`` that makes every routing decision.
+
+It runs a journaled :class:`~adapters.redis.dispatch_journal.DispatcherService`: every routing
+event is in Redis before it is applied, and a restarted host (Ray restarts it, or a new gateway
+starts it) replays the journal before its first answer, so the lines come back in their original
+order and the agents with their loads. Chat messages never pass through here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import ray
+import redis.asyncio as aioredis
+
+from adapters.ray.batching import Coalescer
+from adapters.ray.shards import NAMESPACE, portable
+from adapters.redis.dispatch_journal import STREAM, DispatcherService
+from engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
+from engine.errors import SurgedeskError
+from engine.events import ClockTicked, Event
+from engine.policies import policy_named
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1)
+class DispatcherHost:
+    def __init__(self, redis_url: str, policy: str = "default", stream: str = STREAM,
+                 prior_handle_s: float = 300.0) -> None:
+        self._redis_url = redis_url
+        self._policy = policy_named(policy)
+        self._estimator = EstimatorConfig(prior_handle_s=prior_handle_s)
+        self._stream = stream
+        self._service: DispatcherService | None = None
+
+    async def _started(self) -> DispatcherService:
+        if self._service is None:
+            service = DispatcherService(
+                aioredis.Redis.from_url(self._redis_url),
+                lambda: DispatcherCore(self._policy, self._estimator), time.time,
+                stream=self._stream)
+            await service.start()
+            self._service = service
+        return self._service
+
+    async def submit_many(self, events: list[Event]) -> list[Any]:
+        """Journal and apply events in order; per event, its assignments or its error."""
+        service = await self._started()
+        results: list[Any] = []
+        for event in events:
+            try:
+                results.append(await service.submit(event))
+            except BaseException as exc:  # noqa: BLE001 - returned, not raised, per event
+                results.append(portable(exc, "dispatcher"))
+        return results
+
+    async def tick(self) -> list[Any]:
+        """Run due timers (relaxation wake-ups, sticky windows) if any is due."""
+        service = await self._started()
+        due = service.core.next_wakeup_s()
+        if due is None or due > time.time():
+            return []
+        return await service.submit(ClockTicked())
+
+    async def queue_status(self, ticket_id: str) -> QueueStatus | SurgedeskError:
+        service = await self._started()
+        try:
+            return service.core.queue_status(ticket_id, time.time())
+        except SurgedeskError as exc:
+            return exc
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Lines and agent loads, for tests and operators."""
+        core = (await self._started()).core
+        return {
+            "lines": {s: core.queue_order(s) for s in core.skills()},
+            "agents": {a.agent_id: sorted(a.active) for a in core.capacity.agents()},
+            "replayed": (await self._started()).replayed,
+            "pid": os.getpid(),
+        }
+
+    async def statistics(self) -> Any:
+        return (await self._started()).core.statistics()
+
+
+def start_dispatcher(redis_url: str, **options: Any) -> Any:
+    return DispatcherHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
+        name="dispatcher", namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
+        **options,
+    ).remote(redis_url)
+
+
+class DispatcherClient:
+    """The gateway's view of the dispatcher: concurrent submits travel in one Ray call."""
+
+    def __init__(self, host: Any, batch_max: int = 500) -> None:
+        self.host = host
+
+        async def call(events: list[Event]) -> list[Any]:
+            return await host.submit_many.remote(events)
+
+        self._lane = Coalescer(call, batch_max=batch_max, name="dispatcher")
+
+    async def submit(self, event: Event) -> Any:
+        return await self._lane.submit(event)
+
+    async def queue_status(self, ticket_id: str) -> QueueStatus:
+        result = await self.host.queue_status.remote(ticket_id)
+        if isinstance(result, BaseException):
+            raise result
+        return result
