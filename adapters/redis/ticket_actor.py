@@ -31,6 +31,11 @@ class TicketActorState:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadTicket:
+    """Ask for the ticket as it is; causes nothing."""
+
+
+@dataclass(frozen=True, slots=True)
 class TicketReply:
     record: TicketRecord
     events: tuple[Event, ...] = ()  # what this command added (empty for a retry)
@@ -53,6 +58,10 @@ class TicketBehaviour:
                       message: Any) -> tuple[TicketActorState, TicketReply]:
         now_s = float(self._clock())
         record = state.record
+        if isinstance(message, ReadTicket):
+            if record is None:
+                raise NotFound("ticket", entity_id)
+            return state, TicketReply(record)
         if isinstance(message, OpenTicket):
             if message.ticket_id != entity_id:
                 raise InvalidArgument("ticket_id", "does not match the actor it was sent to")
@@ -79,4 +88,4 @@ class TicketBehaviour:
         return state.record is not None and not state.record.is_open
 
 
-__all__ = ["Command", "TicketActorState", "TicketBehaviour", "TicketReply"]
+__all__ = ["Command", "ReadTicket", "TicketActorState", "TicketBehaviour", "TicketReply"]

@@ -1,0 +1,267 @@
+"""The conversation flows of the desk, over shards, dispatcher and journals.
+
+Who runs this: the gateway process, on its asyncio loop; gRPC servicers are thin translations
+onto these methods. It talks to tickets through a shard client (``ask(ticket_id, command)``),
+to routing through a dispatcher client (``submit(event)``, ``queue_status(ticket_id)``) --
+Ray-hosted or in-process, the flows are the same -- and reads journals for watches and history.
+
+Order of effects, so that nothing is lost and nothing is assigned twice: a ticket's own change is
+journaled by its actor first; the routing fact follows to the dispatcher, which journals it
+before deciding; each assignment is then delivered to the ticket (idempotent) and announced on
+the agent's stream. An assignment that arrives after the customer left frees the slot again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+
+from adapters.redis.journal import CustomerHasOpenTicket, JournalEntry, TicketJournal
+from adapters.redis.ticket_actor import ReadTicket, TicketReply
+from engine.dispatcher import QueueStatus
+from engine.errors import IllegalTransition, InvalidArgument, NotFound, NotWaiting
+from engine.events import (
+    AgentPresenceChanged,
+    AssignTicket,
+    ConversationEnded,
+    TicketLeft,
+    TicketQueued,
+)
+from engine.ticket import (
+    AssignAgent,
+    CloseTicket,
+    ConfirmResolution,
+    LeaveQueue,
+    MessagePosted,
+    OpenTicket,
+    PostMessage,
+    RateTicket,
+    RequestClose,
+    TicketRecord,
+)
+
+PRESENCES = ("online", "away", "offline")
+MAX_CAPACITY = 50
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    record: TicketRecord
+    status: QueueStatus | None  # while queued
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    agent_id: str
+    skills: dict[str, float]
+    capacity: int
+    display_name: str = ""
+
+
+def agents_key() -> str:
+    return "sd:agents"
+
+
+def agent_stream(agent_id: str) -> str:
+    return f"sd:a:{agent_id}"
+
+
+class Desk:
+    def __init__(self, shards: Any, dispatcher: Any, client: aioredis.Redis,
+                 clock: Any = time.time) -> None:
+        self.shards = shards
+        self.dispatcher = dispatcher
+        self.journal = TicketJournal(client)
+        self._redis: Any = client
+        self._clock = clock
+
+    # ------------------------------------------------------------------ agents
+    async def upsert_agent(self, profile: AgentProfile) -> AgentProfile:
+        if not profile.agent_id:
+            raise InvalidArgument("agent_id", "must not be empty")
+        if not profile.skills:
+            raise InvalidArgument("skills", "must name at least one skill")
+        for skill, p in profile.skills.items():
+            if not skill or not 0 < p <= 1:
+                raise InvalidArgument(f"skills.{skill}", "proficiency must be in (0, 1]")
+        if not 0 < profile.capacity <= MAX_CAPACITY:
+            raise InvalidArgument("capacity", f"must be in 1..{MAX_CAPACITY}")
+        payload = msgpack.packb({"skills": profile.skills, "capacity": profile.capacity,
+                                 "display_name": profile.display_name})
+        await self._redis.hset(agents_key(), profile.agent_id, payload)
+        return profile
+
+    async def agent(self, agent_id: str) -> AgentProfile:
+        raw = await self._redis.hget(agents_key(), agent_id)
+        if raw is None:
+            raise NotFound("agent", agent_id)
+        data = msgpack.unpackb(raw, raw=False)
+        return AgentProfile(agent_id, dict(data["skills"]), int(data["capacity"]),
+                            data.get("display_name", ""))
+
+    async def set_presence(self, agent_id: str, presence: str, capacity: int = 0) -> AgentProfile:
+        if presence not in PRESENCES:
+            raise InvalidArgument("presence", f"must be one of {', '.join(PRESENCES)}")
+        if not 0 <= capacity <= MAX_CAPACITY:
+            raise InvalidArgument("capacity", f"must be in 0..{MAX_CAPACITY}")
+        profile = await self.agent(agent_id)
+        if capacity:
+            profile = await self.upsert_agent(AgentProfile(
+                agent_id, profile.skills, capacity, profile.display_name))
+        await self._redis.hset("sd:presence", agent_id, presence)
+        out = await self.dispatcher.submit(AgentPresenceChanged(
+            agent_id, profile.skills, profile.capacity, presence == "online"))
+        await self._deliver(out)
+        return profile
+
+    # ------------------------------------------------------------------ customers
+    async def start_conversation(self, customer_id: str, channel: str, skill: str,
+                                 vip_tier: int = 0, first_message: str = "",
+                                 idempotency_key: str = "") -> TicketView:
+        open_id = await self.journal.open_ticket_of(customer_id) if customer_id else None
+        if open_id is not None:
+            return await self._resume(open_id, customer_id, first_message, channel,
+                                      idempotency_key)
+        ticket_id = self._ticket_id(customer_id, idempotency_key)
+        command = OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
+                             idempotency_key=idempotency_key)
+        try:
+            reply: TicketReply = await self.shards.ask(ticket_id, command)
+        except CustomerHasOpenTicket as exc:  # opened meanwhile on another channel
+            return await self._resume(exc.ticket_id, customer_id, first_message, channel,
+                                      idempotency_key)
+        if reply.events:  # a retried start re-sends nothing to the dispatcher
+            out = await self.dispatcher.submit(TicketQueued(ticket_id, skill, vip_tier))
+            await self._deliver(out)
+        return await self.view(ticket_id)
+
+    async def _resume(self, ticket_id: str, customer_id: str, text: str, channel: str,
+                      key: str) -> TicketView:
+        if text.strip():
+            await self.shards.ask(ticket_id, PostMessage("customer", customer_id, text, channel,
+                                                         key))
+        view = await self.view(ticket_id)
+        return TicketView(view.record, view.status, resumed=True)
+
+    @staticmethod
+    def _ticket_id(customer_id: str, idempotency_key: str) -> str:
+        if not idempotency_key:
+            return f"t-{uuid.uuid4().hex[:20]}"
+        digest = hashlib.blake2b(f"{customer_id}\0{idempotency_key}".encode(), digest_size=10)
+        return f"t-{digest.hexdigest()}"
+
+    async def view(self, ticket_id: str) -> TicketView:
+        record = (await self.shards.ask(ticket_id, ReadTicket())).record
+        status = None
+        if record.state.value == "QUEUED":
+            try:
+                status = await self.dispatcher.queue_status(ticket_id)
+            except NotWaiting:
+                status = None  # assigned this instant; the state will say so shortly
+        return TicketView(record, status)
+
+    async def post_customer_message(self, customer_id: str, ticket_id: str, text: str,
+                                    channel: str = "", key: str = "") -> tuple[Any, TicketRecord]:
+        reply = await self.shards.ask(ticket_id, PostMessage("customer", customer_id, text,
+                                                             channel, key))
+        return self._message_of(reply, key), reply.record
+
+    async def post_agent_message(self, agent_id: str, ticket_id: str, text: str,
+                                 key: str = "") -> tuple[Any, TicketRecord]:
+        reply = await self.shards.ask(ticket_id, PostMessage("agent", agent_id, text, "", key))
+        return self._message_of(reply, key), reply.record
+
+    def _message_of(self, reply: TicketReply, key: str) -> MessagePosted | str:
+        for event in reply.events:
+            if isinstance(event, MessagePosted):
+                return event
+        return reply.record.message_keys.get(key, "")  # a retry: the original message id
+
+    async def leave_queue(self, customer_id: str, ticket_id: str) -> TicketRecord:
+        reply = await self.shards.ask(ticket_id, LeaveQueue(customer_id))
+        # Assigned at the same instant? Then the delivery finds it closed and frees the slot.
+        with contextlib.suppress(NotWaiting):
+            await self.dispatcher.submit(TicketLeft(ticket_id))
+        return reply.record
+
+    async def request_close(self, agent_id: str, ticket_id: str) -> TicketRecord:
+        return (await self.shards.ask(ticket_id, RequestClose(agent_id))).record
+
+    async def confirm(self, customer_id: str, ticket_id: str, resolved: bool) -> TicketRecord:
+        reply = await self.shards.ask(ticket_id, ConfirmResolution(customer_id, resolved))
+        if reply.events and not reply.record.is_open:
+            await self._free(reply.record)
+        return reply.record
+
+    async def close(self, agent_id: str, ticket_id: str, summary: str = "") -> TicketRecord:
+        reply = await self.shards.ask(ticket_id, CloseTicket(agent_id, summary))
+        if reply.events:
+            await self._free(reply.record)
+        return reply.record
+
+    async def rate(self, customer_id: str, ticket_id: str, score: int, comment: str) -> None:
+        await self.shards.ask(ticket_id, RateTicket(customer_id, score, comment))
+
+    async def _free(self, record: TicketRecord) -> None:
+        """The conversation ended: its agent's slot is free for the next ticket."""
+        if record.agent_id:
+            out = await self.dispatcher.submit(ConversationEnded(record.agent_id, record.ticket_id))
+            await self._deliver(out)
+
+    # ------------------------------------------------------------------ assignments
+    async def _deliver(self, assignments: list[AssignTicket]) -> None:
+        for cmd in assignments:
+            try:
+                await self.shards.ask(cmd.ticket_id, AssignAgent(cmd.agent_id, cmd.waited_s))
+            except IllegalTransition:
+                # The customer left as the agent was chosen: give the slot back.
+                out = await self.dispatcher.submit(ConversationEnded(cmd.agent_id, cmd.ticket_id))
+                await self._deliver(out)
+                continue
+            await self._redis.xadd(agent_stream(cmd.agent_id), {"e": msgpack.packb({
+                "kind": "assigned", "ticket_id": cmd.ticket_id, "skill": cmd.skill,
+                "waited_s": cmd.waited_s, "at_s": float(self._clock())})})
+
+    # ------------------------------------------------------------------ watching
+    async def watch_ticket(self, ticket_id: str, cursor: str = "",
+                           block_ms: int = 1000) -> AsyncIterator[JournalEntry]:
+        """Every event after ``cursor``, then live ones, until the consumer stops."""
+        while True:
+            entries = await self.journal.read_after(ticket_id, cursor, block_ms=block_ms)
+            for entry in entries:
+                cursor = entry.cursor
+                yield entry
+
+    async def watch_agent(self, agent_id: str, cursor: str = "",
+                          block_ms: int = 1000) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        start = cursor or "0"
+        while True:
+            reply = await self._redis.xread({agent_stream(agent_id): start}, block=block_ms,
+                                            count=200)
+            for _stream, rows in reply or []:
+                for entry_id, fields in rows:
+                    start = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                    yield start, msgpack.unpackb(fields[b"e"], raw=False)
+
+    async def history(self, customer_id: str) -> tuple[list[TicketRecord], list[MessagePosted]]:
+        records: list[TicketRecord] = []
+        messages: list[MessagePosted] = []
+        for ticket_id in await self.journal.tickets_of(customer_id):
+            records.append((await self.shards.ask(ticket_id, ReadTicket())).record)
+            messages += [e.event for e in await self.journal.load(ticket_id)
+                         if isinstance(e.event, MessagePosted)]
+        return records, messages
+
+
+def finite_or_zero(value: float) -> float:
+    return value if math.isfinite(value) else 0.0

@@ -1,0 +1,48 @@
+"""In-process hosting: shards and dispatcher on the caller's own event loop.
+
+The same interfaces as :class:`adapters.ray.shards.ShardClient` and
+:class:`adapters.ray.dispatcher.DispatcherClient`, without Ray: for tests that exercise the
+desk's flows, and for a single-process engine.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from adapters.redis.dispatch_journal import DispatcherService
+from adapters.redis.journal import TicketJournal
+from adapters.redis.ticket_actor import TicketBehaviour
+from engine.actors import ActorHost
+from engine.dispatcher import DispatcherCore, QueueStatus
+from engine.events import Event
+from engine.policies import RoutingPolicy
+
+
+class LocalShards:
+    def __init__(self, redis_url: str, clock: Any = time.time) -> None:
+        journal = TicketJournal(aioredis.Redis.from_url(redis_url))
+        self.host: ActorHost[Any] = ActorHost(TicketBehaviour(journal, clock), clock=clock)
+
+    async def ask(self, ticket_id: str, command: Any) -> Any:
+        return await self.host.ask(ticket_id, command)
+
+
+class LocalDispatcher:
+    def __init__(self, redis_url: str, policy: RoutingPolicy | None = None,
+                 clock: Any = time.time) -> None:
+        self._clock = clock
+        self.service = DispatcherService(aioredis.Redis.from_url(redis_url),
+                                         lambda: DispatcherCore(policy), clock)
+
+    async def start(self) -> LocalDispatcher:
+        await self.service.start()
+        return self
+
+    async def submit(self, event: Event) -> Any:
+        return await self.service.submit(event)
+
+    async def queue_status(self, ticket_id: str) -> QueueStatus:
+        return self.service.core.queue_status(ticket_id, float(self._clock()))

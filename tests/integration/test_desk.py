@@ -1,0 +1,104 @@
+"""The desk's conversation flows, hosted in-process, on a real Redis."""
+
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.desk.desk import AgentProfile, Desk
+from adapters.desk.local import LocalDispatcher, LocalShards
+from engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
+from engine.policies import policy_named
+
+
+async def make_desk(url):
+    dispatcher = await LocalDispatcher(url, policy_named("strict")).start()
+    desk = Desk(LocalShards(url), dispatcher, aioredis.Redis.from_url(url))
+    await desk.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
+    return desk
+
+
+def test_a_conversation_from_queue_to_confirmed_close(redis_url, run):
+    async def scenario():
+        desk = await make_desk(redis_url)
+        first = await desk.start_conversation("c1", "app", "presale", 0, "hello", "k1")
+        second = await desk.start_conversation("c2", "web", "presale", 0, "hi there", "k2")
+        assert first.record.state.value == "QUEUED" and first.status is not None
+        assert second.status.estimate.ahead == 1 and second.status.estimate.p90_s > 0
+
+        await desk.set_presence("ann", "online")
+        served = await desk.view(first.record.ticket_id)
+        assert served.record.state.value == "AWAITING_AGENT" and served.record.agent_id == "ann"
+        assert (await desk.view(second.record.ticket_id)).status.estimate.ahead == 0
+
+        t1 = first.record.ticket_id
+        _, record = await desk.post_agent_message("ann", t1, "how can I help?")
+        assert record.state.value == "AWAITING_CUSTOMER"
+        _, record = await desk.post_customer_message("c1", t1, "my order")
+        assert record.state.value == "AWAITING_AGENT"
+        assert (await desk.request_close("ann", t1)).state.value == "AWAITING_CONFIRMATION"
+        assert (await desk.confirm("c1", t1, False)).state.value == "AWAITING_AGENT"
+        await desk.request_close("ann", t1)
+        assert (await desk.confirm("c1", t1, True)).state.value == "CLOSED"
+        # Ann's slot is free again: the next customer in line is hers now.
+        nxt = await desk.view(second.record.ticket_id)
+        assert nxt.record.agent_id == "ann" and nxt.record.state.value == "AWAITING_AGENT"
+        async for _cursor, event in desk.watch_agent("ann"):
+            assert event["kind"] == "assigned" and event["ticket_id"] == t1
+            break
+    run(scenario())
+
+
+def test_a_second_start_returns_the_open_ticket_with_its_history(redis_url, run):
+    async def scenario():
+        desk = await make_desk(redis_url)
+        first = await desk.start_conversation("c1", "app", "presale", 0, "hello", "k1")
+        again = await desk.start_conversation("c1", "web", "presale", 0, "me again", "k2")
+        assert again.resumed and again.record.ticket_id == first.record.ticket_id
+        assert again.record.channel == "web" and again.record.messages == 2
+        retry = await desk.start_conversation("c1", "web", "presale", 0, "me again", "k2")
+        assert retry.record.messages == 2  # the retried message was not added twice
+        tickets, messages = await desk.history("c1")
+        assert [m.text for m in messages] == ["hello", "me again"]
+    run(scenario())
+
+
+def test_leaving_the_queue_and_the_rules_of_who_may_do_what(redis_url, run):
+    async def scenario():
+        desk = await make_desk(redis_url)
+        view = await desk.start_conversation("c1", "app", "presale", 0, "", "k")
+        t = view.record.ticket_id
+        with pytest.raises(PermissionDenied):
+            await desk.leave_queue("c2", t)
+        record = await desk.leave_queue("c1", t)
+        assert record.state.value == "SYSTEM_CLOSED" and record.close_reason == "abandoned"
+        await desk.set_presence("ann", "online")
+        assert (await desk.view(t)).record.agent_id == ""  # nobody was given a closed ticket
+        with pytest.raises(IllegalTransition):
+            await desk.post_customer_message("c1", t, "hello?")
+        with pytest.raises(InvalidArgument):
+            await desk.set_presence("ann", "busy")
+    run(scenario())
+
+
+def test_a_watch_resumes_after_its_last_cursor(redis_url, run):
+    async def scenario():
+        desk = await make_desk(redis_url)
+        view = await desk.start_conversation("c1", "app", "presale", 0, "one", "k")
+        t = view.record.ticket_id
+        seen = []
+        async for entry in desk.watch_ticket(t):
+            seen.append(entry)
+            if len(seen) == 2:
+                break
+        await desk.set_presence("ann", "online")
+        await desk.post_agent_message("ann", t, "two")
+        rest = []
+        async for entry in desk.watch_ticket(t, seen[-1].cursor, block_ms=100):
+            rest.append(entry)
+            if len(rest) == 4:
+                break
+        kinds = [type(e.event).__name__ for e in seen + rest]
+        assert kinds == ["TicketOpened", "MessagePosted", "TicketAssigned", "StateMoved",
+                         "MessagePosted", "StateMoved"]
+        assert len({e.cursor for e in seen + rest}) == 6
+    run(scenario())
