@@ -1,0 +1,366 @@
+"""The gRPC gateway: ``surgedesk.v1`` services as thin translations onto the :class:`Desk`.
+
+Who runs this: the ``surgedesk serve`` process, on one asyncio loop (grpc.aio).
+
+Each RPC converts the request into desk calls and the result into protobuf. Every error goes
+through :func:`adapters.grpc.errors.status_of` -- one table, an explicit fallback -- so a client
+never sees UNKNOWN. Health (``grpc.health.v1.Health``) and server reflection answer without a
+token; reflection can be switched off.
+
+RPCs of the service process that come with the next issue (transfers, consults, shift
+hand-over, work orders, skills and policy administration) are not registered implementations
+yet and answer UNIMPLEMENTED, as gRPC does for any method a server does not offer.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from surgedesk.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agent_pb2,
+    agent_pb2_grpc,
+    common_pb2,
+    customer_pb2,
+    customer_pb2_grpc,
+)
+
+from adapters.desk.desk import AgentProfile, Desk, TicketView
+from adapters.grpc.errors import status_of
+from engine.dispatcher import QueueStatus
+from engine.errors import InvalidArgument
+from engine.planning import servers_needed
+from engine.ticket import MessagePosted, TicketRecord
+
+CHANNEL_NAMES: dict[int, str] = {
+    common_pb2.CHANNEL_APP: "app",
+    common_pb2.CHANNEL_MINI_PROGRAM: "mini_program",
+    common_pb2.CHANNEL_WEB: "web",
+    common_pb2.CHANNEL_SOCIAL: "social",
+}
+CHANNEL_VALUES: dict[str, int] = {v: k for k, v in CHANNEL_NAMES.items()}
+PRESENCE_NAMES: dict[int, str] = {
+    common_pb2.PRESENCE_ONLINE: "online",
+    common_pb2.PRESENCE_AWAY: "away",
+    common_pb2.PRESENCE_OFFLINE: "offline",
+}
+ROLE_VALUES: dict[str, int] = {"customer": common_pb2.AUTHOR_ROLE_CUSTOMER, "agent": common_pb2.AUTHOR_ROLE_AGENT,
+               "system": common_pb2.AUTHOR_ROLE_SYSTEM}
+SERVICE_NAMES = (
+    customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,
+    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+
+# ---------------------------------------------------------------- conversions
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    if math.isfinite(seconds):
+        ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def channel_name(value: int, field: str = "channel", *, optional: bool = False) -> str:
+    if optional and value == common_pb2.CHANNEL_UNSPECIFIED:
+        return ""
+    try:
+        return CHANNEL_NAMES[value]
+    except KeyError:
+        raise InvalidArgument(field, "must be APP, MINI_PROGRAM, WEB or SOCIAL") from None
+
+
+def estimate_pb(status: QueueStatus | None) -> common_pb2.WaitEstimate:
+    if status is None:
+        return common_pb2.WaitEstimate()
+    est = status.estimate
+    unknown = not math.isfinite(est.p90_s)
+    return common_pb2.WaitEstimate(
+        position=est.position, tickets_ahead=est.ahead,
+        wait_p50_seconds=0.0 if unknown else est.p50_s,
+        wait_p90_seconds=0.0 if unknown else est.p90_s,
+        agents_serving=status.agents_serving, wait_unknown=unknown,
+    )
+
+
+def ticket_pb(record: TicketRecord, status: QueueStatus | None = None) -> common_pb2.Ticket:
+    return common_pb2.Ticket(
+        ticket_id=record.ticket_id, customer_id=record.customer_id,
+        channel=CHANNEL_VALUES.get(record.channel, common_pb2.CHANNEL_UNSPECIFIED),
+        skill=record.skill, vip_tier=record.vip_tier,
+        state=common_pb2.TicketState.Value(f"TICKET_STATE_{record.state.value}"),
+        agent_id=record.agent_id, created_at=timestamp(record.created_s),
+        updated_at=timestamp(record.updated_s), estimate=estimate_pb(status),
+        previous_ticket_id=record.previous_ticket_id, close_reason=record.close_reason,
+    )
+
+
+def view_pb(view: TicketView) -> common_pb2.Ticket:
+    return ticket_pb(view.record, view.status)
+
+
+def message_pb(ticket_id: str, m: MessagePosted) -> common_pb2.ChatMessage:
+    return common_pb2.ChatMessage(
+        message_id=m.message_id, ticket_id=ticket_id,
+        author_role=ROLE_VALUES.get(m.author_role, common_pb2.AUTHOR_ROLE_UNSPECIFIED),
+        author_id=m.author_id, text=m.text, sent_at=timestamp(m.at_s),
+        channel=CHANNEL_VALUES.get(m.channel, common_pb2.CHANNEL_UNSPECIFIED),
+    )
+
+
+def event_pb(ticket_id: str, cursor: str, event: Any) -> common_pb2.TicketEvent:
+    kind = type(event).__name__
+    out = common_pb2.TicketEvent(cursor=cursor, ticket_id=ticket_id,
+                                 at=timestamp(getattr(event, "at_s", 0.0)))
+    if kind == "MessagePosted":
+        out.message.CopyFrom(message_pb(ticket_id, event))
+    elif kind == "TicketAssigned":
+        out.assigned.CopyFrom(common_pb2.Assigned(agent_id=event.agent_id,
+                                                  waited_seconds=event.waited_s))
+    elif kind == "StateMoved":
+        out.state_changed.CopyFrom(common_pb2.StateChanged(
+            from_state=common_pb2.TicketState.Value(f"TICKET_STATE_{event.from_state}"),
+            to_state=common_pb2.TicketState.Value(f"TICKET_STATE_{event.to_state}"),
+            reason=event.reason or event.cause.lower()))
+    elif kind == "TicketOpened":
+        out.state_changed.CopyFrom(common_pb2.StateChanged(
+            to_state=common_pb2.TICKET_STATE_QUEUED, reason="opened"))
+    else:  # TicketRated and future kinds: a notice keeps the stream complete
+        out.notice.CopyFrom(common_pb2.Notice(code=kind, text=""))
+    return out
+
+
+def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Map any error of a unary RPC through the one table; never UNKNOWN."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped, not swallowed
+            code, message = status_of(exc)
+            await context.abort(code, message)
+
+    return wrapper
+
+
+def stream_rpc(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any,
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            code, message = status_of(exc)
+            await context.abort(code, message)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- services
+class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
+    def __init__(self, desk: Desk, watch_block_ms: int = 1000) -> None:
+        self.desk = desk
+        self.watch_block_ms = watch_block_ms
+
+    @rpc
+    async def StartConversation(self, request: Any, context: Any) -> Any:
+        skill = request.skill or request.topic.strip().lower()
+        if not skill:
+            raise InvalidArgument("skill", "give a skill or a topic")
+        view = await self.desk.start_conversation(
+            request.customer_id, channel_name(request.channel), skill, request.vip_tier,
+            request.first_message, request.idempotency_key)
+        return customer_pb2.StartConversationResponse(ticket=view_pb(view), resumed=view.resumed)
+
+    @rpc
+    async def GetQueueStatus(self, request: Any, context: Any) -> Any:
+        view = await self.desk.view(_ticket_id(request.ticket_id))
+        return customer_pb2.QueueStatus(ticket_id=view.record.ticket_id,
+                                        state=ticket_pb(view.record).state,
+                                        estimate=estimate_pb(view.status))
+
+    @rpc
+    async def SendMessage(self, request: Any, context: Any) -> Any:
+        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
+        message, record = await self.desk.post_customer_message(
+            record.customer_id, record.ticket_id, request.text,
+            channel_name(request.channel, optional=True), request.idempotency_key)
+        pb = message_pb(record.ticket_id, message) if isinstance(message, MessagePosted) else (
+            common_pb2.ChatMessage(message_id=message, ticket_id=record.ticket_id))
+        return common_pb2.SendMessageResponse(message=pb, ticket=ticket_pb(record))
+
+    @rpc
+    async def ConfirmResolution(self, request: Any, context: Any) -> Any:
+        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
+        return ticket_pb(await self.desk.confirm(record.customer_id, record.ticket_id,
+                                                 request.resolved))
+
+    @rpc
+    async def LeaveQueue(self, request: Any, context: Any) -> Any:
+        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
+        return ticket_pb(await self.desk.leave_queue(record.customer_id, record.ticket_id))
+
+    @rpc
+    async def GetHistory(self, request: Any, context: Any) -> Any:
+        if not request.customer_id:
+            raise InvalidArgument("customer_id", "must not be empty")
+        records, messages = await self.desk.history(request.customer_id)
+        by_ticket = {r.ticket_id for r in records}
+        return customer_pb2.GetHistoryResponse(
+            tickets=[ticket_pb(r) for r in records],
+            messages=[message_pb(m.message_id.rsplit(":", 1)[0], m) for m in messages
+                      if m.message_id.rsplit(":", 1)[0] in by_ticket])
+
+    @rpc
+    async def Rate(self, request: Any, context: Any) -> Any:
+        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
+        await self.desk.rate(record.customer_id, record.ticket_id, request.score, request.comment)
+        return customer_pb2.RateResponse()
+
+    @stream_rpc
+    async def WatchTicket(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        ticket_id = _ticket_id(request.ticket_id)
+        await self.desk.view(ticket_id)  # NOT_FOUND before streaming
+        async for entry in self.desk.watch_ticket(ticket_id, request.cursor,
+                                                  block_ms=self.watch_block_ms):
+            yield event_pb(ticket_id, entry.cursor, entry.event)
+
+
+class AgentService(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, desk: Desk, watch_block_ms: int = 1000) -> None:
+        self.desk = desk
+        self.watch_block_ms = watch_block_ms
+
+    @rpc
+    async def SetPresence(self, request: Any, context: Any) -> Any:
+        try:
+            presence = PRESENCE_NAMES[request.presence]
+        except KeyError:
+            raise InvalidArgument("presence", "must be ONLINE, AWAY or OFFLINE") from None
+        profile = await self.desk.set_presence(_agent_id(request.agent_id), presence,
+                                               request.capacity)
+        return agent_pb2.AgentStatus(agent_id=profile.agent_id, presence=request.presence,
+                                     capacity=profile.capacity)
+
+    @stream_rpc
+    async def WatchAssignments(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        agent_id = _agent_id(request.agent_id)
+        await self.desk.agent(agent_id)  # NOT_FOUND before streaming
+        async for cursor, event in self.desk.watch_agent(agent_id, request.cursor,
+                                                         block_ms=self.watch_block_ms):
+            view = await self.desk.view(event["ticket_id"])
+            ticket_event = common_pb2.TicketEvent(
+                cursor=cursor, ticket_id=event["ticket_id"], at=timestamp(event["at_s"]),
+                assigned=common_pb2.Assigned(agent_id=agent_id, waited_seconds=event["waited_s"]))
+            yield agent_pb2.AgentEvent(cursor=cursor, at=timestamp(event["at_s"]),
+                                       ticket_event=ticket_event, ticket=view_pb(view))
+
+    @rpc
+    async def SendMessage(self, request: Any, context: Any) -> Any:
+        agent_id = _agent_id(context_agent(context))
+        message, record = await self.desk.post_agent_message(
+            agent_id, _ticket_id(request.ticket_id), request.text, request.idempotency_key)
+        pb = message_pb(record.ticket_id, message) if isinstance(message, MessagePosted) else (
+            common_pb2.ChatMessage(message_id=message, ticket_id=record.ticket_id))
+        return common_pb2.SendMessageResponse(message=pb, ticket=ticket_pb(record))
+
+    @rpc
+    async def RequestClose(self, request: Any, context: Any) -> Any:
+        return ticket_pb(await self.desk.request_close(_agent_id(context_agent(context)),
+                                                       _ticket_id(request.ticket_id)))
+
+    @rpc
+    async def CloseTicket(self, request: Any, context: Any) -> Any:
+        return ticket_pb(await self.desk.close(_agent_id(context_agent(context)),
+                                               _ticket_id(request.ticket_id), request.summary))
+
+
+class AdminService(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    @rpc
+    async def UpsertAgent(self, request: Any, context: Any) -> Any:
+        profile = await self.desk.upsert_agent(AgentProfile(
+            _agent_id(request.agent_id), dict(request.skills), request.capacity,
+            request.display_name))
+        return admin_pb2.Agent(agent_id=profile.agent_id, display_name=profile.display_name,
+                               skills=profile.skills, capacity=profile.capacity)
+
+    @rpc
+    async def PlanStaffing(self, request: Any, context: Any) -> Any:
+        if not request.intervals:
+            raise InvalidArgument("intervals", "give at least one interval")
+        target = request.target_wait_seconds or 180.0
+        level = request.service_level or 0.9
+        cap = request.capacity_per_agent or 1
+        out = []
+        for i, iv in enumerate(request.intervals):
+            if iv.handle_seconds <= 0:
+                raise InvalidArgument(f"intervals[{i}].handle_seconds", "must be > 0")
+            patience = iv.patience_seconds if iv.patience_seconds > 0 else math.inf
+            m = servers_needed(iv.arrival_rate_per_second, iv.handle_seconds, target, level,
+                               patience, request.max_abandon or 1.0)
+            out.append(admin_pb2.StaffingRecommendation(
+                interval=iv, slots=m.servers, agents=math.ceil(m.servers / cap),
+                service_level=m.service_level, p_wait=m.p_wait,
+                mean_wait_seconds=m.mean_wait_s if math.isfinite(m.mean_wait_s) else 0.0,
+                p_abandon=m.p_abandon))
+        return admin_pb2.PlanStaffingResponse(recommendations=out)
+
+
+def _ticket_id(value: str) -> str:
+    if not value:
+        raise InvalidArgument("ticket_id", "must not be empty")
+    return value
+
+
+def _agent_id(value: str) -> str:
+    if not value:
+        raise InvalidArgument("agent_id", "must not be empty")
+    return value
+
+
+def context_agent(context: Any) -> str:
+    """The acting agent: from the ``x-agent-id`` metadata until bearer tokens carry it."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-agent-id":
+            return str(value)
+    raise InvalidArgument("x-agent-id", "metadata naming the acting agent is required")
+
+
+# ---------------------------------------------------------------- the server
+async def build_server(desk: Desk, address: str, *, reflection_on: bool = True,
+                       watch_block_ms: int = 1000) -> tuple[grpc.aio.Server, int]:
+    """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port."""
+    server = grpc.aio.server()
+    customer_pb2_grpc.add_CustomerServiceServicer_to_server(
+        CustomerService(desk, watch_block_ms), server)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, watch_block_ms), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(desk), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if reflection_on:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind {address}")
+    return server, port
