@@ -46,13 +46,13 @@ CHANNEL_NAMES: dict[int, str] = {
     common_pb2.CHANNEL_WEB: "web",
     common_pb2.CHANNEL_SOCIAL: "social",
 }
-CHANNEL_VALUES: dict[str, int] = {v: k for k, v in CHANNEL_NAMES.items()}
+CHANNEL_VALUES: dict[str, Any] = {v: k for k, v in CHANNEL_NAMES.items()}
 PRESENCE_NAMES: dict[int, str] = {
     common_pb2.PRESENCE_ONLINE: "online",
     common_pb2.PRESENCE_AWAY: "away",
     common_pb2.PRESENCE_OFFLINE: "offline",
 }
-ROLE_VALUES: dict[str, int] = {"customer": common_pb2.AUTHOR_ROLE_CUSTOMER, "agent": common_pb2.AUTHOR_ROLE_AGENT,
+ROLE_VALUES: dict[str, Any] = {"customer": common_pb2.AUTHOR_ROLE_CUSTOMER, "agent": common_pb2.AUTHOR_ROLE_AGENT,
                "system": common_pb2.AUTHOR_ROLE_SYSTEM}
 SERVICE_NAMES = (
     customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,
