@@ -86,9 +86,25 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from adapters.serve import main as serve_main
+
+    return serve_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="surgedesk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the engine: gRPC gateway, Ray hosts, Redis")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=50051, help="gRPC port (0: any free port)")
+    serve.add_argument("--config", help="desk file (TOML); default: the shipped sample desk")
+    serve.add_argument("--data-dir", default="surgedesk-data",
+                       help="where the embedded Redis keeps its data (unless REDIS_URL is set)")
+    serve.add_argument("--no-reflection", action="store_true", help="hide server reflection")
+    serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
+    serve.set_defaults(func=_serve)
 
     sim = sub.add_parser("simulate", help="run a scenario in virtual time through the routing core")
     sim.add_argument("scenario", help="scenario TOML (BENCHMARKS.md)")

@@ -219,6 +219,12 @@ class Desk:
             await self._deliver(out)
 
     # ------------------------------------------------------------------ assignments
+    async def tick(self) -> int:
+        """Run the dispatcher's due timers and deliver what they assign. Returns how many."""
+        out = await self.dispatcher.tick()
+        await self._deliver(out)
+        return len(out)
+
     async def _deliver(self, assignments: list[AssignTicket]) -> None:
         for cmd in assignments:
             try:

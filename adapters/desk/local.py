@@ -17,7 +17,7 @@ from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
 from engine.dispatcher import DispatcherCore, QueueStatus
-from engine.events import Event
+from engine.events import ClockTicked, Event
 from engine.policies import RoutingPolicy
 
 
@@ -43,6 +43,12 @@ class LocalDispatcher:
 
     async def submit(self, event: Event) -> Any:
         return await self.service.submit(event)
+
+    async def tick(self) -> Any:
+        due = self.service.core.next_wakeup_s()
+        if due is None or due > float(self._clock()):
+            return []
+        return await self.service.submit(ClockTicked())
 
     async def queue_status(self, ticket_id: str) -> QueueStatus:
         return self.service.core.queue_status(ticket_id, float(self._clock()))

