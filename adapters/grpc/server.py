@@ -23,6 +23,13 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from adapters.desk.desk import AgentProfile, Desk, TicketView
+from adapters.grpc.errors import status_of
+from engine.dispatcher import QueueStatus
+from engine.errors import InvalidArgument
+from engine.planning import servers_needed
+from engine.ticket import MessagePosted, TicketRecord
 from surgedesk.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -32,13 +39,6 @@ from surgedesk.v1 import (
     customer_pb2,
     customer_pb2_grpc,
 )
-
-from adapters.desk.desk import AgentProfile, Desk, TicketView
-from adapters.grpc.errors import status_of
-from engine.dispatcher import QueueStatus
-from engine.errors import InvalidArgument
-from engine.planning import servers_needed
-from engine.ticket import MessagePosted, TicketRecord
 
 CHANNEL_NAMES: dict[int, str] = {
     common_pb2.CHANNEL_APP: "app",

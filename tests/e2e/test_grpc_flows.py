@@ -7,6 +7,11 @@ import pytest
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from adapters.desk.desk import Desk
+from adapters.desk.local import LocalDispatcher, LocalShards
+from adapters.grpc.server import build_server
+from engine.policies import policy_named
 from surgedesk.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -16,11 +21,6 @@ from surgedesk.v1 import (
     customer_pb2,
     customer_pb2_grpc,
 )
-
-from adapters.desk.desk import Desk
-from adapters.desk.local import LocalDispatcher, LocalShards
-from adapters.grpc.server import build_server
-from engine.policies import policy_named
 
 S = common_pb2
 
