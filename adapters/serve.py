@@ -96,6 +96,7 @@ async def run(args: Any) -> int:
     for agent in config.agents:
         await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                              int(agent.get("capacity", 1)), agent.get("name", "")))
+    await desk.reconcile()  # assignments a killed gateway decided but did not deliver
     server, port = await build_server(desk, f"{args.host}:{args.port}",
                                       reflection_on=not args.no_reflection)
     await server.start()
@@ -116,6 +117,8 @@ async def run(args: Any) -> int:
             with contextlib.suppress(Exception):  # a restarting host answers next time
                 await desk.tick()
             if beats % max(1, int(60 / args.tick_s)) == 0:
+                with contextlib.suppress(Exception):
+                    await desk.reconcile()
                 for host in shards:
                     with contextlib.suppress(Exception):
                         await host.passivate_idle.remote()

@@ -219,6 +219,32 @@ class Desk:
             await self._deliver(out)
 
     # ------------------------------------------------------------------ assignments
+    async def reconcile(self) -> int:
+        """Make tickets agree with the dispatcher's decisions after a crash. O(busy slots).
+
+        An assignment is journaled by the dispatcher before it is delivered; if the gateway died
+        in between, the agent's slot is taken while the ticket still waits. Deliver such
+        assignments (idempotent), and free the slots of conversations that ended meanwhile.
+        Returns how many it repaired.
+        """
+        repaired = 0
+        for agent_id, ticket_ids in (await self.dispatcher.holdings()).items():
+            for ticket_id in ticket_ids:
+                try:
+                    record = (await self.shards.ask(ticket_id, ReadTicket())).record
+                except NotFound:
+                    record = None
+                if record is not None and record.is_open and record.agent_id == agent_id:
+                    continue
+                repaired += 1
+                if record is not None and record.state.value == "QUEUED":
+                    await self._deliver([AssignTicket(ticket_id, agent_id, record.skill,
+                                                      float(self._clock()) - record.queued_since_s)])
+                else:
+                    out = await self.dispatcher.submit(ConversationEnded(agent_id, ticket_id))
+                    await self._deliver(out)
+        return repaired
+
     async def tick(self) -> int:
         """Run the dispatcher's due timers and deliver what they assign. Returns how many."""
         out = await self.dispatcher.tick()

@@ -44,6 +44,10 @@ class LocalDispatcher:
     async def submit(self, event: Event) -> Any:
         return await self.service.submit(event)
 
+    async def holdings(self) -> dict[str, list[str]]:
+        """Agent -> tickets the dispatcher believes it holds."""
+        return {a.agent_id: sorted(a.active) for a in self.service.core.capacity.agents()}
+
     async def tick(self) -> Any:
         due = self.service.core.next_wakeup_s()
         if due is None or due > float(self._clock()):

@@ -105,6 +105,9 @@ class DispatcherClient:
     async def submit(self, event: Event) -> Any:
         return await self._lane.submit(event)
 
+    async def holdings(self) -> dict[str, list[str]]:
+        return (await self.host.snapshot.remote())["agents"]
+
     async def tick(self) -> Any:
         result = await self.host.tick.remote()
         if isinstance(result, BaseException):

@@ -7,7 +7,9 @@ import redis.asyncio as aioredis
 from adapters.desk.desk import AgentProfile, Desk
 from adapters.desk.local import LocalDispatcher, LocalShards
 from engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
+from engine.events import AgentPresenceChanged
 from engine.policies import policy_named
+from engine.ticket import CloseTicket
 
 
 async def make_desk(url):
@@ -101,4 +103,25 @@ def test_a_watch_resumes_after_its_last_cursor(redis_url, run):
         assert kinds == ["TicketOpened", "MessagePosted", "TicketAssigned", "StateMoved",
                          "MessagePosted", "StateMoved"]
         assert len({e.cursor for e in seen + rest}) == 6
+    run(scenario())
+
+
+def test_reconcile_delivers_an_assignment_a_crash_left_undelivered(redis_url, run):
+    async def scenario():
+        desk = await make_desk(redis_url)
+        a = await desk.start_conversation("c1", "app", "presale", 0, "hi", "k1")
+        b = await desk.start_conversation("c2", "app", "presale", 0, "hi", "k2")
+        # The gateway "dies" right after the dispatcher decided: nothing is delivered.
+        out = await desk.dispatcher.submit(AgentPresenceChanged("ann", {"presale": 1.0}, 1))
+        assert [x.ticket_id for x in out] == [a.record.ticket_id]
+        assert (await desk.view(a.record.ticket_id)).record.state.value == "QUEUED"
+        assert await desk.reconcile() == 1
+        fixed = (await desk.view(a.record.ticket_id)).record
+        assert fixed.state.value == "AWAITING_AGENT" and fixed.agent_id == "ann"
+        assert await desk.reconcile() == 0  # nothing left to repair
+        # A conversation that ended without the dispatcher hearing of it frees its slot.
+        await desk.shards.ask(a.record.ticket_id, CloseTicket("ann"))
+        assert await desk.reconcile() == 1
+        nxt = (await desk.view(b.record.ticket_id)).record
+        assert nxt.agent_id == "ann" and nxt.state.value == "AWAITING_AGENT"
     run(scenario())
