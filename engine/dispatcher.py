@@ -251,6 +251,20 @@ class DispatcherCore:
         ahead = line.rank(pack_key((-vip_tier, now_s, self._seq))) if line else 0
         return self._estimate(flow, ahead, vip_tier)
 
+    def skill_report(self, now_s: float) -> list[dict[str, float | int | str]]:
+        """Per skill: line, capacity, measured rates and a new regular customer's estimate."""
+        rows: list[dict[str, float | int | str]] = []
+        for stats in self.statistics().skills:
+            est = self.estimate_new(stats.skill, 0, now_s)
+            rows.append({
+                "skill": stats.skill, "waiting": stats.waiting, "busy_slots": stats.busy,
+                "serving_slots": stats.slots, "agents_serving": stats.agents,
+                "wait_p50_s": est.p50_s, "wait_p90_s": est.p90_s,
+                "service_rate_per_s": stats.service_rate_per_s,
+                "abandon_rate_per_s": stats.abandon_rate_per_s,
+            })
+        return rows
+
     def flow(self, skill: str) -> SkillFlow:
         return self._flow(skill)
 

@@ -44,6 +44,9 @@ class LocalDispatcher:
     async def submit(self, event: Event) -> Any:
         return await self.service.submit(event)
 
+    async def skill_report(self) -> list[dict[str, Any]]:
+        return self.service.core.skill_report(float(self._clock()))
+
     async def holdings(self) -> dict[str, list[str]]:
         """Agent -> tickets the dispatcher believes it holds."""
         return {a.agent_id: sorted(a.active) for a in self.service.core.capacity.agents()}

@@ -302,6 +302,22 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                skills=profile.skills, capacity=profile.capacity)
 
     @rpc
+    async def GetQueueStats(self, request: Any, context: Any) -> Any:
+        rows = await self.desk.dispatcher.skill_report()
+        if request.skill:
+            rows = [r for r in rows if r["skill"] == request.skill]
+        skills = [admin_pb2.SkillStats(
+            skill=r["skill"], waiting=r["waiting"], busy_slots=r["busy_slots"],
+            serving_slots=r["serving_slots"], agents_serving=r["agents_serving"],
+            estimated_wait_p50_seconds=_finite(r["wait_p50_s"]),
+            estimated_wait_p90_seconds=_finite(r["wait_p90_s"]),
+            service_rate_per_second=r["service_rate_per_s"],
+            abandon_rate_per_second=r["abandon_rate_per_s"]) for r in rows]
+        return admin_pb2.QueueStats(skills=skills, waiting=sum(r["waiting"] for r in rows),
+                                    agents_online=max((r["agents_serving"] for r in rows),
+                                                      default=0))
+
+    @rpc
     async def PlanStaffing(self, request: Any, context: Any) -> Any:
         if not request.intervals:
             raise InvalidArgument("intervals", "give at least one interval")
@@ -321,6 +337,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 mean_wait_seconds=m.mean_wait_s if math.isfinite(m.mean_wait_s) else 0.0,
                 p_abandon=m.p_abandon))
         return admin_pb2.PlanStaffingResponse(recommendations=out)
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
 
 
 def _ticket_id(value: str) -> str:

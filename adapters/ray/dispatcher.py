@@ -83,6 +83,9 @@ class DispatcherHost:
     async def statistics(self) -> Any:
         return (await self._started()).core.statistics()
 
+    async def skill_report(self) -> list[dict[str, Any]]:
+        return (await self._started()).core.skill_report(time.time())
+
 
 def start_dispatcher(redis_url: str, policy: str = "default", **options: Any) -> Any:
     return DispatcherHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
@@ -104,6 +107,9 @@ class DispatcherClient:
 
     async def submit(self, event: Event) -> Any:
         return await self._lane.submit(event)
+
+    async def skill_report(self) -> list[dict[str, Any]]:
+        return await self.host.skill_report.remote()
 
     async def holdings(self) -> dict[str, list[str]]:
         return (await self.host.snapshot.remote())["agents"]

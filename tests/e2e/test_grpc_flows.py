@@ -90,6 +90,15 @@ def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run):
                 ticket_id=second.ticket.ticket_id))
             assert nxt.state == S.TICKET_STATE_AWAITING_AGENT  # ann's freed slot
 
+            stats = await admin.GetQueueStats(admin_pb2.GetQueueStatsRequest(skill="presale"))
+            assert stats.skills[0].skill == "presale" and stats.skills[0].busy_slots == 1
+            assert stats.skills[0].serving_slots == 1 and stats.waiting == 0
+            plan = await admin.PlanStaffing(admin_pb2.PlanStaffingRequest(
+                intervals=[admin_pb2.StaffingInterval(arrival_rate_per_second=1.0,
+                                                      handle_seconds=100, skill="presale")],
+                target_wait_seconds=20, service_level=0.8))
+            assert plan.recommendations[0].slots == 105  # Erlang C, as in the unit test
+
             history = await customers.GetHistory(customer_pb2.GetHistoryRequest(customer_id="c1"))
             assert [m.text for m in history.messages] == ["hello", "how can I help?", "my order"]
         finally:
