@@ -25,18 +25,50 @@ from surgedesk.v1 import (
 S = common_pb2
 
 
-async def serving(url):
-    dispatcher = await LocalDispatcher(url, policy_named("strict")).start()
-    desk = Desk(LocalShards(url), dispatcher, aioredis.Redis.from_url(url))
+HOSTINGS = ["in-process", "ray"]
+
+
+_RAY_ACTORS = []
+
+
+@pytest.fixture(params=HOSTINGS)
+def hosting(request):
+    """The same flows against both hostings of shards and dispatcher."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_session")
+    yield request.param
+    import ray
+
+    while _RAY_ACTORS:  # each Ray actor is a process: leave none behind
+        ray.kill(_RAY_ACTORS.pop(), no_restart=True)
+
+
+async def serving(url, hosting="in-process"):
+    if hosting == "ray":
+        import uuid
+
+        from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
+        from adapters.ray.shards import ShardClient, ShardHost
+
+        tag = uuid.uuid4().hex[:8]
+        hosts = [ShardHost.options(name=f"e2e-{tag}-shard-{i}").remote(i, url) for i in range(2)]
+        dispatcher_host = DispatcherHost.options(name=f"e2e-{tag}-dispatcher").remote(url, "strict")
+        _RAY_ACTORS.extend([*hosts, dispatcher_host])
+        shards = ShardClient(hosts)
+        dispatcher = DispatcherClient(dispatcher_host)
+    else:
+        shards = LocalShards(url)
+        dispatcher = await LocalDispatcher(url, policy_named("strict")).start()
+    desk = Desk(shards, dispatcher, aioredis.Redis.from_url(url))
     server, port = await build_server(desk, "127.0.0.1:0", watch_block_ms=100)
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     return server, channel
 
 
-def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run):
+def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url)
+        server, channel = await serving(redis_url, hosting)
         try:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
@@ -107,9 +139,9 @@ def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run):
     run(scenario())
 
 
-def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run):
+def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url)
+        server, channel = await serving(redis_url, hosting)
         try:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             first = await customers.StartConversation(customer_pb2.StartConversationRequest(
@@ -125,9 +157,9 @@ def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run):
     run(scenario())
 
 
-def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, run):
+def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url)
+        server, channel = await serving(redis_url, hosting)
         try:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             t = (await customers.StartConversation(customer_pb2.StartConversationRequest(
@@ -151,9 +183,9 @@ def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, ru
     run(scenario())
 
 
-def test_bad_input_gets_a_clear_error_naming_the_field_never_unknown(redis_url, run):
+def test_bad_input_gets_a_clear_error_naming_the_field_never_unknown(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url)
+        server, channel = await serving(redis_url, hosting)
         try:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)

@@ -11,8 +11,8 @@ from engine.events import AgentPresenceChanged, ConversationEnded, TicketLeft, T
 from tests.ray.helpers import kill_and_wait_for_restart
 
 
-def test_a_killed_dispatcher_host_loses_nothing(ray_session, clean_redis, run):
-    host = DispatcherHost.options(name="dispatcher-kill-test").remote(clean_redis, "strict")
+def test_a_killed_dispatcher_host_loses_nothing(ray_session, redis_url, run):
+    host = DispatcherHost.options(name="dispatcher-kill-test").remote(redis_url, "strict")
 
     async def scenario():
         client = DispatcherClient(host)

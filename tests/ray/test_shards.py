@@ -18,8 +18,13 @@ def make_hosts(url, n, prefix):
                               max_task_retries=-1).remote(i, url) for i in range(n)]
 
 
-def test_tickets_spread_over_shards_and_survive_a_shard_host_kill(ray_session, clean_redis, run):
-    hosts = make_hosts(clean_redis, 3, "kill-test")
+def kill_all(hosts):
+    for h in hosts:
+        ray.kill(h, no_restart=True)
+
+
+def test_tickets_spread_over_shards_and_survive_a_shard_host_kill(ray_session, redis_url, run):
+    hosts = make_hosts(redis_url, 3, "kill-test")
 
     async def scenario():
         client = ShardClient(hosts)
@@ -41,10 +46,11 @@ def test_tickets_spread_over_shards_and_survive_a_shard_host_kill(ray_session, c
         stats = await hosts[victim].statistics.remote()
         assert stats["activations_total"] == sum(1 for t in ids if shard_of(t, 3) == victim)
     run(scenario())
+    kill_all(hosts)
 
 
-def test_errors_cross_the_process_boundary_with_their_type(ray_session, clean_redis, run):
-    hosts = make_hosts(clean_redis, 2, "error-test")
+def test_errors_cross_the_process_boundary_with_their_type(ray_session, redis_url, run):
+    hosts = make_hosts(redis_url, 2, "error-test")
 
     async def scenario():
         client = ShardClient(hosts)
@@ -62,15 +68,16 @@ def test_errors_cross_the_process_boundary_with_their_type(ray_session, clean_re
         else:
             raise AssertionError("another customer wrote to the ticket")
     run(scenario())
+    kill_all(hosts)
 
 
 def test_shard_hosts_are_named_in_the_surgedesk_namespace_and_found_again(ray_session,
-                                                                          clean_redis):
+                                                                          redis_url):
     from adapters.ray.shards import start_shard_hosts
 
-    hosts = start_shard_hosts(2, clean_redis)
+    hosts = start_shard_hosts(2, redis_url)
     try:
-        again = start_shard_hosts(2, clean_redis)  # a restarted gateway finds the same hosts
+        again = start_shard_hosts(2, redis_url)  # a restarted gateway finds the same hosts
         assert [h._actor_id for h in again] == [h._actor_id for h in hosts]
         found = ray.get_actor("shard-1", namespace="surgedesk")
         assert ray.get(found.statistics.remote())["shard"] == 1
