@@ -140,10 +140,17 @@ class Desk:
         except CustomerHasOpenTicket as exc:  # opened meanwhile on another channel
             return await self._resume(exc.ticket_id, customer_id, first_message, channel,
                                       idempotency_key)
-        if reply.events:  # a retried start re-sends nothing to the dispatcher
-            out = await self.dispatcher.submit(TicketQueued(ticket_id, skill, vip_tier))
+        if not reply.events:  # a retried start re-sends nothing to the dispatcher
+            return await self.view(ticket_id)
+        out = await self.dispatcher.submit(TicketQueued(ticket_id, skill, vip_tier))
+        if out:  # an agent was free: the ticket is assigned, not waiting
             await self._deliver(out)
-        return await self.view(ticket_id)
+            return await self.view(ticket_id)
+        try:
+            status = await self.dispatcher.queue_status(ticket_id)
+        except NotWaiting:  # assigned by someone else's event meanwhile
+            return await self.view(ticket_id)
+        return TicketView(reply.record, status)
 
     async def _resume(self, ticket_id: str, customer_id: str, text: str, channel: str,
                       key: str) -> TicketView:

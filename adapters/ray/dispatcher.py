@@ -64,11 +64,18 @@ class DispatcherHost:
         return await service.submit(ClockTicked())
 
     async def queue_status(self, ticket_id: str) -> QueueStatus | SurgedeskError:
+        return (await self.queue_status_many([ticket_id]))[0]
+
+    async def queue_status_many(self, ticket_ids: list[str]) -> list[QueueStatus | SurgedeskError]:
         service = await self._started()
-        try:
-            return service.core.queue_status(ticket_id, time.time())
-        except SurgedeskError as exc:
-            return exc
+        now_s = time.time()
+        out: list[QueueStatus | SurgedeskError] = []
+        for ticket_id in ticket_ids:
+            try:
+                out.append(service.core.queue_status(ticket_id, now_s))
+            except SurgedeskError as exc:
+                out.append(exc)
+        return out
 
     async def snapshot(self) -> dict[str, Any]:
         """Lines and agent loads, for tests and operators."""
@@ -105,6 +112,11 @@ class DispatcherClient:
 
         self._lane = Coalescer(call, batch_max=batch_max, name="dispatcher")
 
+        async def status(ticket_ids: list[str]) -> list[Any]:
+            return await host.queue_status_many.remote(ticket_ids)
+
+        self._status_lane = Coalescer(status, batch_max=batch_max, name="dispatcher")
+
     async def submit(self, event: Event) -> Any:
         return await self._lane.submit(event)
 
@@ -121,7 +133,4 @@ class DispatcherClient:
         return result
 
     async def queue_status(self, ticket_id: str) -> QueueStatus:
-        result = await self.host.queue_status.remote(ticket_id)
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return await self._status_lane.submit(ticket_id)

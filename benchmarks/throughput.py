@@ -1,0 +1,177 @@
+"""StartConversation throughput, end to end and durable, against a bare grpc.aio echo server.
+
+    python -m benchmarks.throughput [--seconds 10] [--concurrency 64] [--json out/throughput.json]
+
+Both servers run in this process's machine and are driven by the same load generator, a
+separate process (so it does not share the servers' interpreter) keeping ``concurrency``
+requests in flight on one channel for ``seconds``:
+
+* **echo** -- a grpc.aio server whose one unary method returns its request bytes: the ceiling
+  of Python gRPC on this machine.
+* **surgedesk** -- the real gateway with Ray-hosted shards and dispatcher and an embedded Redis,
+  serving ``StartConversation`` for a new customer each time: the ticket is journaled, queued
+  by the dispatcher (journaled too) and answered with its position and estimate.
+
+The ratio surgedesk / echo is the number to watch; absolute rates move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+ECHO_METHOD = "/bench.Echo/Call"
+
+
+async def _drive(target: str, kind: str, seconds: float, concurrency: int,
+                 out: Any) -> None:
+    from surgedesk.v1 import common_pb2, customer_pb2, customer_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(target)
+    await channel.channel_ready()
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    if kind == "echo":
+        call = channel.unary_unary(ECHO_METHOD)
+        payload = customer_pb2.StartConversationRequest(
+            customer_id="c", channel=common_pb2.CHANNEL_APP, skill="presale",
+            first_message="hello").SerializeToString()
+
+        async def one(n: int) -> None:
+            await call(payload)
+    else:
+        stub = customer_pb2_grpc.CustomerServiceStub(channel)
+
+        async def one(n: int) -> None:
+            await stub.StartConversation(customer_pb2.StartConversationRequest(
+                customer_id=f"bench-{time.time_ns()}-{n}", channel=common_pb2.CHANNEL_APP,
+                skill="presale", first_message="hello"))
+
+    async def worker(w: int) -> None:
+        nonlocal errors
+        n = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                await one(w * 1_000_000 + n)
+            except grpc.aio.AioRpcError:
+                errors += 1
+            latencies.append(time.perf_counter() - started)
+            n += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*[worker(w) for w in range(concurrency)])
+    elapsed = time.perf_counter() - started
+    await channel.close()
+    latencies.sort()
+    out.put({
+        "requests": len(latencies), "errors": errors, "seconds": elapsed,
+        "per_s": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
+    })
+
+
+def _load_process(target: str, kind: str, seconds: float, concurrency: int, out: Any) -> None:
+    asyncio.run(_drive(target, kind, seconds, concurrency, out))
+
+
+def load(target: str, kind: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_load_process, args=(target, kind, seconds, concurrency, queue))
+    proc.start()
+    result = queue.get(timeout=seconds + 120)
+    proc.join(30)
+    return result
+
+
+async def echo_server() -> tuple[grpc.aio.Server, int]:
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(echo)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+async def surgedesk_server(data_dir: str, shards: int) -> tuple[Any, int, Any]:
+    import ray
+    import redis.asyncio as aioredis
+
+    from adapters.desk.desk import Desk
+    from adapters.grpc.server import build_server
+    from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
+    from adapters.ray.shards import ShardClient, ShardHost
+    from adapters.redis.server import EmbeddedRedis
+
+    redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
+    ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
+             logging_level=logging.ERROR, log_to_driver=False)
+    hosts = [ShardHost.remote(i, redis_server.url)  # type: ignore[attr-defined]
+             for i in range(shards)]
+    dispatcher = DispatcherHost.remote(redis_server.url)  # type: ignore[attr-defined]
+    desk = Desk(ShardClient(hosts), DispatcherClient(dispatcher),
+                aioredis.Redis.from_url(redis_server.url))
+    server, port = await build_server(desk, "127.0.0.1:0")
+    await server.start()
+    return server, port, redis_server
+
+
+async def run(seconds: float, concurrency: int, shards: int) -> dict[str, Any]:
+    echo, echo_port = await echo_server()
+    loop = asyncio.get_running_loop()
+    echo_result = await loop.run_in_executor(
+        None, load, f"127.0.0.1:{echo_port}", "echo", seconds, concurrency)
+    await echo.stop(None)
+    with tempfile.TemporaryDirectory() as data_dir:
+        server, port, redis_server = await surgedesk_server(data_dir, shards)
+        warm = await loop.run_in_executor(None, load, f"127.0.0.1:{port}", "surgedesk", 2.0, 8)
+        desk_result = await loop.run_in_executor(
+            None, load, f"127.0.0.1:{port}", "surgedesk", seconds, concurrency)
+        await server.stop(None)
+        import ray
+
+        ray.shutdown()
+        redis_server.stop()
+    return {
+        "seconds": seconds, "concurrency": concurrency, "shards": shards,
+        "echo": echo_result, "surgedesk": desk_result, "warmup": warm,
+        "ratio": desk_result["per_s"] / echo_result["per_s"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--json", default="out/throughput.json")
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(args.seconds, args.concurrency, args.shards))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    for name in ("echo", "surgedesk"):
+        r = report[name]
+        print(f"{name:10} {r['per_s']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+              f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}")
+    print(f"ratio surgedesk/echo: {report['ratio']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
