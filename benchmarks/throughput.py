@@ -8,7 +8,8 @@ requests in flight on one channel for ``seconds``:
 
 * **echo** -- a grpc.aio server whose one unary method returns its request bytes: the ceiling
   of Python gRPC on this machine.
-* **surgedesk** -- the real gateway with Ray-hosted shards and dispatcher and an embedded Redis,
+* **surgedesk** -- the real gateway with Ray-hosted shards and dispatcher (or, with
+  ``--hosting in-process``, both in the gateway's own process) and an embedded Redis,
   serving ``StartConversation`` for a new customer each time: the ticket is journaled, queued
   by the dispatcher (journaled too) and answered with its position and estimate.
 
@@ -108,17 +109,24 @@ async def echo_server() -> tuple[grpc.aio.Server, int]:
     return server, port
 
 
-async def surgedesk_server(data_dir: str, shards: int) -> tuple[Any, int, Any]:
+async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[Any, int, Any]:
     import ray
     import redis.asyncio as aioredis
 
     from adapters.desk.desk import Desk
+    from adapters.desk.local import LocalDispatcher, LocalShards
     from adapters.grpc.server import build_server
     from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
     from adapters.ray.shards import ShardClient, ShardHost
     from adapters.redis.server import EmbeddedRedis
 
     redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
+    if hosting == "in-process":
+        desk = Desk(LocalShards(redis_server.url), await LocalDispatcher(redis_server.url).start(),
+                    aioredis.Redis.from_url(redis_server.url))
+        server, port = await build_server(desk, "127.0.0.1:0")
+        await server.start()
+        return server, port, redis_server
     ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
              logging_level=logging.ERROR, log_to_driver=False)
     hosts = [ShardHost.remote(i, redis_server.url)  # type: ignore[attr-defined]
@@ -131,24 +139,26 @@ async def surgedesk_server(data_dir: str, shards: int) -> tuple[Any, int, Any]:
     return server, port, redis_server
 
 
-async def run(seconds: float, concurrency: int, shards: int) -> dict[str, Any]:
+async def run(seconds: float, concurrency: int, shards: int,
+              hosting: str = "ray") -> dict[str, Any]:
     echo, echo_port = await echo_server()
     loop = asyncio.get_running_loop()
     echo_result = await loop.run_in_executor(
         None, load, f"127.0.0.1:{echo_port}", "echo", seconds, concurrency)
     await echo.stop(None)
     with tempfile.TemporaryDirectory() as data_dir:
-        server, port, redis_server = await surgedesk_server(data_dir, shards)
+        server, port, redis_server = await surgedesk_server(data_dir, shards, hosting)
         warm = await loop.run_in_executor(None, load, f"127.0.0.1:{port}", "surgedesk", 2.0, 8)
         desk_result = await loop.run_in_executor(
             None, load, f"127.0.0.1:{port}", "surgedesk", seconds, concurrency)
         await server.stop(None)
         import ray
 
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
         redis_server.stop()
     return {
-        "seconds": seconds, "concurrency": concurrency, "shards": shards,
+        "seconds": seconds, "concurrency": concurrency, "shards": shards, "hosting": hosting,
         "echo": echo_result, "surgedesk": desk_result, "warmup": warm,
         "ratio": desk_result["per_s"] / echo_result["per_s"],
     }
@@ -159,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
+                        help="shards and dispatcher as Ray actors, or in the gateway process")
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args(argv)
-    report = asyncio.run(run(args.seconds, args.concurrency, args.shards))
+    report = asyncio.run(run(args.seconds, args.concurrency, args.shards, args.hosting))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
