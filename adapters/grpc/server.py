@@ -116,6 +116,13 @@ def message_pb(ticket_id: str, m: MessagePosted) -> common_pb2.ChatMessage:
     )
 
 
+def send_reply(message: MessagePosted | str, record: TicketRecord) -> common_pb2.SendMessageResponse:
+    """The reply to SendMessage: the message (only its id, for a retried one) and the ticket."""
+    pb = message_pb(record.ticket_id, message) if isinstance(message, MessagePosted) else (
+        common_pb2.ChatMessage(message_id=message, ticket_id=record.ticket_id))
+    return common_pb2.SendMessageResponse(message=pb, ticket=ticket_pb(record))
+
+
 def event_pb(ticket_id: str, cursor: str, event: Any) -> common_pb2.TicketEvent:
     kind = type(event).__name__
     out = common_pb2.TicketEvent(cursor=cursor, ticket_id=ticket_id,
@@ -199,9 +206,7 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
         message, record = await self.desk.post_customer_message(
             record.customer_id, record.ticket_id, request.text,
             channel_name(request.channel, optional=True), request.idempotency_key)
-        pb = message_pb(record.ticket_id, message) if isinstance(message, MessagePosted) else (
-            common_pb2.ChatMessage(message_id=message, ticket_id=record.ticket_id))
-        return common_pb2.SendMessageResponse(message=pb, ticket=ticket_pb(record))
+        return send_reply(message, record)
 
     @rpc
     async def ConfirmResolution(self, request: Any, context: Any) -> Any:
@@ -274,9 +279,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         agent_id = _agent_id(context_agent(context))
         message, record = await self.desk.post_agent_message(
             agent_id, _ticket_id(request.ticket_id), request.text, request.idempotency_key)
-        pb = message_pb(record.ticket_id, message) if isinstance(message, MessagePosted) else (
-            common_pb2.ChatMessage(message_id=message, ticket_id=record.ticket_id))
-        return common_pb2.SendMessageResponse(message=pb, ticket=ticket_pb(record))
+        return send_reply(message, record)
 
     @rpc
     async def RequestClose(self, request: Any, context: Any) -> Any:
