@@ -186,11 +186,6 @@ class ActorHost(Generic[S]):
     def is_active(self, entity_id: str) -> bool:
         return entity_id in self._active
 
-    def state_of(self, entity_id: str) -> S | None:
-        """The in-memory state of an active entity (for inspection; not a message)."""
-        activation = self._active.get(entity_id)
-        return activation.state if activation is not None and activation.loaded else None
-
     async def stop(self) -> None:
         """Stop taking messages; fail every request still waiting with ActorStopped."""
         self._stopped = True

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -301,6 +300,3 @@ class Desk:
                          if isinstance(e.event, MessagePosted)]
         return records, messages
 
-
-def finite_or_zero(value: float) -> float:
-    return value if math.isfinite(value) else 0.0

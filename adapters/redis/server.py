@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -173,10 +172,6 @@ class EmbeddedRedis:
             except OSError:
                 return
             time.sleep(0.02)
-
-    def remove_data(self) -> None:
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
