@@ -84,3 +84,27 @@ def test_concurrent_callers_are_batched_and_applied_in_journal_order(redis_url, 
         assert rebuilt.core.queue_order("s") == order
         await rebuilt.stop()
     run(scenario())
+
+
+def test_snapshots_keep_the_journal_short_and_the_rebuild_exact(redis_url, run):
+    async def scenario():
+        clock = FakeClock(0.0)
+        live = DispatcherService(aioredis.Redis.from_url(redis_url), DispatcherCore, clock,
+                                 snapshot_every=50)
+        await live.start()
+        await live.submit(AgentPresenceChanged("a0", {"s": 1.0}, 3))
+        for n in range(180):
+            clock.advance(1.0)
+            await live.submit(TicketQueued(f"t{n}", "s", n % 2))
+        assert live.snapshots >= 3
+        client = aioredis.Redis.from_url(redis_url)
+        assert await client.xlen("sd:dispatch") < 60  # trimmed up to the last snapshot
+        before = snapshot(live.core)
+        await live.stop()
+        rebuilt = DispatcherService(client, DispatcherCore, clock)
+        await rebuilt.start()
+        assert rebuilt.replayed < 60  # only what came after the snapshot
+        assert snapshot(rebuilt.core) == before
+        rebuilt.core.check_invariants()
+        await rebuilt.stop()
+    run(scenario())
