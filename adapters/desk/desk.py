@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 
 from adapters.redis.journal import CustomerHasOpenTicket, JournalEntry, TicketJournal
 from adapters.redis.ticket_actor import ReadTicket, TicketReply
+from engine.agent import AgentRecord, ChangePresence, ProfileAgent, ReadAgent
 from engine.dispatcher import QueueStatus
 from engine.errors import IllegalTransition, InvalidArgument, NotFound, NotWaiting
 from engine.events import (
@@ -48,9 +49,6 @@ from engine.ticket import (
     TicketRecord,
 )
 
-PRESENCES = ("online", "away", "offline")
-MAX_CAPACITY = 50
-
 
 @dataclass(frozen=True, slots=True)
 class TicketView:
@@ -65,10 +63,12 @@ class AgentProfile:
     skills: dict[str, float]
     capacity: int
     display_name: str = ""
+    presence: str = "offline"
 
 
-def agents_key() -> str:
-    return "sd:agents"
+def _profile(record: AgentRecord) -> AgentProfile:
+    return AgentProfile(record.agent_id, dict(record.skills), record.capacity,
+                        record.display_name, record.presence)
 
 
 def agent_stream(agent_id: str) -> str:
@@ -86,42 +86,31 @@ class Desk:
 
     # ------------------------------------------------------------------ agents
     async def upsert_agent(self, profile: AgentProfile) -> AgentProfile:
-        if not profile.agent_id:
-            raise InvalidArgument("agent_id", "must not be empty")
-        if not profile.skills:
-            raise InvalidArgument("skills", "must name at least one skill")
-        for skill, p in profile.skills.items():
-            if not skill or not 0 < p <= 1:
-                raise InvalidArgument(f"skills.{skill}", "proficiency must be in (0, 1]")
-        if not 0 < profile.capacity <= MAX_CAPACITY:
-            raise InvalidArgument("capacity", f"must be in 1..{MAX_CAPACITY}")
-        payload = msgpack.packb({"skills": profile.skills, "capacity": profile.capacity,
-                                 "display_name": profile.display_name})
-        await self._redis.hset(agents_key(), profile.agent_id, payload)
-        return profile
+        """Create or change an agent (its actor journals it); an online agent's new skills
+        reach the dispatcher at once."""
+        reply = await self.shards.ask_agent(profile.agent_id, ProfileAgent(
+            profile.agent_id, profile.skills, profile.capacity, profile.display_name))
+        if reply.events and reply.record.presence != "offline":
+            await self._tell_dispatcher(reply.record)
+        return _profile(reply.record)
 
     async def agent(self, agent_id: str) -> AgentProfile:
-        raw = await self._redis.hget(agents_key(), agent_id)
-        if raw is None:
-            raise NotFound("agent", agent_id)
-        data = msgpack.unpackb(raw, raw=False)
-        return AgentProfile(agent_id, dict(data["skills"]), int(data["capacity"]),
-                            data.get("display_name", ""))
+        if not agent_id:
+            raise InvalidArgument("agent_id", "must not be empty")
+        return _profile((await self.shards.ask_agent(agent_id, ReadAgent())).record)
 
     async def set_presence(self, agent_id: str, presence: str, capacity: int = 0) -> AgentProfile:
-        if presence not in PRESENCES:
-            raise InvalidArgument("presence", f"must be one of {', '.join(PRESENCES)}")
-        if not 0 <= capacity <= MAX_CAPACITY:
-            raise InvalidArgument("capacity", f"must be in 0..{MAX_CAPACITY}")
-        profile = await self.agent(agent_id)
-        if capacity:
-            profile = await self.upsert_agent(AgentProfile(
-                agent_id, profile.skills, capacity, profile.display_name))
-        await self._redis.hset("sd:presence", agent_id, presence)
+        if not agent_id:
+            raise InvalidArgument("agent_id", "must not be empty")
+        reply = await self.shards.ask_agent(agent_id, ChangePresence(presence, capacity))
+        # Told even when nothing changed: after a crash the dispatcher may not know yet.
+        await self._tell_dispatcher(reply.record)
+        return _profile(reply.record)
+
+    async def _tell_dispatcher(self, record: AgentRecord) -> None:
         out = await self.dispatcher.submit(AgentPresenceChanged(
-            agent_id, profile.skills, profile.capacity, presence == "online"))
+            record.agent_id, record.skills, record.capacity, record.available))
         await self._deliver(out)
-        return profile
 
     # ------------------------------------------------------------------ customers
     async def start_conversation(self, customer_id: str, channel: str, skill: str,

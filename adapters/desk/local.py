@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from adapters.redis.agent_actor import AgentBehaviour
 from adapters.redis.dispatch_journal import DispatcherService
 from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
@@ -23,11 +24,16 @@ from engine.policies import RoutingPolicy
 
 class LocalShards:
     def __init__(self, redis_url: str, clock: Any = time.time) -> None:
-        journal = TicketJournal(aioredis.Redis.from_url(redis_url))
-        self.host: ActorHost[Any] = ActorHost(TicketBehaviour(journal, clock), clock=clock)
+        client = aioredis.Redis.from_url(redis_url)
+        self.host: ActorHost[Any] = ActorHost(TicketBehaviour(TicketJournal(client), clock),
+                                              clock=clock)
+        self.agents: ActorHost[Any] = ActorHost(AgentBehaviour(client, clock), clock=clock)
 
     async def ask(self, ticket_id: str, command: Any) -> Any:
         return await self.host.ask(ticket_id, command)
+
+    async def ask_agent(self, agent_id: str, command: Any) -> Any:
+        return await self.agents.ask(agent_id, command)
 
 
 class LocalDispatcher:

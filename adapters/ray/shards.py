@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.ray.batching import Coalescer
+from adapters.redis.agent_actor import AgentBehaviour
 from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
@@ -53,6 +54,7 @@ class ShardHost:
         self._idle_after_s = idle_after_s
         self._mailbox_limit = mailbox_limit
         self._host: ActorHost[Any] | None = None
+        self._agents: ActorHost[Any] | None = None
 
     def _tickets(self) -> ActorHost[Any]:
         # Created on the actor's own event loop, on first use.
@@ -63,6 +65,14 @@ class ShardHost:
                                    mailbox_limit=self._mailbox_limit)
         return self._host
 
+    def _agent_host(self) -> ActorHost[Any]:
+        if self._agents is None:
+            self._agents = ActorHost(
+                AgentBehaviour(aioredis.Redis.from_url(self._redis_url), time.time),
+                clock=time.monotonic, idle_after_s=self._idle_after_s,
+                mailbox_limit=self._mailbox_limit)
+        return self._agents
+
     async def ask_many(self, items: list[tuple[str, Any]]) -> list[Any]:
         """Deliver each ``(ticket_id, command)``; replies or errors, in the same order."""
         host = self._tickets()
@@ -71,8 +81,16 @@ class ShardHost:
         where = f"shard-{self.index}"
         return [portable(r, where) if isinstance(r, BaseException) else r for r in results]
 
+    async def ask_agents_many(self, items: list[tuple[str, Any]]) -> list[Any]:
+        """Deliver each ``(agent_id, command)`` to the agent actors of this shard."""
+        host = self._agent_host()
+        results = await asyncio.gather(*[host.ask(aid, cmd) for aid, cmd in items],
+                                       return_exceptions=True)
+        where = f"shard-{self.index}"
+        return [portable(r, where) if isinstance(r, BaseException) else r for r in results]
+
     async def passivate_idle(self) -> int:
-        return self._tickets().passivate_idle()
+        return self._tickets().passivate_idle() + self._agent_host().passivate_idle()
 
     async def statistics(self) -> dict[str, Any]:
         stats = self._tickets().statistics()
@@ -100,14 +118,19 @@ class ShardClient:
             raise ValueError("at least one shard host")
         self._hosts = hosts
         self._lanes = [
-            Coalescer(self._caller(host), batch_max=batch_max, name=f"shard-{i}")
+            Coalescer(self._caller(host.ask_many), batch_max=batch_max, name=f"shard-{i}")
+            for i, host in enumerate(hosts)
+        ]
+        self._agent_lanes = [
+            Coalescer(self._caller(host.ask_agents_many), batch_max=batch_max,
+                      name=f"shard-{i}")
             for i, host in enumerate(hosts)
         ]
 
     @staticmethod
-    def _caller(host: Any) -> Any:
+    def _caller(method: Any) -> Any:
         async def call(items: list[tuple[str, Any]]) -> list[Any]:
-            return await host.ask_many.remote(items)
+            return await method.remote(items)
         return call
 
     @property
@@ -120,3 +143,7 @@ class ShardClient:
 
     async def ask(self, ticket_id: str, command: Any) -> Any:
         return await self._lanes[shard_of(ticket_id, len(self._hosts))].submit((ticket_id, command))
+
+    async def ask_agent(self, agent_id: str, command: Any) -> Any:
+        lane = self._agent_lanes[shard_of(f"agent:{agent_id}", len(self._hosts))]
+        return await lane.submit((agent_id, command))

@@ -1,0 +1,134 @@
+"""One agent as an event-sourced aggregate: its profile (skills, capacity) and its presence.
+
+Who runs this: the agent actor that owns the agent (one at a time, serially), and anything that
+rebuilds an agent from its journal. Same shape as :mod:`engine.ticket`: ``decide`` turns a
+command into events or refuses it, ``apply`` folds events into the record. A command that would
+change nothing causes no event, so a retried call is harmless. Which conversations an agent
+holds is the dispatcher's business (its capacity index), not the agent's record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from engine.errors import InvalidArgument, NotFound
+
+PRESENCES = ("online", "away", "offline")
+MAX_CAPACITY = 50
+MAX_ID_CHARS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfiled:
+    agent_id: str
+    skills: dict[str, float]
+    capacity: int
+    display_name: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    presence: str
+    capacity: int
+    at_s: float
+
+
+Event = AgentProfiled | PresenceChanged
+EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (AgentProfiled, PresenceChanged)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileAgent:
+    agent_id: str
+    skills: Mapping[str, float]
+    capacity: int
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePresence:
+    presence: str
+    capacity: int = 0  # 0 keeps the profile's capacity
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAgent:
+    """Ask for the agent as it is; causes nothing."""
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    agent_id: str
+    skills: dict[str, float] = field(default_factory=dict)
+    capacity: int = 1
+    display_name: str = ""
+    presence: str = "offline"
+    updated_s: float = -math.inf
+
+    @property
+    def available(self) -> bool:
+        return self.presence == "online"
+
+
+def _check_profile(cmd: ProfileAgent) -> dict[str, float]:
+    if not cmd.agent_id or len(cmd.agent_id) > MAX_ID_CHARS:
+        raise InvalidArgument("agent_id", f"must be 1..{MAX_ID_CHARS} characters")
+    if not cmd.skills:
+        raise InvalidArgument("skills", "must name at least one skill")
+    skills: dict[str, float] = {}
+    for skill, proficiency in cmd.skills.items():
+        if not skill or len(skill) > MAX_ID_CHARS:
+            raise InvalidArgument("skills", f"a skill name must be 1..{MAX_ID_CHARS} characters")
+        p = float(proficiency)
+        if not 0.0 < p <= 1.0:
+            raise InvalidArgument(f"skills.{skill}", f"proficiency must be in (0, 1], got {p:g}")
+        skills[skill] = p
+    _check_capacity(cmd.capacity, allow_zero=False)
+    return skills
+
+
+def _check_capacity(capacity: int, *, allow_zero: bool) -> None:
+    low = 0 if allow_zero else 1
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or not (
+        low <= capacity <= MAX_CAPACITY
+    ):
+        raise InvalidArgument("capacity", f"must be an integer in {low}..{MAX_CAPACITY}")
+
+
+def decide(record: AgentRecord | None, cmd: ProfileAgent | ChangePresence,
+           now_s: float) -> list[Event]:
+    if isinstance(cmd, ProfileAgent):
+        skills = _check_profile(cmd)
+        if record is not None and (record.skills, record.capacity, record.display_name) == (
+            skills, cmd.capacity, cmd.display_name
+        ):
+            return []
+        return [AgentProfiled(cmd.agent_id, skills, cmd.capacity, cmd.display_name, now_s)]
+    if isinstance(cmd, ChangePresence):
+        if record is None:
+            raise NotFound("agent", "(not profiled)")
+        if cmd.presence not in PRESENCES:
+            raise InvalidArgument("presence", f"must be one of {', '.join(PRESENCES)}")
+        _check_capacity(cmd.capacity, allow_zero=True)
+        capacity = cmd.capacity or record.capacity
+        if (cmd.presence, capacity) == (record.presence, record.capacity):
+            return []
+        return [PresenceChanged(cmd.presence, capacity, now_s)]
+    raise InvalidArgument("command", f"unknown command {type(cmd).__name__}")
+
+
+def apply(record: AgentRecord | None, event: Event) -> AgentRecord:
+    if isinstance(event, AgentProfiled):
+        base = record or AgentRecord(event.agent_id)
+        return dataclasses.replace(base, skills=dict(event.skills), capacity=event.capacity,
+                                   display_name=event.display_name, updated_s=event.at_s)
+    if record is None:
+        raise InvalidArgument("event", f"{type(event).__name__} before AgentProfiled")
+    if isinstance(event, PresenceChanged):
+        return dataclasses.replace(record, presence=event.presence, capacity=event.capacity,
+                                   updated_s=event.at_s)
+    raise InvalidArgument("event", f"unknown event {type(event).__name__}")
