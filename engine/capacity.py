@@ -139,6 +139,25 @@ class CapacityIndex:
         return set(self._agents_by_skill) | set(self._busy_by_skill)
 
     # ----------------------------------------------------------------- changes
+    def reconfigure(self, relaxation: RelaxationSteps, selection: AgentSelection) -> None:
+        """New relaxation rings or selection order: every agent is re-ranked. O(a k log a)."""
+        agents = list(self._agents.values())
+        for agent in agents:
+            self._unlist(agent)
+            self._count_serving(agent, -1)
+        self._relaxation = relaxation
+        self._rings = len(relaxation)
+        self._selection = selection
+        self._free.clear()
+        for agent in agents:
+            agent.rings = {}
+            for s, p in agent.skills.items():
+                ring = relaxation.lowest_ring_for(p)
+                if ring is not None:
+                    agent.rings[s] = ring
+            self._count_serving(agent, +1)
+            self._list(agent)
+
     def upsert(
         self, agent_id: str, skills: Mapping[str, float], capacity: int, available: bool
     ) -> AgentState:

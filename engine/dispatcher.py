@@ -58,10 +58,12 @@ from engine.events import (
     Command,
     ConversationEnded,
     Event,
+    PolicyChanged,
+    SkillConfigured,
     TicketLeft,
     TicketQueued,
 )
-from engine.policies import RoutingPolicy
+from engine.policies import AgentSelection, RelaxationSteps, RoutingPolicy, StickyPolicy
 from engine.queues import TicketQueue, pack_key
 
 _WAKE_TIMER = 0  # ident: a skill
@@ -144,6 +146,7 @@ class DispatcherCore:
         self._timer_seq = 0
         self._now_s = -math.inf
         self._undelivered: list[Command] = []
+        self._handle_priors: dict[str, float] = dict(self.estimator.handle_s_by_skill)
         self.assignments_total = 0
 
     # ================================================================ the one entry point
@@ -171,6 +174,10 @@ class DispatcherCore:
                 self._on_left(event, now_s)
             elif isinstance(event, AgentPresenceChanged):
                 self._on_presence(event, now_s, out)
+            elif isinstance(event, SkillConfigured):
+                self._on_skill(event)
+            elif isinstance(event, PolicyChanged):
+                self._on_policy(event, now_s, out)
             elif not isinstance(event, ClockTicked):
                 raise InvalidArgument("event", f"unknown event type {type(event).__name__}")
         except Exception:
@@ -360,26 +367,56 @@ class DispatcherCore:
         self._set_waiting(flow, -1, t.vip_tier)
 
     def _on_presence(self, ev: AgentPresenceChanged, now_s: float, out: list[Command]) -> None:
-        agent = self.capacity.upsert(ev.agent_id, ev.skills, ev.capacity, ev.available)
-        queue = self._preferred.get(ev.agent_id)
-        if queue:
-            # Customers waiting for this agent join their lines at once if it went away or
-            # no longer has their skill.
-            leaving = [tid for _, tid in queue
-                       if not ev.available or self._tickets[tid].skill not in agent.skills]
-            for tid in leaving:
-                t = self._tickets[tid]
-                queue.discard(t.key)
-                t.preferred_agent_id = None
-                self._enqueue(t, now_s)
-            if not queue:
-                del self._preferred[ev.agent_id]
-            for tid in leaving:
-                still_waiting = self._tickets.get(tid)
-                if still_waiting is not None:
-                    self._offer(still_waiting, now_s, out)
+        self.capacity.upsert(ev.agent_id, ev.skills, ev.capacity, ev.available)
+        self._release_sticky(ev.agent_id, now_s, out)
         if ev.available:
             self._fill(ev.agent_id, now_s, out)
+
+    def _release_sticky(self, agent_id: str, now_s: float, out: list[Command]) -> None:
+        """Customers waiting for this agent join their lines at once if it went away or no
+        longer qualifies for their skill."""
+        queue = self._preferred.get(agent_id)
+        if not queue:
+            return
+        agent = self.capacity.get(agent_id)
+        leaving = [tid for _, tid in queue
+                   if not agent.available or self._tickets[tid].skill not in agent.rings]
+        for tid in leaving:
+            t = self._tickets[tid]
+            queue.discard(t.key)
+            t.preferred_agent_id = None
+            self._enqueue(t, now_s)
+        if not queue:
+            del self._preferred[agent_id]
+        for tid in leaving:
+            still_waiting = self._tickets.get(tid)
+            if still_waiting is not None:
+                self._offer(still_waiting, now_s, out)
+
+    def _on_skill(self, ev: SkillConfigured) -> None:
+        if not ev.skill:
+            raise InvalidArgument("skill", "must not be empty")
+        if not (math.isfinite(ev.expected_handle_s) and ev.expected_handle_s > 0):
+            raise InvalidArgument("expected_handle_s", "must be a finite number > 0")
+        self._handle_priors[ev.skill] = ev.expected_handle_s
+        self._flow(ev.skill).prior_handle_s = ev.expected_handle_s
+
+    def _on_policy(self, ev: PolicyChanged, now_s: float, out: list[Command]) -> None:
+        policy = RoutingPolicy(
+            priority=self.policy.priority,
+            selection=AgentSelection(ev.selection),
+            relaxation=RelaxationSteps(tuple(tuple(step) for step in ev.relaxation)),  # type: ignore[misc]
+            sticky=StickyPolicy(ev.sticky_window_s),
+        )
+        self.policy = policy
+        self._relax = policy.relaxation
+        self.capacity.reconfigure(policy.relaxation, policy.selection)
+        for agent_id in list(self._preferred):
+            self._release_sticky(agent_id, now_s, out)
+        # Agents may qualify for more now: let every free one look again.
+        for agent in list(self.capacity.agents()):
+            if agent.available and len(agent.active) < agent.capacity:
+                self._fill(agent.agent_id, now_s, out)
 
     # ================================================================ routing steps
     def _fill(self, agent_id: str, now_s: float, out: list[Command]) -> None:
@@ -522,7 +559,8 @@ class DispatcherCore:
         if agent_id is None or agent_id not in self.capacity:
             return None
         agent = self.capacity.get(agent_id)
-        return agent_id if agent.available and skill in agent.skills else None
+        # The last agent must still qualify for the skill under the policy in force.
+        return agent_id if agent.available and skill in agent.rings else None
 
     def _preferred_queue(self, agent_id: str) -> TicketQueue:
         queue = self._preferred.get(agent_id)
@@ -541,7 +579,7 @@ class DispatcherCore:
             flow = self._flows[skill] = SkillFlow(
                 skill=skill,
                 tau_s=cfg.tau_s,
-                prior_handle_s=cfg.handle_s_by_skill.get(skill, cfg.prior_handle_s),
+                prior_handle_s=self._handle_priors.get(skill, cfg.prior_handle_s),
             )
         return flow
 

@@ -63,7 +63,25 @@ class ClockTicked:
     """Time passed; run the timers that are due (relaxation steps, sticky windows)."""
 
 
-Event = AgentPresenceChanged | TicketQueued | TicketLeft | ConversationEnded | ClockTicked
+@dataclass(frozen=True, slots=True)
+class SkillConfigured:
+    """An operator set a skill's expected handle time: the estimator's prior for it."""
+
+    skill: str
+    expected_handle_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChanged:
+    """An operator changed the routing policy: relaxation steps, agent selection, sticky window."""
+
+    relaxation: tuple[tuple[float, float], ...]
+    selection: str
+    sticky_window_s: float
+
+
+Event = (AgentPresenceChanged | TicketQueued | TicketLeft | ConversationEnded | ClockTicked
+         | SkillConfigured | PolicyChanged)
 
 
 @dataclass(frozen=True, slots=True)

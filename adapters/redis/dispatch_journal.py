@@ -42,13 +42,16 @@ from engine.events import (
     ClockTicked,
     ConversationEnded,
     Event,
+    PolicyChanged,
+    SkillConfigured,
     TicketLeft,
     TicketQueued,
 )
 
 STREAM = "sd:dispatch"
 _TYPES: dict[str, type] = {c.__name__: c for c in (AgentPresenceChanged, TicketQueued, TicketLeft,
-                                                   ConversationEnded, ClockTicked)}
+                                                   ConversationEnded, ClockTicked,
+                                                   SkillConfigured, PolicyChanged)}
 
 
 def encode(event: Event, now_s: float) -> bytes:
@@ -65,7 +68,10 @@ def decode(payload: bytes) -> tuple[Event, float]:
         cls = _TYPES[data["type"]]
     except KeyError:
         raise InvalidArgument("event.type", f"unknown routing event {data.get('type')!r}") from None
-    return cls(**data["f"]), float(data["now_s"])
+    fields = data["f"]
+    if cls is PolicyChanged:  # msgpack turns tuples into lists
+        fields["relaxation"] = tuple(tuple(step) for step in fields["relaxation"])
+    return cls(**fields), float(data["now_s"])
 
 
 class DispatcherService:

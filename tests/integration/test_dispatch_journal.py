@@ -9,7 +9,14 @@ import redis.asyncio as aioredis
 from adapters.redis.dispatch_journal import DispatcherService, decode, encode
 from engine.dispatcher import DispatcherCore
 from engine.errors import NotWaiting
-from engine.events import AgentPresenceChanged, ConversationEnded, TicketLeft, TicketQueued
+from engine.events import (
+    AgentPresenceChanged,
+    ConversationEnded,
+    PolicyChanged,
+    SkillConfigured,
+    TicketLeft,
+    TicketQueued,
+)
 from engine.testing import FakeClock
 
 
@@ -28,7 +35,8 @@ def snapshot(core):
 def test_routing_events_round_trip_through_msgpack():
     for event in (AgentPresenceChanged("a", {"s": 0.5}, 3, False),
                   TicketQueued("t", "s", 2, 1.0, 9.0, "a", 30.0), TicketLeft("t"),
-                  ConversationEnded("a", "t")):
+                  ConversationEnded("a", "t"), SkillConfigured("s", 120.0),
+                  PolicyChanged(((0.0, 1.0), (30.0, 0.5)), "longest_idle", 45.0)):
         again, now = decode(encode(event, 12.5))
         assert again == event and now == 12.5
 

@@ -319,3 +319,45 @@ def test_sticky_tickets_join_the_line_when_their_agent_drops_the_skill():
     assert d.core.queue_order("presale") == ["again"]
     assert d.holder("again") is None
     assert d.end("bob", "busy")[0].ticket_id == "again"
+
+
+def test_a_policy_change_lets_newly_qualifying_agents_take_waiting_tickets_at_once():
+    from engine.events import PolicyChanged
+
+    d = CoreDriver(STRICT)
+    d.agent("helper", {"presale": 0.5})
+    d.ticket("t1", "presale")
+    assert d.core.is_waiting("t1")  # strict: only primary agents
+    out = d.send(PolicyChanged(((0.0, 0.0),), "least_loaded", 30.0))
+    assert out == [AssignTicket("t1", "helper", "presale", 0.0)]
+    assert d.core.policy.sticky.window_s == 30.0
+    d.core.check_invariants()
+
+
+def test_a_bad_policy_is_refused_naming_the_field_and_changes_nothing():
+    from engine.events import PolicyChanged
+
+    d = CoreDriver(STRICT)
+    for bad, field in [(PolicyChanged(((5.0, 1.0),), "proficiency", 60.0), "relaxation.steps"),
+                       (PolicyChanged(((0.0, 1.0),), "random", 60.0), "agent_selection"),
+                       (PolicyChanged(((0.0, 1.0),), "proficiency", -1.0), "sticky.window_s")]:
+        with pytest.raises(InvalidArgument) as info:
+            d.send(bad)
+        assert info.value.field == field
+    assert d.core.policy is STRICT
+
+
+def test_a_skills_expected_handle_time_is_the_estimators_prior():
+    from engine.events import SkillConfigured
+
+    d = CoreDriver(STRICT)
+    d.agent("ann", "s")
+    d.ticket("busy", "s")
+    d.ticket("t1", "s")
+    slow = d.core.queue_status("t1", 0.0).estimate.p50_s
+    d.send(SkillConfigured("s", 30.0))
+    fast = d.core.queue_status("t1", 0.0).estimate.p50_s
+    assert fast < slow / 3
+    with pytest.raises(InvalidArgument) as info:
+        d.send(SkillConfigured("s", 0.0))
+    assert info.value.field == "expected_handle_s"

@@ -15,6 +15,7 @@ from engine.events import (
     AgentPresenceChanged,
     ClockTicked,
     ConversationEnded,
+    PolicyChanged,
     TicketLeft,
     TicketQueued,
 )
@@ -102,6 +103,12 @@ class DispatcherMachine(RuleBasedStateMachine):
         tid = data.draw(st.sampled_from(waiting))
         self._send(TicketLeft(tid))
         assert not self.core.is_waiting(tid)
+
+    @rule(preset=st.sampled_from(sorted(POLICY_PRESETS)))
+    def operator_changes_policy(self, preset):
+        policy = POLICY_PRESETS[preset]
+        self._send(PolicyChanged(policy.relaxation.steps, policy.selection.mode,
+                                 policy.sticky.window_s))
 
     @rule(seconds=st.floats(0.01, 200))
     def time_passes(self, seconds):
