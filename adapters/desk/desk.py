@@ -14,7 +14,9 @@ the agent's stream. An assignment that arrives after the customer left frees the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -33,8 +35,17 @@ from engine.events import (
     AgentPresenceChanged,
     AssignTicket,
     ConversationEnded,
+    PolicyChanged,
+    SkillConfigured,
     TicketLeft,
     TicketQueued,
+)
+from engine.policies import (
+    AgentSelection,
+    RelaxationSteps,
+    RoutingPolicy,
+    StickyPolicy,
+    policy_named,
 )
 from engine.ticket import (
     AssignAgent,
@@ -55,6 +66,18 @@ class TicketView:
     record: TicketRecord
     status: QueueStatus | None  # while queued
     resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SkillProfile:
+    name: str
+    description: str = ""
+    expected_handle_s: float = 0.0
+    target_wait_s: float = 0.0
+    topic_keywords: tuple[str, ...] = ()
+
+
+SKILLS_KEY = "sd:skills"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +134,57 @@ class Desk:
         out = await self.dispatcher.submit(AgentPresenceChanged(
             record.agent_id, record.skills, record.capacity, record.available))
         await self._deliver(out)
+
+    # ------------------------------------------------------------------ skills and policy
+    async def upsert_skill(self, skill: SkillProfile) -> SkillProfile:
+        """Store a skill's profile; its expected handle time becomes the estimator's prior."""
+        if not skill.name or len(skill.name) > 128:
+            raise InvalidArgument("name", "must be 1..128 characters")
+        if skill.expected_handle_s < 0 or not math.isfinite(skill.expected_handle_s):
+            raise InvalidArgument("expected_handle_seconds", "must be a finite number >= 0")
+        if skill.target_wait_s < 0 or not math.isfinite(skill.target_wait_s):
+            raise InvalidArgument("target_wait_seconds", "must be a finite number >= 0")
+        keywords = [k.strip().lower() for k in skill.topic_keywords if k.strip()]
+        if skill.expected_handle_s > 0:
+            await self.dispatcher.submit(SkillConfigured(skill.name, skill.expected_handle_s))
+        stored = SkillProfile(skill.name, skill.description, skill.expected_handle_s,
+                              skill.target_wait_s, tuple(keywords))
+        await self._redis.hset(SKILLS_KEY, skill.name, msgpack.packb(dataclasses.asdict(stored)))
+        return stored
+
+    async def skills(self) -> list[SkillProfile]:
+        rows = await self._redis.hgetall(SKILLS_KEY)
+        out = []
+        for raw in rows.values():
+            data = msgpack.unpackb(raw, raw=False)
+            data["topic_keywords"] = tuple(data["topic_keywords"])
+            out.append(SkillProfile(**data))
+        return sorted(out, key=lambda s: s.name)
+
+    async def skill_for_topic(self, topic: str) -> str:
+        """The skill whose keywords appear in a free-text topic (the longest keyword wins)."""
+        text = topic.lower()
+        best, best_len = "", 0
+        for skill in await self.skills():
+            for keyword in skill.topic_keywords:
+                if keyword in text and len(keyword) > best_len:
+                    best, best_len = skill.name, len(keyword)
+        if not best:
+            raise InvalidArgument("topic", f"matches no skill's keywords: {topic[:80]!r}")
+        return best
+
+    async def set_policy(self, preset: str, relaxation: list[tuple[float, float]] | None = None,
+                         selection: str = "", sticky_window_s: float | None = None) -> RoutingPolicy:
+        """Change the routing policy: a preset, with any of its parts overridden."""
+        base = policy_named(preset or "default")
+        steps = tuple(relaxation) if relaxation else base.relaxation.steps
+        event = PolicyChanged(steps, selection or base.selection.mode,
+                              base.sticky.window_s if sticky_window_s is None else sticky_window_s)
+        out = await self.dispatcher.submit(event)
+        await self._deliver(out)
+        return RoutingPolicy(priority=base.priority, selection=AgentSelection(event.selection),
+                             relaxation=RelaxationSteps(event.relaxation),
+                             sticky=StickyPolicy(event.sticky_window_s))
 
     # ------------------------------------------------------------------ customers
     async def start_conversation(self, customer_id: str, channel: str, skill: str,

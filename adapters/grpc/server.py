@@ -24,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from adapters.desk.desk import AgentProfile, Desk, TicketView
+from adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
 from adapters.grpc.errors import status_of
 from engine.dispatcher import QueueStatus
 from engine.errors import InvalidArgument
@@ -185,9 +185,11 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
 
     @rpc
     async def StartConversation(self, request: Any, context: Any) -> Any:
-        skill = request.skill or request.topic.strip().lower()
+        skill = request.skill
         if not skill:
-            raise InvalidArgument("skill", "give a skill or a topic")
+            if not request.topic.strip():
+                raise InvalidArgument("skill", "give a skill or a topic")
+            skill = await self.desk.skill_for_topic(request.topic)
         view = await self.desk.start_conversation(
             request.customer_id, channel_name(request.channel), skill, request.vip_tier,
             request.first_message, request.idempotency_key)
@@ -303,6 +305,29 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             request.display_name))
         return admin_pb2.Agent(agent_id=profile.agent_id, display_name=profile.display_name,
                                skills=profile.skills, capacity=profile.capacity)
+
+    @rpc
+    async def UpsertSkill(self, request: Any, context: Any) -> Any:
+        stored = await self.desk.upsert_skill(SkillProfile(
+            request.name, request.description, request.expected_handle_seconds,
+            request.target_wait_seconds, tuple(request.topic_keywords)))
+        return admin_pb2.Skill(name=stored.name, description=stored.description,
+                               expected_handle_seconds=stored.expected_handle_s,
+                               target_wait_seconds=stored.target_wait_s,
+                               topic_keywords=list(stored.topic_keywords))
+
+    @rpc
+    async def SetPolicy(self, request: Any, context: Any) -> Any:
+        steps = [(s.after_seconds, s.min_proficiency) for s in request.relaxation]
+        policy = await self.desk.set_policy(
+            request.preset, steps or None, request.agent_selection,
+            request.sticky_window_seconds if request.HasField("sticky_window_seconds") else None)
+        return admin_pb2.RoutingPolicy(
+            preset=request.preset or "default",
+            relaxation=[admin_pb2.RelaxationStep(after_seconds=a, min_proficiency=p)
+                        for a, p in policy.relaxation.steps],
+            agent_selection=policy.selection.mode,
+            sticky_window_seconds=policy.sticky.window_s)
 
     @rpc
     async def GetQueueStats(self, request: Any, context: Any) -> Any:

@@ -242,3 +242,50 @@ def test_health_and_reflection_answer(redis_url, run):
             await channel.close()
             await server.stop(None)
     run(scenario())
+
+
+def test_operators_configure_skills_and_change_the_routing_policy(redis_url, run, hosting):
+    async def scenario():
+        server, channel = await serving(redis_url, hosting)
+        try:
+            customers = customer_pb2_grpc.CustomerServiceStub(channel)
+            agents = agent_pb2_grpc.AgentServiceStub(channel)
+            admin = admin_pb2_grpc.AdminServiceStub(channel)
+            skill = await admin.UpsertSkill(admin_pb2.Skill(
+                name="returns", expected_handle_seconds=120,
+                topic_keywords=["Refund", "return"]))
+            assert list(skill.topic_keywords) == ["refund", "return"]
+            started = await customers.StartConversation(customer_pb2.StartConversationRequest(
+                customer_id="c1", channel=S.CHANNEL_APP, topic="I want a REFUND please"))
+            assert started.ticket.skill == "returns"
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await customers.StartConversation(customer_pb2.StartConversationRequest(
+                    customer_id="c2", channel=S.CHANNEL_APP, topic="what is the weather"))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "topic" in info.value.details()
+
+            # A helper with a secondary proficiency waits under the strict policy...
+            await admin.UpsertAgent(admin_pb2.Agent(agent_id="helper", skills={"returns": 0.5},
+                                                    capacity=1))
+            await agents.SetPresence(agent_pb2.SetPresenceRequest(
+                agent_id="helper", presence=S.PRESENCE_ONLINE))
+            queued = await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
+                ticket_id=started.ticket.ticket_id))
+            assert queued.state == S.TICKET_STATE_QUEUED
+            # ...and takes the ticket at once when the operator pools the desk.
+            policy = await admin.SetPolicy(admin_pb2.RoutingPolicy(preset="pooled"))
+            assert policy.agent_selection == "least_loaded"
+            assert [(s.after_seconds, s.min_proficiency) for s in policy.relaxation] == [(0, 0)]
+            served = await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
+                ticket_id=started.ticket.ticket_id))
+            assert served.state == S.TICKET_STATE_AWAITING_AGENT
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await admin.SetPolicy(admin_pb2.RoutingPolicy(
+                    preset="default", relaxation=[admin_pb2.RelaxationStep(
+                        after_seconds=10, min_proficiency=1.0)]))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "relaxation" in info.value.details()
+        finally:
+            await channel.close()
+            await server.stop(None)
+    run(scenario())
