@@ -204,13 +204,10 @@ class Desk:
                                       idempotency_key)
         if not reply.events:  # a retried start re-sends nothing to the dispatcher
             return await self.view(ticket_id)
-        out = await self.dispatcher.submit(TicketQueued(ticket_id, skill, vip_tier))
+        out, status = await self.dispatcher.queue(TicketQueued(ticket_id, skill, vip_tier))
         if out:  # an agent was free: the ticket is assigned, not waiting
             await self._deliver(out)
-            return await self.view(ticket_id)
-        try:
-            status = await self.dispatcher.queue_status(ticket_id)
-        except NotWaiting:  # assigned by someone else's event meanwhile
+        if status is None:
             return await self.view(ticket_id)
         return TicketView(reply.record, status)
 

@@ -18,7 +18,7 @@ from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
 from engine.dispatcher import DispatcherCore, QueueStatus
-from engine.events import ClockTicked, Event
+from engine.events import ClockTicked, Event, TicketQueued
 from engine.policies import RoutingPolicy
 
 
@@ -49,6 +49,13 @@ class LocalDispatcher:
 
     async def submit(self, event: Event) -> Any:
         return await self.service.submit(event)
+
+    async def queue(self, event: TicketQueued) -> tuple[list[Any], QueueStatus | None]:
+        assigned = await self.service.submit(event)
+        core = self.service.core
+        status = (core.queue_status(event.ticket_id, float(self._clock()))
+                  if core.is_waiting(event.ticket_id) else None)
+        return assigned, status
 
     async def skill_report(self) -> list[dict[str, Any]]:
         return self.service.core.skill_report(float(self._clock()))

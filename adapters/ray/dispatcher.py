@@ -20,7 +20,7 @@ from adapters.ray.shards import NAMESPACE, portable
 from adapters.redis.dispatch_journal import STREAM, DispatcherService
 from engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
 from engine.errors import SurgedeskError
-from engine.events import ClockTicked, Event
+from engine.events import ClockTicked, Event, TicketQueued
 from engine.policies import policy_named
 
 
@@ -54,6 +54,22 @@ class DispatcherHost:
             except BaseException as exc:  # noqa: BLE001 - returned, not raised, per event
                 results.append(portable(exc, "dispatcher"))
         return results
+
+    async def queue_many(self, events: list[TicketQueued]) -> list[Any]:
+        """Queue tickets; per ticket ``(assignments, status or None)`` or its error: the
+        position and estimate come back in the same round trip."""
+        service = await self._started()
+        out: list[Any] = []
+        for event in events:
+            try:
+                assigned = await service.submit(event)
+                status = None
+                if service.core.is_waiting(event.ticket_id):
+                    status = service.core.queue_status(event.ticket_id, time.time())
+                out.append((assigned, status))
+            except BaseException as exc:  # noqa: BLE001 - returned, not raised, per event
+                out.append(portable(exc, "dispatcher"))
+        return out
 
     async def tick(self) -> list[Any]:
         """Run due timers (relaxation wake-ups, sticky windows) if any is due."""
@@ -116,6 +132,15 @@ class DispatcherClient:
             return await host.queue_status_many.remote(ticket_ids)
 
         self._status_lane = Coalescer(status, batch_max=batch_max, name="dispatcher")
+
+        async def queue(events: list[TicketQueued]) -> list[Any]:
+            return await host.queue_many.remote(events)
+
+        self._queue_lane = Coalescer(queue, batch_max=batch_max, name="dispatcher")
+
+    async def queue(self, event: TicketQueued) -> tuple[list[Any], QueueStatus | None]:
+        """Queue a ticket: its assignments (if an agent was free) and its status (if not)."""
+        return await self._queue_lane.submit(event)
 
     async def submit(self, event: Event) -> Any:
         return await self._lane.submit(event)
