@@ -1,6 +1,7 @@
 """End to end over real gRPC on loopback: the conversation as frontends drive it."""
 
 import asyncio
+import contextlib
 
 import grpc
 import pytest
@@ -43,6 +44,17 @@ def hosting(request):
         ray.kill(_RAY_ACTORS.pop(), no_restart=True)
 
 
+@contextlib.asynccontextmanager
+async def served(url, hosting="in-process"):
+    """A gateway on loopback and a channel to it, both closed afterwards."""
+    server, channel = await serving(url, hosting)
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
 async def serving(url, hosting="in-process"):
     if hosting == "ray":
         import uuid
@@ -68,8 +80,7 @@ async def serving(url, hosting="in-process"):
 
 def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url, hosting)
-        try:
+        async with served(redis_url, hosting) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             admin = admin_pb2_grpc.AdminServiceStub(channel)
@@ -133,16 +144,12 @@ def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run, hostin
 
             history = await customers.GetHistory(customer_pb2.GetHistoryRequest(customer_id="c1"))
             assert [m.text for m in history.messages] == ["hello", "how can I help?", "my order"]
-        finally:
-            await channel.close()
-            await server.stop(None)
     run(scenario())
 
 
 def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url, hosting)
-        try:
+        async with served(redis_url, hosting) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             first = await customers.StartConversation(customer_pb2.StartConversationRequest(
                 customer_id="c9", channel=S.CHANNEL_APP, skill="presale", first_message="hi"))
@@ -151,16 +158,12 @@ def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run, hosti
                 first_message="still me"))
             assert again.resumed and again.ticket.ticket_id == first.ticket.ticket_id
             assert again.ticket.channel == S.CHANNEL_SOCIAL
-        finally:
-            await channel.close()
-            await server.stop(None)
     run(scenario())
 
 
 def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url, hosting)
-        try:
+        async with served(redis_url, hosting) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             t = (await customers.StartConversation(customer_pb2.StartConversationRequest(
                 customer_id="c5", channel=S.CHANNEL_APP, skill="presale",
@@ -177,16 +180,12 @@ def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, ru
             assert first[0].state_changed.reason == "opened"
             assert first[1].message.text == "one" and nxt.message.text == "two"
             assert nxt.cursor > first[-1].cursor
-        finally:
-            await channel.close()
-            await server.stop(None)
     run(scenario())
 
 
 def test_bad_input_gets_a_clear_error_naming_the_field_never_unknown(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url, hosting)
-        try:
+        async with served(redis_url, hosting) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             cases = [
@@ -214,16 +213,12 @@ def test_bad_input_gets_a_clear_error_naming_the_field_never_unknown(redis_url, 
                     await call
                 assert info.value.code() == code, info.value.details()
                 assert word in info.value.details()
-        finally:
-            await channel.close()
-            await server.stop(None)
     run(scenario())
 
 
 def test_health_and_reflection_answer(redis_url, run):
     async def scenario():
-        server, channel = await serving(redis_url)
-        try:
+        async with served(redis_url) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             reply = await health.Check(health_pb2.HealthCheckRequest(
                 service="surgedesk.v1.CustomerService"))
@@ -238,16 +233,12 @@ def test_health_and_reflection_answer(redis_url, run):
                 assert {"surgedesk.v1.CustomerService", "surgedesk.v1.AgentService",
                         "surgedesk.v1.AdminService", "grpc.health.v1.Health"} <= names
                 break
-        finally:
-            await channel.close()
-            await server.stop(None)
     run(scenario())
 
 
 def test_operators_configure_skills_and_change_the_routing_policy(redis_url, run, hosting):
     async def scenario():
-        server, channel = await serving(redis_url, hosting)
-        try:
+        async with served(redis_url, hosting) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             admin = admin_pb2_grpc.AdminServiceStub(channel)
@@ -276,16 +267,13 @@ def test_operators_configure_skills_and_change_the_routing_policy(redis_url, run
             policy = await admin.SetPolicy(admin_pb2.RoutingPolicy(preset="pooled"))
             assert policy.agent_selection == "least_loaded"
             assert [(s.after_seconds, s.min_proficiency) for s in policy.relaxation] == [(0, 0)]
-            served = await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
+            taken = await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
                 ticket_id=started.ticket.ticket_id))
-            assert served.state == S.TICKET_STATE_AWAITING_AGENT
+            assert taken.state == S.TICKET_STATE_AWAITING_AGENT
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await admin.SetPolicy(admin_pb2.RoutingPolicy(
                     preset="default", relaxation=[admin_pb2.RelaxationStep(
                         after_seconds=10, min_proficiency=1.0)]))
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "relaxation" in info.value.details()
-        finally:
-            await channel.close()
-            await server.stop(None)
     run(scenario())
