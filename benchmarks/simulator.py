@@ -31,8 +31,8 @@ from benchmarks.population import Population
 from engine.dispatcher import DispatcherCore, EstimatorConfig
 from engine.events import (
     AgentPresenceChanged,
-    AssignTicket,
     ClockTicked,
+    Command,
     ConversationEnded,
     Event,
     TicketLeft,
@@ -135,7 +135,7 @@ def simulate(
     last_progress = -math.inf
     end_hint = max(population.duration_s, 1.0)
 
-    def apply(commands: list[AssignTicket], now: float) -> None:
+    def apply(commands: list[Command], now: float) -> None:
         nonlocal waiting, busy
         for cmd in commands:
             i = index_of[cmd.ticket_id]
@@ -150,7 +150,7 @@ def simulate(
             bin_waits.append(rec.wait_s)
             push(now + customers[i].handle_s, _END, (cmd.agent_id, cmd.ticket_id))
 
-    def feed(event: Event, now: float) -> list[AssignTicket]:
+    def feed(event: Event, now: float) -> list[Command]:
         t0 = time.perf_counter()
         out = core.handle(event, now)
         if out:

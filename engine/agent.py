@@ -37,8 +37,23 @@ class PresenceChanged:
     at_s: float
 
 
-Event = AgentProfiled | PresenceChanged
-EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (AgentProfiled, PresenceChanged)}
+@dataclass(frozen=True, slots=True)
+class OfferMissed:
+    """Offer mode: the agent let an offer time out."""
+
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class OffersReset:
+    """The agent accepted an offer: the run of missed offers is over."""
+
+    at_s: float
+
+
+Event = AgentProfiled | PresenceChanged | OfferMissed | OffersReset
+EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (AgentProfiled, PresenceChanged,
+                                                        OfferMissed, OffersReset)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +71,14 @@ class ChangePresence:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordOffer:
+    """An offer was accepted or missed; ``misses_to_away`` missed in a row set the agent away."""
+
+    accepted: bool
+    misses_to_away: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReadAgent:
     """Ask for the agent as it is; causes nothing."""
 
@@ -68,6 +91,7 @@ class AgentRecord:
     display_name: str = ""
     presence: str = "offline"
     updated_s: float = -math.inf
+    missed_offers: int = 0  # in a row
 
     @property
     def available(self) -> bool:
@@ -99,7 +123,7 @@ def _check_capacity(capacity: int, *, allow_zero: bool) -> None:
         raise InvalidArgument("capacity", f"must be an integer in {low}..{MAX_CAPACITY}")
 
 
-def decide(record: AgentRecord | None, cmd: ProfileAgent | ChangePresence,
+def decide(record: AgentRecord | None, cmd: ProfileAgent | ChangePresence | RecordOffer,
            now_s: float) -> list[Event]:
     if isinstance(cmd, ProfileAgent):
         skills = _check_profile(cmd)
@@ -118,6 +142,16 @@ def decide(record: AgentRecord | None, cmd: ProfileAgent | ChangePresence,
         if (cmd.presence, capacity) == (record.presence, record.capacity):
             return []
         return [PresenceChanged(cmd.presence, capacity, now_s)]
+    if isinstance(cmd, RecordOffer):
+        if record is None:
+            raise NotFound("agent", "(not profiled)")
+        if cmd.accepted:
+            return [OffersReset(now_s)] if record.missed_offers else []
+        events: list[Event] = [OfferMissed(now_s)]
+        if cmd.misses_to_away and record.missed_offers + 1 >= cmd.misses_to_away and (
+                record.presence == "online"):
+            events.append(PresenceChanged("away", record.capacity, now_s))
+        return events
     raise InvalidArgument("command", f"unknown command {type(cmd).__name__}")
 
 
@@ -129,6 +163,11 @@ def apply(record: AgentRecord | None, event: Event) -> AgentRecord:
     if record is None:
         raise InvalidArgument("event", f"{type(event).__name__} before AgentProfiled")
     if isinstance(event, PresenceChanged):
+        missed = 0 if event.presence == "online" else record.missed_offers
         return dataclasses.replace(record, presence=event.presence, capacity=event.capacity,
-                                   updated_s=event.at_s)
+                                   updated_s=event.at_s, missed_offers=missed)
+    if isinstance(event, OfferMissed):
+        return dataclasses.replace(record, missed_offers=record.missed_offers + 1)
+    if isinstance(event, OffersReset):
+        return dataclasses.replace(record, missed_offers=0)
     raise InvalidArgument("event", f"unknown event {type(event).__name__}")

@@ -48,26 +48,32 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from engine.capacity import AgentState, CapacityIndex
-from engine.errors import AlreadyExists, InvalidArgument, NotWaiting
+from engine.capacity import AgentState, CapacityIndex, validate_agent
+from engine.errors import AgentUnavailable, AlreadyExists, InvalidArgument, NotHeld, NotWaiting
 from engine.estimator import SkillFlow, WaitEstimate, estimate_wait
 from engine.events import (
     AgentPresenceChanged,
+    AgentShiftEnded,
     AssignTicket,
     ClockTicked,
     Command,
     ConversationEnded,
     Event,
     PolicyChanged,
+    ReturnTicket,
     SkillConfigured,
+    TicketHandedOver,
     TicketLeft,
     TicketQueued,
+    TicketRequeued,
 )
 from engine.policies import AgentSelection, RelaxationSteps, RoutingPolicy, StickyPolicy
 from engine.queues import TicketQueue, pack_key
 
 _WAKE_TIMER = 0  # ident: a skill
 _PREFER_TIMER = 1  # ident: a ticket
+_WRAP_TIMER = 2  # ident: an agent whose wrap-up of one conversation ends
+_PAUSE_TIMER = 3  # ident: an agent whose pause after a declined offer ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,7 @@ class WaitingTicket:
     preferred_agent_id: str | None = None
     prefer_until_s: float = -math.inf
     in_line: bool = False  # in the skill's line, as opposed to waiting for a preferred agent
+    deadline_s: float | None = None  # work orders: due time, earliest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +154,12 @@ class DispatcherCore:
         self._now_s = -math.inf
         self._undelivered: list[Command] = []
         self._handle_priors: dict[str, float] = dict(self.estimator.handle_s_by_skill)
+        self._held: dict[str, WaitingTicket] = {}  # assigned tickets, to requeue them in place
+        # An agent as it declared itself (skills, capacity, available); wrap-up and pauses
+        # after declined offers are taken off it before it reaches the capacity index.
+        self._declared: dict[str, tuple[dict[str, float], int, bool]] = {}
+        self._wrapping: dict[str, list[float]] = {}  # agent -> wrap-up end times
+        self._paused_until: dict[str, float] = {}
         self.assignments_total = 0
 
     # ================================================================ the one entry point
@@ -178,6 +191,12 @@ class DispatcherCore:
                 self._on_skill(event)
             elif isinstance(event, PolicyChanged):
                 self._on_policy(event, now_s, out)
+            elif isinstance(event, TicketRequeued):
+                self._on_requeued(event, now_s, out)
+            elif isinstance(event, TicketHandedOver):
+                self._on_handed_over(event, now_s, out)
+            elif isinstance(event, AgentShiftEnded):
+                self._on_shift_ended(event, now_s, out)
             elif not isinstance(event, ClockTicked):
                 raise InvalidArgument("event", f"unknown event type {type(event).__name__}")
         except Exception:
@@ -327,7 +346,8 @@ class DispatcherCore:
         flow.advance(now_s)
         flow.count_arrival(ev.vip_tier)
         ring = self._relax.ring_at(now_s - arrival_s)
-        t = WaitingTicket(ev.ticket_id, ev.skill, ev.vip_tier, key, arrival_s, now_s)
+        t = WaitingTicket(ev.ticket_id, ev.skill, ev.vip_tier, key, arrival_s, now_s,
+                          deadline_s=ev.deadline_s)
 
         preferred = self._preferred_agent(ev.preferred_agent_id, ev.skill)
         if preferred is not None and window > 0:
@@ -351,12 +371,114 @@ class DispatcherCore:
         self._enqueue(t, now_s)
 
     def _on_ended(self, ev: ConversationEnded, now_s: float, out: list[Command]) -> None:
+        if not (math.isfinite(ev.wrap_up_s) and ev.wrap_up_s >= 0):
+            raise InvalidArgument("wrap_up_s", "must be a finite number >= 0")
         skill, _since = self.capacity.release(ev.agent_id, ev.ticket_id, relist=False)
+        self._held.pop(ev.ticket_id, None)
         flow = self._flow(skill)
         flow.advance(now_s)
         flow.completions += 1.0
         flow.busy -= 1
+        if ev.wrap_up_s > 0 and ev.agent_id in self._declared:
+            until = now_s + ev.wrap_up_s
+            self._wrapping.setdefault(ev.agent_id, []).append(until)
+            self._push_timer(until, _WRAP_TIMER, ev.agent_id)
+            self._refresh_agent(ev.agent_id, now_s)
         self._fill(ev.agent_id, now_s, out)
+
+    def _on_requeued(self, ev: TicketRequeued, now_s: float, out: list[Command]) -> None:
+        """O(log n + k log a): the slot freed, the ticket placed as on arrival."""
+        holder = self.capacity.holder_of(ev.ticket_id)
+        if holder != ev.agent_id:
+            raise NotHeld(ev.ticket_id, ev.agent_id, holder)
+        if ev.deadline_s is not None and not math.isfinite(ev.deadline_s):
+            raise InvalidArgument("deadline_s", "must be finite")
+        if not (math.isfinite(ev.pause_s) and ev.pause_s >= 0):
+            raise InvalidArgument("pause_s", "must be a finite number >= 0")
+        old = self._held.pop(ev.ticket_id)
+        self.capacity.release(ev.agent_id, ev.ticket_id, relist=False)
+        flow = self._flow(old.skill)
+        flow.advance(now_s)
+        flow.completions += 1.0
+        flow.busy -= 1
+        if ev.pause_s > 0:
+            until = now_s + ev.pause_s
+            self._paused_until[ev.agent_id] = until
+            self._push_timer(until, _PAUSE_TIMER, ev.agent_id)
+            self._refresh_agent(ev.agent_id, now_s)
+        deadline = ev.deadline_s if ev.deadline_s is not None else old.deadline_s
+        self._place(old.ticket_id, ev.skill or old.skill, old.vip_tier, old.arrival_s, deadline,
+                    now_s, out)
+        self._fill(ev.agent_id, now_s, out)
+
+    def _on_handed_over(self, ev: TicketHandedOver, now_s: float, out: list[Command]) -> None:
+        """O(k log a). Checks first, so a refusal changes nothing."""
+        holder = self.capacity.holder_of(ev.ticket_id)
+        if holder != ev.from_agent_id:
+            raise NotHeld(ev.ticket_id, ev.from_agent_id, holder)
+        if ev.to_agent_id == ev.from_agent_id:
+            raise InvalidArgument("agent_id", "is the agent who holds the ticket")
+        if ev.to_agent_id not in self.capacity:
+            raise AgentUnavailable(ev.to_agent_id, "is not known to routing (never online)")
+        receiver = self.capacity.get(ev.to_agent_id)
+        if not receiver.available or receiver.free_slots == 0:
+            raise AgentUnavailable(ev.to_agent_id, "is not online with a free slot")
+        t = self._held[ev.ticket_id]
+        self.capacity.release(ev.from_agent_id, ev.ticket_id, relist=False)
+        self.capacity.occupy(ev.to_agent_id, ev.ticket_id, t.skill, now_s)
+        out.append(AssignTicket(t.ticket_id, ev.to_agent_id, t.skill, now_s - t.arrival_s,
+                                from_agent_id=ev.from_agent_id))
+        self._fill(ev.from_agent_id, now_s, out)
+
+    def _on_shift_ended(self, ev: AgentShiftEnded, now_s: float, out: list[Command]) -> None:
+        """O(h (log n + k log a)) for h tickets held. Colleagues first, then the lines."""
+        agent = self.capacity.get(ev.agent_id)
+        skills, capacity, _ = self._declared.get(ev.agent_id, (agent.skills, agent.capacity, False))
+        self._declared[ev.agent_id] = (skills, capacity, False)
+        self._refresh_agent(ev.agent_id, now_s)
+        self._release_sticky(ev.agent_id, now_s, out)
+        for ticket_id, (skill, _since) in sorted(agent.active.items(), key=lambda kv: kv[1][1]):
+            t = self._held[ticket_id]
+            self.capacity.release(ev.agent_id, ticket_id)
+            colleague = self.capacity.best(skill, self._relax.ring_at(now_s - t.arrival_s))
+            if colleague is not None:
+                self.capacity.occupy(colleague, ticket_id, skill, now_s)
+                out.append(AssignTicket(ticket_id, colleague, skill, now_s - t.arrival_s,
+                                        from_agent_id=ev.agent_id))
+                continue
+            del self._held[ticket_id]
+            flow = self._flow(skill)
+            flow.advance(now_s)
+            flow.busy -= 1
+            # Its original arrival puts it ahead of everyone of its class who came after it.
+            self._place(ticket_id, skill, t.vip_tier, t.arrival_s, t.deadline_s, now_s, out)
+            out.append(ReturnTicket(ticket_id, ev.agent_id, skill))
+
+    def _place(self, ticket_id: str, skill: str, vip_tier: int, arrival_s: float,
+               deadline_s: float | None, now_s: float, out: list[Command]) -> None:
+        """A ticket that waited before waits again at its original place. O(log n + R)."""
+        key = self.policy.priority.packed_key(vip_tier, arrival_s, deadline_s, self._seq)
+        self._seq += 1
+        flow = self._flow(skill)
+        flow.advance(now_s)
+        flow.count_arrival(vip_tier)
+        t = WaitingTicket(ticket_id, skill, vip_tier, key, arrival_s, now_s,
+                          deadline_s=deadline_s)
+        agent_id = self.capacity.best(skill, self._relax.ring_at(now_s - arrival_s))
+        if agent_id is not None:
+            self._start(t, agent_id, now_s, out)
+            return
+        self._tickets[ticket_id] = t
+        self._set_waiting(flow, +1, vip_tier)
+        self._enqueue(t, now_s)
+
+    def _refresh_agent(self, agent_id: str, now_s: float) -> None:
+        """Put the agent into the index as declared, less slots in wrap-up and any pause."""
+        skills, capacity, available = self._declared[agent_id]
+        wrapping = len(self._wrapping.get(agent_id, ()))
+        paused = self._paused_until.get(agent_id, -math.inf) > now_s
+        self.capacity.upsert(agent_id, skills, max(0, capacity - wrapping),
+                             available and not paused)
 
     def _on_left(self, ev: TicketLeft, now_s: float) -> None:
         t = self.waiting_ticket(ev.ticket_id)
@@ -367,9 +489,11 @@ class DispatcherCore:
         self._set_waiting(flow, -1, t.vip_tier)
 
     def _on_presence(self, ev: AgentPresenceChanged, now_s: float, out: list[Command]) -> None:
-        self.capacity.upsert(ev.agent_id, ev.skills, ev.capacity, ev.available)
+        validate_agent(ev.agent_id, ev.skills, ev.capacity)
+        self._declared[ev.agent_id] = (dict(ev.skills), ev.capacity, ev.available)
+        self._refresh_agent(ev.agent_id, now_s)
         self._release_sticky(ev.agent_id, now_s, out)
-        if ev.available:
+        if self.capacity.get(ev.agent_id).available:
             self._fill(ev.agent_id, now_s, out)
 
     def _release_sticky(self, agent_id: str, now_s: float, out: list[Command]) -> None:
@@ -501,6 +625,7 @@ class DispatcherCore:
     def _start(self, t: WaitingTicket, agent_id: str, now_s: float, out: list[Command],
                relist: bool = True) -> None:
         self._tickets.pop(t.ticket_id, None)
+        self._held[t.ticket_id] = t
         self.capacity.occupy(agent_id, t.ticket_id, t.skill, now_s, relist)
         flow = self._flow(t.skill)
         flow.advance(now_s)
@@ -592,6 +717,10 @@ class DispatcherCore:
         at_s, _, kind, ident = timer
         if kind == _WAKE_TIMER:
             return self._wake_at.get(ident) == at_s
+        if kind == _WRAP_TIMER:
+            return at_s in self._wrapping.get(ident, ())
+        if kind == _PAUSE_TIMER:
+            return self._paused_until.get(ident) == at_s
         t = self._tickets.get(ident)
         return t is not None and t.preferred_agent_id is not None
 
@@ -607,6 +736,20 @@ class DispatcherCore:
                 self._wake_skill(skill, now_s, out)
                 if self.capacity.has_free_beyond_ring0(skill):
                     self._arm_wake(skill, now_s)
+                continue
+            if timer[2] in (_WRAP_TIMER, _PAUSE_TIMER):
+                agent_id = timer[3]
+                if timer[2] == _WRAP_TIMER:
+                    ends = self._wrapping[agent_id]
+                    ends.remove(timer[0])
+                    if not ends:
+                        del self._wrapping[agent_id]
+                else:
+                    del self._paused_until[agent_id]
+                self._refresh_agent(agent_id, now_s)
+                self._release_sticky(agent_id, now_s, out)
+                if self.capacity.get(agent_id).available:
+                    self._fill(agent_id, now_s, out)
                 continue
             t = self._tickets[timer[3]]
             queue = self._preferred.get(t.preferred_agent_id or "")
@@ -654,6 +797,8 @@ class DispatcherCore:
         in_sticky = sum(len(q) for q in self._preferred.values())
         assert in_lines + in_sticky == len(self._tickets), "line sizes disagree with tickets"
         seen: dict[str, str] = {}
+        held = {tid for a in self.capacity.agents() for tid in a.active}
+        assert held == set(self._held), "held tickets disagree with the capacity index"
         for agent in self.capacity.agents():
             for tid in agent.active:
                 assert tid not in seen, f"ticket {tid} held by {seen.get(tid)} and {agent.agent_id}"

@@ -95,6 +95,29 @@ class AlreadyExists(WorldChangedError):
         return (type(self), (self.kind, self.entity_id))
 
 
+class NotHeld(WorldChangedError):
+    """The ticket is not held by the agent the request names (handed on, or ended, meanwhile)."""
+
+    def __init__(self, ticket_id: str, agent_id: str, holder: str | None) -> None:
+        now = f"held by {holder!r}" if holder else "not held by any agent"
+        super().__init__(f"ticket {ticket_id!r} is not held by {agent_id!r}; it is {now}")
+        self.ticket_id, self.agent_id, self.holder = ticket_id, agent_id, holder
+
+    def __reduce__(self):
+        return (type(self), (self.ticket_id, self.agent_id, self.holder))
+
+
+class AgentUnavailable(WorldChangedError):
+    """The named agent cannot take a ticket now."""
+
+    def __init__(self, agent_id: str, problem: str) -> None:
+        super().__init__(f"agent {agent_id!r} {problem}")
+        self.agent_id, self.problem = agent_id, problem
+
+    def __reduce__(self):
+        return (type(self), (self.agent_id, self.problem))
+
+
 class WouldBlockError(SurgedeskError):
     """The engine cannot take the request now; it may succeed later."""
 

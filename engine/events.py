@@ -52,10 +52,45 @@ class TicketLeft:
 
 @dataclass(frozen=True, slots=True)
 class ConversationEnded:
-    """An agent finished a conversation: one slot of capacity is free again."""
+    """An agent finished a conversation: one slot of capacity is free again, after
+    ``wrap_up_s`` of after-call work."""
 
     agent_id: str
     ticket_id: str
+    wrap_up_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRequeued:
+    """The agent holding ``ticket_id`` let it go (transfer to a skill, slow-reply re-route,
+    declined or missed offer): its slot is free and the ticket waits again, keeping its
+    original arrival (and so its place) and priority; ``skill`` "" keeps the skill, and
+    ``deadline_s`` (work orders) orders it earliest-deadline-first. ``pause_s``: the agent
+    takes no new ticket for that long (after a declined offer, so the next agent gets it)."""
+
+    ticket_id: str
+    agent_id: str
+    skill: str = ""
+    deadline_s: float | None = None
+    pause_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketHandedOver:
+    """Transfer to a named agent: ``to_agent_id`` takes the ticket from ``from_agent_id``.
+    Refused (and nothing changes) unless the receiver is online with a free slot."""
+
+    ticket_id: str
+    from_agent_id: str
+    to_agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentShiftEnded:
+    """The agent signs off: each open ticket goes to a colleague of the same skill with a free
+    slot at once, the rest back to the front of their lines."""
+
+    agent_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +116,30 @@ class PolicyChanged:
 
 
 Event = (AgentPresenceChanged | TicketQueued | TicketLeft | ConversationEnded | ClockTicked
-         | SkillConfigured | PolicyChanged)
+         | SkillConfigured | PolicyChanged | TicketRequeued | TicketHandedOver | AgentShiftEnded)
 
 
 @dataclass(frozen=True, slots=True)
 class AssignTicket:
-    """Give ``ticket_id`` to ``agent_id``. ``waited_s`` counts from the ticket's arrival."""
+    """Give ``ticket_id`` to ``agent_id``. ``waited_s`` counts from the ticket's arrival.
+    ``from_agent_id`` is set when the ticket is handed over from an agent who held it."""
 
     ticket_id: str
     agent_id: str
     skill: str
     waited_s: float
+    from_agent_id: str = ""
 
 
-Command = AssignTicket
+@dataclass(frozen=True, slots=True)
+class ReturnTicket:
+    """``ticket_id`` went back to its line from ``agent_id`` (shift end): tell the ticket."""
+
+    ticket_id: str
+    agent_id: str
+    skill: str
+
+
+Command = AssignTicket | ReturnTicket
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from engine.dispatcher import DispatcherCore
 from engine.events import (
     AgentPresenceChanged,
-    AssignTicket,
     ClockTicked,
+    Command,
     ConversationEnded,
     Event,
     TicketLeft,
@@ -44,35 +44,35 @@ class CoreDriver:
     policy: RoutingPolicy | None = None
     clock: FakeClock = field(default_factory=FakeClock)
     core: DispatcherCore = field(init=False)
-    assignments: list[AssignTicket] = field(default_factory=list)
+    assignments: list[Command] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.core = DispatcherCore(self.policy)
 
-    def send(self, event: Event) -> list[AssignTicket]:
+    def send(self, event: Event) -> list[Command]:
         out = self.core.handle(event, self.clock.now_s)
         self.assignments.extend(out)
         return out
 
     def agent(self, agent_id: str, skills: Mapping[str, float] | str, capacity: int = 1,
-              available: bool = True) -> list[AssignTicket]:
+              available: bool = True) -> list[Command]:
         if isinstance(skills, str):
             skills = {skills: 1.0}
         return self.send(AgentPresenceChanged(agent_id, dict(skills), capacity, available))
 
-    def ticket(self, ticket_id: str, skill: str, vip_tier: int = 0, **kw: object) -> list[AssignTicket]:
+    def ticket(self, ticket_id: str, skill: str, vip_tier: int = 0, **kw: object) -> list[Command]:
         return self.send(TicketQueued(ticket_id, skill, vip_tier, **kw))  # type: ignore[arg-type]
 
-    def end(self, agent_id: str, ticket_id: str) -> list[AssignTicket]:
+    def end(self, agent_id: str, ticket_id: str) -> list[Command]:
         return self.send(ConversationEnded(agent_id, ticket_id))
 
-    def leave(self, ticket_id: str) -> list[AssignTicket]:
+    def leave(self, ticket_id: str) -> list[Command]:
         return self.send(TicketLeft(ticket_id))
 
-    def wait(self, seconds: float) -> list[AssignTicket]:
+    def wait(self, seconds: float) -> list[Command]:
         """Advance the clock, firing every timer at its own due time."""
         target = self.clock.now_s + seconds
-        out: list[AssignTicket] = []
+        out: list[Command] = []
         while True:
             wake = self.core.next_wakeup_s()
             if wake is None or wake > target:

@@ -5,14 +5,28 @@ onto these methods. It talks to tickets through a shard client (``ask(ticket_id,
 to routing through a dispatcher client (``submit(event)``, ``queue_status(ticket_id)``) --
 Ray-hosted or in-process, the flows are the same -- and reads journals for watches and history.
 
-Order of effects, so that nothing is lost and nothing is assigned twice: a ticket's own change is
-journaled by its actor first; the routing fact follows to the dispatcher, which journals it
-before deciding; each assignment is then delivered to the ticket (idempotent) and announced on
-the agent's stream. An assignment that arrives after the customer left frees the slot again.
+Order of effects, so that nothing is lost and nothing is assigned twice:
+
+* A change the ticket decides (a message, a close, a timer) is journaled by its actor first; the
+  routing fact follows to the dispatcher, which journals it before deciding (:meth:`_follow_up`).
+* A change the dispatcher decides (who holds a ticket: assignment, transfer to a named agent,
+  shift hand-over, the line after a transfer to a skill) is journaled by the dispatcher first
+  and then delivered to the ticket, which accepts the dispatcher's word on who holds it.
+* Each ticket event reaches the watch streams of the agents concerned in the same atomic step
+  as its journal entry (:mod:`adapters.redis.ticket_actor`).
+
+A crash between the two steps leaves the dispatcher and a ticket disagreeing on who holds it;
+:meth:`Desk.reconcile` settles each such case on restart. An assignment that arrives after the
+customer left frees the slot again.
+
+Timers (silence, slow replies, confirmation, queue cap and warning, offers, work-order SLAs)
+are in Redis beside the tickets (:data:`adapters.redis.journal.TIMERS_KEY`): :meth:`run_timers`
+asks each ticket whose timer is due to fire it and then carries out what followed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -26,19 +40,37 @@ from typing import Any
 import msgpack
 import redis.asyncio as aioredis
 
-from adapters.redis.journal import CustomerHasOpenTicket, JournalEntry, TicketJournal
-from adapters.redis.ticket_actor import ReadTicket, TicketReply
-from engine.agent import AgentRecord, ChangePresence, ProfileAgent, ReadAgent
+from adapters.redis.journal import (
+    CustomerHasOpenTicket,
+    JournalEntry,
+    TicketJournal,
+    agent_stream,
+    decode,
+)
+from adapters.redis.ticket_actor import CheckTimers, ReadTicket, TicketReply
+from engine.agent import AgentRecord, ChangePresence, ProfileAgent, ReadAgent, RecordOffer
 from engine.dispatcher import QueueStatus
-from engine.errors import IllegalTransition, InvalidArgument, NotFound, NotWaiting
+from engine.errors import (
+    IllegalTransition,
+    InvalidArgument,
+    NotFound,
+    NotHeld,
+    NotWaiting,
+    SurgedeskError,
+)
 from engine.events import (
     AgentPresenceChanged,
+    AgentShiftEnded,
     AssignTicket,
+    Command,
     ConversationEnded,
     PolicyChanged,
+    ReturnTicket,
     SkillConfigured,
+    TicketHandedOver,
     TicketLeft,
     TicketQueued,
+    TicketRequeued,
 )
 from engine.policies import (
     AgentSelection,
@@ -47,17 +79,30 @@ from engine.policies import (
     StickyPolicy,
     policy_named,
 )
+from engine.service_rules import WORK_ORDER_PRIORITIES, ServiceRules
 from engine.ticket import (
+    AcceptOffer,
     AssignAgent,
     CloseTicket,
     ConfirmResolution,
+    Event,
+    InviteCollaborator,
     LeaveQueue,
     MessagePosted,
+    OfferTicket,
+    OfferWithdrawn,
     OpenTicket,
+    OpenWorkOrder,
     PostMessage,
     RateTicket,
     RequestClose,
+    ReturnToQueue,
+    StateMoved,
     TicketRecord,
+    TransferToQueue,
+    WarnQueue,
+    WithdrawOffer,
+    check_transfer,
 )
 
 
@@ -94,18 +139,22 @@ def _profile(record: AgentRecord) -> AgentProfile:
                         record.display_name, record.presence)
 
 
-def agent_stream(agent_id: str) -> str:
-    return f"sd:a:{agent_id}"
+@dataclass(frozen=True, slots=True)
+class HandOver:
+    ticket_id: str
+    to_agent_id: str  # "" : back to the front of its line
 
 
 class Desk:
     def __init__(self, shards: Any, dispatcher: Any, client: aioredis.Redis,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, rules: ServiceRules | None = None) -> None:
         self.shards = shards
         self.dispatcher = dispatcher
         self.journal = TicketJournal(client)
+        self.rules = rules or ServiceRules()
         self._redis: Any = client
         self._clock = clock
+        self._targets: dict[str, float] = {}  # skill -> its own queue target, if it has one
 
     # ------------------------------------------------------------------ agents
     async def upsert_agent(self, profile: AgentProfile) -> AgentProfile:
@@ -121,6 +170,10 @@ class Desk:
         if not agent_id:
             raise InvalidArgument("agent_id", "must not be empty")
         return _profile((await self.shards.ask_agent(agent_id, ReadAgent())).record)
+
+    async def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Totals of what tickets counted for (:mod:`engine.outcomes`), from Redis."""
+        return await self.journal.counters()
 
     async def set_presence(self, agent_id: str, presence: str, capacity: int = 0) -> AgentProfile:
         if not agent_id:
@@ -150,6 +203,7 @@ class Desk:
         stored = SkillProfile(skill.name, skill.description, skill.expected_handle_s,
                               skill.target_wait_s, tuple(keywords))
         await self._redis.hset(SKILLS_KEY, skill.name, msgpack.packb(dataclasses.asdict(stored)))
+        self._targets[skill.name] = skill.target_wait_s
         return stored
 
     async def skills(self) -> list[SkillProfile]:
@@ -159,6 +213,7 @@ class Desk:
             data = msgpack.unpackb(raw, raw=False)
             data["topic_keywords"] = tuple(data["topic_keywords"])
             out.append(SkillProfile(**data))
+            self._targets[out[-1].name] = out[-1].target_wait_s
         return sorted(out, key=lambda s: s.name)
 
     async def skill_for_topic(self, topic: str) -> str:
@@ -195,8 +250,9 @@ class Desk:
             return await self._resume(open_id, customer_id, first_message, channel,
                                       idempotency_key)
         ticket_id = self._ticket_id(customer_id, idempotency_key)
+        previous_id, last_agent = await self._previous(customer_id)
         command = OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
-                             idempotency_key=idempotency_key)
+                             previous_ticket_id=previous_id, idempotency_key=idempotency_key)
         try:
             reply: TicketReply = await self.shards.ask(ticket_id, command)
         except CustomerHasOpenTicket as exc:  # opened meanwhile on another channel
@@ -204,12 +260,43 @@ class Desk:
                                       idempotency_key)
         if not reply.events:  # a retried start re-sends nothing to the dispatcher
             return await self.view(ticket_id)
-        out, status = await self.dispatcher.queue(TicketQueued(ticket_id, skill, vip_tier))
+        # A returning customer asks for their last agent (the sticky window of the policy).
+        out, status = await self.dispatcher.queue(TicketQueued(
+            ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None))
         if out:  # an agent was free: the ticket is assigned, not waiting
             await self._deliver(out)
         if status is None:
             return await self.view(ticket_id)
-        return TicketView(reply.record, status)
+        record = await self._warn_if_over_target(reply.record, status)
+        return TicketView(record, status)
+
+    async def _previous(self, customer_id: str) -> tuple[str, str]:
+        """The customer's last ticket (its history carries on) and the agent who had it."""
+        if not customer_id:
+            return "", ""
+        previous_id = await self.journal.last_ticket_of(customer_id)
+        if previous_id is None:
+            return "", ""
+        try:
+            record = (await self.shards.ask(previous_id, ReadTicket())).record
+        except NotFound:
+            return previous_id, ""
+        return previous_id, record.agent_id or record.last_agent_id
+
+    def target_s(self, skill: str) -> float:
+        return self._targets.get(skill) or self.rules.queue_target_s
+
+    async def _warn_if_over_target(self, record: TicketRecord,
+                                   status: QueueStatus | None) -> TicketRecord:
+        """Tell a waiting customer once when their estimate passes the queue target."""
+        target = self.target_s(record.skill)
+        if status is None or record.queue_warned or not target or record.work_order:
+            return record
+        est = status.estimate
+        if not (math.isfinite(est.p90_s) and est.p90_s > target):
+            return record  # within target, or unknown (nobody serves it: the status says so)
+        reply = await self.shards.ask(record.ticket_id, WarnQueue(est.p50_s, est.p90_s, target))
+        return reply.record
 
     async def _resume(self, ticket_id: str, customer_id: str, text: str, channel: str,
                       key: str) -> TicketView:
@@ -226,14 +313,16 @@ class Desk:
         digest = hashlib.blake2b(f"{customer_id}\0{idempotency_key}".encode(), digest_size=10)
         return f"t-{digest.hexdigest()}"
 
-    async def view(self, ticket_id: str) -> TicketView:
+    async def view(self, ticket_id: str, *, warn: bool = False) -> TicketView:
         record = (await self.shards.ask(ticket_id, ReadTicket())).record
         status = None
-        if record.state.value == "QUEUED":
+        if record.state.value == "QUEUED" and not record.offered_to:
             try:
                 status = await self.dispatcher.queue_status(ticket_id)
             except NotWaiting:
                 status = None  # assigned this instant; the state will say so shortly
+            if warn:
+                record = await self._warn_if_over_target(record, status)
         return TicketView(record, status)
 
     async def post_customer_message(self, customer_id: str, ticket_id: str, text: str,
@@ -255,9 +344,7 @@ class Desk:
 
     async def leave_queue(self, customer_id: str, ticket_id: str) -> TicketRecord:
         reply = await self.shards.ask(ticket_id, LeaveQueue(customer_id))
-        # Assigned at the same instant? Then the delivery finds it closed and frees the slot.
-        with contextlib.suppress(NotWaiting):
-            await self.dispatcher.submit(TicketLeft(ticket_id))
+        await self._follow_up(reply)
         return reply.record
 
     async def request_close(self, agent_id: str, ticket_id: str) -> TicketRecord:
@@ -265,50 +352,168 @@ class Desk:
 
     async def confirm(self, customer_id: str, ticket_id: str, resolved: bool) -> TicketRecord:
         reply = await self.shards.ask(ticket_id, ConfirmResolution(customer_id, resolved))
-        if reply.events and not reply.record.is_open:
-            await self._free(reply.record)
+        await self._follow_up(reply)
         return reply.record
 
     async def close(self, agent_id: str, ticket_id: str, summary: str = "") -> TicketRecord:
         reply = await self.shards.ask(ticket_id, CloseTicket(agent_id, summary))
-        if reply.events:
-            await self._free(reply.record)
+        await self._follow_up(reply)
         return reply.record
 
     async def rate(self, customer_id: str, ticket_id: str, score: int, comment: str) -> None:
         await self.shards.ask(ticket_id, RateTicket(customer_id, score, comment))
 
-    async def _free(self, record: TicketRecord) -> None:
-        """The conversation ended: its agent's slot is free for the next ticket."""
-        if record.agent_id:
-            out = await self.dispatcher.submit(ConversationEnded(record.agent_id, record.ticket_id))
+    async def _follow_up(self, reply: TicketReply) -> None:
+        """Tell routing what a ticket's own change means for it. Idempotent per event."""
+        record = reply.record
+        for event in reply.events:
+            if isinstance(event, OfferWithdrawn):
+                if event.reason == "closed":  # closed while offered: the offered slot is free
+                    await self._submit(ConversationEnded(event.agent_id, record.ticket_id))
+                    continue
+                await self._submit(TicketRequeued(record.ticket_id, event.agent_id,
+                                                   pause_s=self.rules.offer_pause_s))
+                if event.reason == "timeout":
+                    await self._offer_outcome(event.agent_id, accepted=False)
+            elif isinstance(event, StateMoved) and event.from_state != event.to_state:
+                await self._state_follow_up(record, event)
+
+    async def _state_follow_up(self, record: TicketRecord, event: StateMoved) -> None:
+        if event.to_state in ("CLOSED", "SYSTEM_CLOSED"):
+            if event.from_state == "QUEUED":
+                # Assigned at the same instant? Then the delivery finds it closed, frees the slot.
+                with contextlib.suppress(NotWaiting):
+                    await self.dispatcher.submit(TicketLeft(record.ticket_id))
+            elif record.agent_id:  # the conversation ended: the slot frees after wrap-up
+                await self._submit(ConversationEnded(record.agent_id, record.ticket_id,
+                                                     self.rules.wrap_up_s))
+        elif event.cause == "AGENT_LOST" and record.last_agent_id:
+            await self._submit(TicketRequeued(record.ticket_id, record.last_agent_id))
+
+    async def _submit(self, event: Any) -> None:
+        """A routing fact whose decisions are delivered at once. A ticket the dispatcher no
+        longer holds for that agent (handed on meanwhile) needs nothing more."""
+        try:
+            out = await self.dispatcher.submit(event)
+        except (NotHeld, NotFound):
+            return
+        await self._deliver(out)
+
+    # ------------------------------------------------------------------ agents at work
+    async def transfer(self, agent_id: str, ticket_id: str, *, skill: str = "",
+                       to_agent_id: str = "", summary: str = "") -> TicketRecord:
+        """To a skill's line (keeping its place by original arrival) or to a named agent."""
+        if bool(skill) == bool(to_agent_id):
+            raise InvalidArgument("target", "give exactly one of skill and agent_id")
+        record = (await self.shards.ask(ticket_id, ReadTicket())).record
+        check_transfer(record, agent_id, summary)
+        if to_agent_id:
+            await self.agent(to_agent_id)  # NOT_FOUND for an unknown colleague
+            out = await self.dispatcher.submit(TicketHandedOver(ticket_id, agent_id, to_agent_id))
+            await self._deliver(out, summary=summary)
+        else:
+            if len(skill) > 128:
+                raise InvalidArgument("skill", "must be at most 128 characters")
+            out = await self.dispatcher.submit(TicketRequeued(ticket_id, agent_id, skill))
+            await self.shards.ask(ticket_id, TransferToQueue(agent_id, skill, summary))
             await self._deliver(out)
+        return (await self.view(ticket_id)).record
+
+    async def invite(self, agent_id: str, ticket_id: str, collaborator_id: str,
+                     note: str = "") -> TicketRecord:
+        """A consult: the colleague sees the history and may write; the owner stays in charge."""
+        if not collaborator_id:
+            raise InvalidArgument("collaborator_id", "must not be empty")
+        await self.agent(collaborator_id)  # NOT_FOUND for an unknown colleague
+        return (await self.shards.ask(ticket_id, InviteCollaborator(agent_id, collaborator_id,
+                                                                    note))).record
+
+    async def create_work_order(self, agent_id: str, ticket_id: str, department: str,
+                                priority: str, description: str) -> TicketRecord:
+        """The ticket becomes a work order in the department's line, earliest deadline first."""
+        if priority not in WORK_ORDER_PRIORITIES:
+            raise InvalidArgument("priority", "must be HIGH, MEDIUM or LOW")
+        if not department or len(department) > 128:
+            raise InvalidArgument("department", "must be 1..128 characters")
+        record = (await self.shards.ask(ticket_id, ReadTicket())).record
+        check_transfer(record, agent_id, description)
+        if record.work_order is not None:
+            return record  # a retry (or a second request): one work order per ticket
+        due_s = float(self._clock()) + self.rules.sla_s(priority)
+        out = await self.dispatcher.submit(TicketRequeued(ticket_id, agent_id, department,
+                                                          deadline_s=due_s))
+        await self.shards.ask(ticket_id, OpenWorkOrder(agent_id, f"wo-{ticket_id}", department,
+                                                       priority, description, due_s))
+        await self._deliver(out)
+        return (await self.view(ticket_id)).record
+
+    async def end_shift(self, agent_id: str) -> list[HandOver]:
+        """Sign the agent off; its open tickets go to colleagues or back to their lines."""
+        profile = await self.agent(agent_id)
+        await self.shards.ask_agent(agent_id, ChangePresence("offline"))
+        try:
+            out = await self.dispatcher.submit(AgentShiftEnded(agent_id))
+        except NotFound:  # never online: nothing to hand over
+            return []
+        del profile
+        await self._deliver(out)
+        return [HandOver(c.ticket_id, c.agent_id if isinstance(c, AssignTicket) else "")
+                for c in out if (isinstance(c, AssignTicket) and c.from_agent_id == agent_id)
+                or (isinstance(c, ReturnTicket) and c.agent_id == agent_id)]
+
+    async def accept_offer(self, agent_id: str, ticket_id: str) -> TicketRecord:
+        reply = await self.shards.ask(ticket_id, AcceptOffer(agent_id))
+        if reply.events:
+            await self._offer_outcome(agent_id, accepted=True)
+        return reply.record
+
+    async def decline_offer(self, agent_id: str, ticket_id: str) -> TicketRecord:
+        record = (await self.shards.ask(ticket_id, ReadTicket())).record
+        if record.offered_to != agent_id:
+            raise IllegalTransition(f"ticket {ticket_id}", record.state.value,
+                                    f"DECLINED (no offer to {agent_id!r} is open)")
+        reply = await self.shards.ask(ticket_id, WithdrawOffer(agent_id, "declined"))
+        await self._follow_up(reply)
+        return (await self.view(ticket_id)).record
+
+    async def _offer_outcome(self, agent_id: str, *, accepted: bool) -> None:
+        reply = await self.shards.ask_agent(agent_id, RecordOffer(
+            accepted, self.rules.offer_misses_to_away))
+        if any(type(e).__name__ == "PresenceChanged" for e in reply.events):
+            await self._tell_dispatcher(reply.record)  # missed too many: away
 
     # ------------------------------------------------------------------ assignments
     async def reconcile(self) -> int:
-        """Make tickets agree with the dispatcher's decisions after a crash. O(busy slots).
+        """Make tickets agree with the dispatcher after a crash. O(busy slots). Returns how
+        many it repaired. For each ticket the dispatcher says agent H holds:
 
-        An assignment is journaled by the dispatcher before it is delivered; if the gateway died
-        in between, the agent's slot is taken while the ticket still waits. Deliver such
-        assignments (idempotent), and free the slots of conversations that ended meanwhile.
-        Returns how many it repaired.
+        * the ticket is open with H: nothing to do;
+        * it is QUEUED and H is the agent it last went back to the line from: the ticket was
+          re-queued (timer, transfer) but the dispatcher was not told -- tell it;
+        * it is QUEUED otherwise: the assignment was not delivered -- deliver it;
+        * it is open with another agent: a hand-over was not delivered -- deliver it;
+        * it ended (or never existed): free the slot.
         """
         repaired = 0
         for agent_id, ticket_ids in (await self.dispatcher.holdings()).items():
             for ticket_id in ticket_ids:
                 try:
-                    record = (await self.shards.ask(ticket_id, ReadTicket())).record
+                    record: TicketRecord | None = (
+                        await self.shards.ask(ticket_id, ReadTicket())).record
                 except NotFound:
                     record = None
-                if record is not None and record.is_open and record.agent_id == agent_id:
+                if record is not None and record.is_open and agent_id in (
+                        record.agent_id, record.offered_to):
                     continue
                 repaired += 1
-                if record is not None and record.state.value == "QUEUED":
-                    await self._deliver([AssignTicket(ticket_id, agent_id, record.skill,
-                                                      float(self._clock()) - record.queued_since_s)])
+                if record is None or not record.is_open:
+                    await self._submit(ConversationEnded(agent_id, ticket_id))
+                elif record.state.value == "QUEUED" and record.last_agent_id == agent_id:
+                    await self._submit(TicketRequeued(ticket_id, agent_id))
                 else:
-                    out = await self.dispatcher.submit(ConversationEnded(agent_id, ticket_id))
-                    await self._deliver(out)
+                    waited = float(self._clock()) - record.queued_since_s
+                    await self._deliver([AssignTicket(ticket_id, agent_id, record.skill, waited,
+                                                      from_agent_id=record.agent_id)])
         return repaired
 
     async def tick(self) -> int:
@@ -317,18 +522,36 @@ class Desk:
         await self._deliver(out)
         return len(out)
 
-    async def _deliver(self, assignments: list[AssignTicket]) -> None:
-        for cmd in assignments:
+    async def run_timers(self, limit: int = 500) -> int:
+        """Fire the ticket timers that are due and carry out what follows. Returns how many
+        tickets were checked. O(due log n)."""
+        due = await self.journal.due_tickets(float(self._clock()), limit)
+        replies = await asyncio.gather(*[self.shards.ask(t, CheckTimers()) for t in due],
+                                       return_exceptions=True)
+        for ticket_id, reply in zip(due, replies, strict=True):
+            if isinstance(reply, NotFound):
+                await self.journal.reschedule(ticket_id, None)
+            elif isinstance(reply, TicketReply):
+                await self._follow_up(reply)
+            elif not isinstance(reply, SurgedeskError):
+                raise reply  # a bug, not a busy shard: let it show
+        return len(due)
+
+    async def _deliver(self, commands: list[Command], summary: str = "") -> None:
+        for cmd in commands:
+            if isinstance(cmd, ReturnTicket):
+                await self.shards.ask(cmd.ticket_id, ReturnToQueue(cmd.agent_id, "shift ended"))
+                continue
+            if self.rules.offers and not cmd.from_agent_id:
+                message: Any = OfferTicket(cmd.agent_id,
+                                           float(self._clock()) + self.rules.offer_timeout_s)
+            else:
+                message = AssignAgent(cmd.agent_id, cmd.waited_s, summary)
             try:
-                await self.shards.ask(cmd.ticket_id, AssignAgent(cmd.agent_id, cmd.waited_s))
+                await self.shards.ask(cmd.ticket_id, message)
             except IllegalTransition:
                 # The customer left as the agent was chosen: give the slot back.
-                out = await self.dispatcher.submit(ConversationEnded(cmd.agent_id, cmd.ticket_id))
-                await self._deliver(out)
-                continue
-            await self._redis.xadd(agent_stream(cmd.agent_id), {"e": msgpack.packb({
-                "kind": "assigned", "ticket_id": cmd.ticket_id, "skill": cmd.skill,
-                "waited_s": cmd.waited_s, "at_s": float(self._clock())})})
+                await self._submit(ConversationEnded(cmd.agent_id, cmd.ticket_id))
 
     # ------------------------------------------------------------------ watching
     async def watch_ticket(self, ticket_id: str, cursor: str = "",
@@ -340,8 +563,10 @@ class Desk:
                 cursor = entry.cursor
                 yield entry
 
-    async def watch_agent(self, agent_id: str, cursor: str = "",
-                          block_ms: int = 1000) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def watch_agent(self, agent_id: str, cursor: str = "", block_ms: int = 1000
+                          ) -> AsyncIterator[tuple[str, str, Event]]:
+        """``(cursor, ticket_id, event)`` for every event of the agent's tickets after
+        ``cursor``, then live ones: assignments, offers, transfers, messages, alarms."""
         start = cursor or "0"
         while True:
             reply = await self._redis.xread({agent_stream(agent_id): start}, block=block_ms,
@@ -349,7 +574,7 @@ class Desk:
             for _stream, rows in reply or []:
                 for entry_id, fields in rows:
                     start = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    yield start, msgpack.unpackb(fields[b"e"], raw=False)
+                    yield start, fields[b"t"].decode(), decode(fields[b"e"])
 
     async def history(self, customer_id: str) -> tuple[list[TicketRecord], list[MessagePosted]]:
         records: list[TicketRecord] = []

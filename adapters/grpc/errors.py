@@ -25,6 +25,8 @@ STATUS_OF: dict[type[errors.SurgedeskError], grpc.StatusCode] = {
     errors.WorldChangedError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.NotWaiting: grpc.StatusCode.FAILED_PRECONDITION,
     errors.AlreadyExists: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotHeld: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.AgentUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
     errors.WouldBlockError: grpc.StatusCode.UNAVAILABLE,
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Recovering: grpc.StatusCode.UNAVAILABLE,

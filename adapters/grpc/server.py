@@ -7,9 +7,9 @@ through :func:`adapters.grpc.errors.status_of` -- one table, an explicit fallbac
 never sees UNKNOWN. Health (``grpc.health.v1.Health``) and server reflection answer without a
 token; reflection can be switched off.
 
-RPCs of the service process that come with the next issue (transfers, consults, shift
-hand-over, work orders, skills and policy administration) are not registered implementations
-yet and answer UNIMPLEMENTED, as gRPC does for any method a server does not offer.
+The acting agent of an AgentService call is named by the ``x-agent-id`` metadata until bearer
+tokens carry it. ``WatchAssignments`` streams copies of the events of every ticket the agent
+holds, is offered, is consulted on, or (supervisors) is alarmed about.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
 from adapters.grpc.errors import status_of
 from engine.dispatcher import QueueStatus
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, PermissionDenied
 from engine.planning import servers_needed
 from engine.ticket import MessagePosted, TicketRecord
 from surgedesk.v1 import (
@@ -91,6 +91,26 @@ def estimate_pb(status: QueueStatus | None) -> common_pb2.WaitEstimate:
     )
 
 
+PRIORITY_NAMES: dict[int, str] = {
+    common_pb2.WORK_ORDER_PRIORITY_HIGH: "high",
+    common_pb2.WORK_ORDER_PRIORITY_MEDIUM: "medium",
+    common_pb2.WORK_ORDER_PRIORITY_LOW: "low",
+}
+PRIORITY_VALUES: dict[str, Any] = {v: k for k, v in PRIORITY_NAMES.items()}
+
+
+def work_order_pb(record: TicketRecord) -> common_pb2.WorkOrder:
+    wo = record.work_order
+    if wo is None:
+        return common_pb2.WorkOrder()
+    return common_pb2.WorkOrder(
+        work_order_id=wo.work_order_id, ticket_id=record.ticket_id, department=wo.department,
+        priority=PRIORITY_VALUES[wo.priority], description=wo.description,
+        created_at=timestamp(wo.created_s), due_at=timestamp(wo.due_s),
+        assignee_id=record.agent_id if wo.status != "open" else "", status=wo.status,
+        sla_breached=wo.breached)
+
+
 def ticket_pb(record: TicketRecord, status: QueueStatus | None = None) -> common_pb2.Ticket:
     return common_pb2.Ticket(
         ticket_id=record.ticket_id, customer_id=record.customer_id,
@@ -100,6 +120,10 @@ def ticket_pb(record: TicketRecord, status: QueueStatus | None = None) -> common
         agent_id=record.agent_id, created_at=timestamp(record.created_s),
         updated_at=timestamp(record.updated_s), estimate=estimate_pb(status),
         previous_ticket_id=record.previous_ticket_id, close_reason=record.close_reason,
+        collaborator_ids=list(record.collaborators), transfer_summary=record.transfer_summary,
+        work_order_id=record.work_order.work_order_id if record.work_order else "",
+        offered_to_agent_id=record.offered_to,
+        work_order=work_order_pb(record) if record.work_order else None,
     )
 
 
@@ -123,7 +147,9 @@ def send_reply(message: MessagePosted | str, record: TicketRecord) -> common_pb2
     return common_pb2.SendMessageResponse(message=pb, ticket=ticket_pb(record))
 
 
-def event_pb(ticket_id: str, cursor: str, event: Any) -> common_pb2.TicketEvent:
+def event_pb(ticket_id: str, cursor: str, event: Any,
+             record: TicketRecord | None = None) -> common_pb2.TicketEvent:
+    """One journal event as a stream entry; ``record`` (the ticket now) fills work orders."""
     kind = type(event).__name__
     out = common_pb2.TicketEvent(cursor=cursor, ticket_id=ticket_id,
                                  at=timestamp(getattr(event, "at_s", 0.0)))
@@ -140,6 +166,38 @@ def event_pb(ticket_id: str, cursor: str, event: Any) -> common_pb2.TicketEvent:
     elif kind == "TicketOpened":
         out.state_changed.CopyFrom(common_pb2.StateChanged(
             to_state=common_pb2.TICKET_STATE_QUEUED, reason="opened"))
+    elif kind == "TicketTransferred":
+        out.transferred.CopyFrom(common_pb2.Transferred(
+            from_agent_id=event.from_agent_id, to_skill=event.to_skill,
+            to_agent_id=event.to_agent_id, summary=event.summary))
+    elif kind == "CollaboratorJoined":
+        out.collaborator_joined.CopyFrom(common_pb2.CollaboratorJoined(
+            collaborator_id=event.collaborator_id, invited_by=event.invited_by, note=event.note))
+    elif kind == "SlowReplyAlarmed":
+        out.slow_reply_alarm.CopyFrom(common_pb2.SlowReplyAlarm(
+            agent_id=event.agent_id, unanswered_seconds=event.unanswered_s))
+    elif kind == "NoticeSent":
+        out.notice.CopyFrom(common_pb2.Notice(code=event.code, text=event.text))
+    elif kind == "TicketOffered":
+        out.offered.CopyFrom(common_pb2.Offered(agent_id=event.agent_id,
+                                                expires_at=timestamp(event.until_s)))
+    elif kind == "OfferWithdrawn":
+        out.offer_withdrawn.CopyFrom(common_pb2.OfferWithdrawn(agent_id=event.agent_id,
+                                                               reason=event.reason))
+    elif kind in ("WorkOrderOpened", "WorkOrderProgressed", "WorkOrderBreached"):
+        wo = work_order_pb(record) if record is not None else common_pb2.WorkOrder()
+        if kind == "WorkOrderOpened":
+            wo.MergeFrom(common_pb2.WorkOrder(
+                work_order_id=event.work_order_id, ticket_id=ticket_id,
+                department=event.department, priority=PRIORITY_VALUES[event.priority],
+                description=event.description, created_at=timestamp(event.at_s),
+                due_at=timestamp(event.due_s)))
+            wo.status = "open"
+        elif kind == "WorkOrderProgressed":
+            wo.status = event.status
+        else:
+            wo.sla_breached = True
+        out.work_order.CopyFrom(wo)
     else:  # TicketRated and future kinds: a notice keeps the stream complete
         out.notice.CopyFrom(common_pb2.Notice(code=kind, text=""))
     return out
@@ -197,7 +255,7 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
 
     @rpc
     async def GetQueueStatus(self, request: Any, context: Any) -> Any:
-        view = await self.desk.view(_ticket_id(request.ticket_id))
+        view = await self.desk.view(_ticket_id(request.ticket_id), warn=True)
         return customer_pb2.QueueStatus(ticket_id=view.record.ticket_id,
                                         state=ticket_pb(view.record).state,
                                         estimate=estimate_pb(view.status))
@@ -244,7 +302,10 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
         await self.desk.view(ticket_id)  # NOT_FOUND before streaming
         async for entry in self.desk.watch_ticket(ticket_id, request.cursor,
                                                   block_ms=self.watch_block_ms):
-            yield event_pb(ticket_id, entry.cursor, entry.event)
+            record = None
+            if type(entry.event).__name__.startswith("WorkOrder"):
+                record = (await self.desk.view(ticket_id)).record
+            yield event_pb(ticket_id, entry.cursor, entry.event, record)
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
@@ -267,13 +328,11 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
     async def WatchAssignments(self, request: Any, context: Any) -> AsyncIterator[Any]:
         agent_id = _agent_id(request.agent_id)
         await self.desk.agent(agent_id)  # NOT_FOUND before streaming
-        async for cursor, event in self.desk.watch_agent(agent_id, request.cursor,
-                                                         block_ms=self.watch_block_ms):
-            view = await self.desk.view(event["ticket_id"])
-            ticket_event = common_pb2.TicketEvent(
-                cursor=cursor, ticket_id=event["ticket_id"], at=timestamp(event["at_s"]),
-                assigned=common_pb2.Assigned(agent_id=agent_id, waited_seconds=event["waited_s"]))
-            yield agent_pb2.AgentEvent(cursor=cursor, at=timestamp(event["at_s"]),
+        async for cursor, ticket_id, event in self.desk.watch_agent(
+                agent_id, request.cursor, block_ms=self.watch_block_ms):
+            view = await self.desk.view(ticket_id)
+            ticket_event = event_pb(ticket_id, cursor, event, view.record)
+            yield agent_pb2.AgentEvent(cursor=cursor, at=ticket_event.at,
                                        ticket_event=ticket_event, ticket=view_pb(view))
 
     @rpc
@@ -292,6 +351,57 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
     async def CloseTicket(self, request: Any, context: Any) -> Any:
         return ticket_pb(await self.desk.close(_agent_id(context_agent(context)),
                                                _ticket_id(request.ticket_id), request.summary))
+
+    @rpc
+    async def Transfer(self, request: Any, context: Any) -> Any:
+        target = request.WhichOneof("target")
+        if target is None:
+            raise InvalidArgument("target", "give a skill or an agent_id")
+        value = getattr(request, target)
+        if not value:
+            raise InvalidArgument(target, "must not be empty")
+        return ticket_pb(await self.desk.transfer(
+            _agent_id(context_agent(context)), _ticket_id(request.ticket_id),
+            skill=value if target == "skill" else "",
+            to_agent_id=value if target == "agent_id" else "", summary=request.summary))
+
+    @rpc
+    async def InviteCollaborator(self, request: Any, context: Any) -> Any:
+        return ticket_pb(await self.desk.invite(
+            _agent_id(context_agent(context)), _ticket_id(request.ticket_id),
+            request.collaborator_id, request.note))
+
+    @rpc
+    async def EndShift(self, request: Any, context: Any) -> Any:
+        agent_id = _agent_id(request.agent_id)
+        acting = context_agent(context)
+        if acting != agent_id:
+            raise PermissionDenied(f"agent {acting!r} may not end the shift of {agent_id!r}")
+        hand_overs = await self.desk.end_shift(agent_id)
+        return agent_pb2.EndShiftResponse(hand_overs=[
+            agent_pb2.HandOver(ticket_id=h.ticket_id, to_agent_id=h.to_agent_id)
+            for h in hand_overs])
+
+    @rpc
+    async def CreateWorkOrder(self, request: Any, context: Any) -> Any:
+        try:
+            priority = PRIORITY_NAMES[request.priority]
+        except KeyError:
+            raise InvalidArgument("priority", "must be HIGH, MEDIUM or LOW") from None
+        record = await self.desk.create_work_order(
+            _agent_id(context_agent(context)), _ticket_id(request.ticket_id),
+            request.department, priority, request.description)
+        return work_order_pb(record)
+
+    @rpc
+    async def AcceptOffer(self, request: Any, context: Any) -> Any:
+        return ticket_pb(await self.desk.accept_offer(_agent_id(context_agent(context)),
+                                                      _ticket_id(request.ticket_id)))
+
+    @rpc
+    async def DeclineOffer(self, request: Any, context: Any) -> Any:
+        return ticket_pb(await self.desk.decline_offer(_agent_id(context_agent(context)),
+                                                       _ticket_id(request.ticket_id)))
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):

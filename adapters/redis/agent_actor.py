@@ -24,6 +24,7 @@ from engine.agent import (
     Event,
     ProfileAgent,
     ReadAgent,
+    RecordOffer,
     apply,
     decide,
 )
@@ -92,7 +93,7 @@ class AgentBehaviour:
             return state, AgentReply(state.record)
         if isinstance(message, ProfileAgent) and message.agent_id != entity_id:
             raise InvalidArgument("agent_id", "does not match the actor it was sent to")
-        if isinstance(message, ChangePresence) and state.record is None:
+        if isinstance(message, ChangePresence | RecordOffer) and state.record is None:
             raise NotFound("agent", entity_id)
         events = decide(state.record, message, float(self._clock()))
         if not events:

@@ -38,20 +38,24 @@ from engine.dispatcher import DispatcherCore
 from engine.errors import InvalidArgument, SurgedeskError
 from engine.events import (
     AgentPresenceChanged,
-    AssignTicket,
+    AgentShiftEnded,
     ClockTicked,
+    Command,
     ConversationEnded,
     Event,
     PolicyChanged,
     SkillConfigured,
+    TicketHandedOver,
     TicketLeft,
     TicketQueued,
+    TicketRequeued,
 )
 
 STREAM = "sd:dispatch"
 _TYPES: dict[str, type] = {c.__name__: c for c in (AgentPresenceChanged, TicketQueued, TicketLeft,
                                                    ConversationEnded, ClockTicked,
-                                                   SkillConfigured, PolicyChanged)}
+                                                   SkillConfigured, PolicyChanged, TicketRequeued,
+                                                   TicketHandedOver, AgentShiftEnded)}
 
 
 def encode(event: Event, now_s: float) -> bytes:
@@ -86,7 +90,7 @@ class DispatcherService:
         self.stream = stream
         self.batch_max = batch_max
         self.core = core_factory()
-        self._pending: list[tuple[Event, asyncio.Future[list[AssignTicket]]]] = []
+        self._pending: list[tuple[Event, asyncio.Future[list[Command]]]] = []
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._last_now_s = -math.inf
@@ -135,11 +139,11 @@ class DispatcherService:
                 future.set_exception(SurgedeskError("dispatcher stopped"))
         self._pending.clear()
 
-    async def submit(self, event: Event) -> list[AssignTicket]:
+    async def submit(self, event: Event) -> list[Command]:
         """Journal ``event``, apply it, and return the assignments it caused."""
         if self._worker is None:
             raise SurgedeskError("dispatcher not started")
-        future: asyncio.Future[list[AssignTicket]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Command]] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         self._wake.set()
         return await future
@@ -190,7 +194,7 @@ class DispatcherService:
         self._since_snapshot = 0
         self.snapshots += 1
 
-    def _apply(self, event: Event, now_s: float) -> list[AssignTicket]:
+    def _apply(self, event: Event, now_s: float) -> list[Command]:
         self._last_now_s = max(self._last_now_s, now_s)
         try:
             return self.core.handle(event, now_s)

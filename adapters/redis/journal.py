@@ -28,9 +28,12 @@ import msgpack
 import redis.asyncio as aioredis
 
 from engine.errors import WorldChangedError
+from engine.outcomes import Count
 from engine.ticket import Event, StateMoved, TicketOpened, event_from_dict, event_to_dict
 
 _APPEND = """
+-- KEYS: stream, open pointer, customer's tickets, timers, counters, mirror streams...
+-- ARGV: version, n, events[n], op, ticket id, deadline, n counters, (field, amount)[...]
 local stream = KEYS[1]
 if redis.call('XLEN', stream) ~= tonumber(ARGV[1]) then
   return redis.error_reply('STALE ' .. redis.call('XLEN', stream))
@@ -43,15 +46,29 @@ if op == 'open' then
     return redis.error_reply('OPEN ' .. current)
   end
 end
+local ticket = ARGV[4 + n]
 local ids = {}
 for i = 1, n do
   ids[i] = redis.call('XADD', stream, '*', 'e', ARGV[2 + i])
+  for k = 6, #KEYS do
+    redis.call('XADD', KEYS[k], '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
+  end
+end
+local deadline = ARGV[5 + n]
+if deadline == '' then
+  redis.call('ZREM', KEYS[4], ticket)
+else
+  redis.call('ZADD', KEYS[4], deadline, ticket)
+end
+local m = tonumber(ARGV[6 + n])
+for j = 0, m - 1 do
+  redis.call('HINCRBYFLOAT', KEYS[5], ARGV[7 + n + 2 * j], ARGV[8 + n + 2 * j])
 end
 if op == 'open' then
-  redis.call('SET', KEYS[2], ARGV[4 + n])
-  redis.call('RPUSH', KEYS[3], ARGV[4 + n])
+  redis.call('SET', KEYS[2], ticket)
+  redis.call('RPUSH', KEYS[3], ticket)
 elseif op == 'close' then
-  if redis.call('GET', KEYS[2]) == ARGV[4 + n] then
+  if redis.call('GET', KEYS[2]) == ticket then
     redis.call('DEL', KEYS[2])
   end
 end
@@ -89,6 +106,25 @@ def decode(payload: bytes) -> Event:
     return event_from_dict(msgpack.unpackb(payload, raw=False))
 
 
+TIMERS_KEY = "sd:timers"  # sorted set: ticket id -> when its next timer is due
+COUNTERS_KEY = "sd:counters"  # hash: counter_field(metric, labels) -> total
+
+
+def counter_field(metric: str, labels: tuple[tuple[str, str], ...]) -> bytes:
+    return msgpack.packb([metric, [list(pair) for pair in labels]], use_bin_type=True)
+
+
+def parse_counter_field(field: bytes) -> tuple[str, tuple[tuple[str, str], ...]]:
+    metric, labels = msgpack.unpackb(field, raw=False)
+    return metric, tuple((k, v) for k, v in labels)
+
+
+def agent_stream(agent_id: str) -> str:
+    """The agent's watch stream: copies of the events of tickets it holds, is offered, is
+    consulted on, or (supervisors) is alarmed about."""
+    return f"sd:a:{agent_id}"
+
+
 def stream_key(ticket_id: str) -> str:
     return f"sd:t:{ticket_id}"
 
@@ -108,10 +144,15 @@ class TicketJournal:
         self._append = client.register_script(_APPEND)
 
     async def append(self, ticket_id: str, customer_id: str, version: int,
-                     events: Sequence[Event]) -> list[str]:
-        """Append ``events`` if the stream holds exactly ``version`` events. O(len(events)).
+                     events: Sequence[Event], *, deadline_s: float | None = None,
+                     counts: Sequence[Count] = (), mirrors: Sequence[str] = ()) -> list[str]:
+        """Append ``events`` if the stream holds exactly ``version`` events.
+        O(len(events) * (1 + len(mirrors)) + len(counts) + log tickets with timers).
 
-        Returns their cursors. Raises :class:`StaleWriter` (and writes nothing) otherwise.
+        In the same atomic step: the ticket's next timer is set to ``deadline_s`` (or cleared),
+        ``counts`` are added to the counters, and each event is copied to the agent streams
+        ``mirrors`` (the watch streams of the agents concerned). Returns the events' cursors.
+        Raises :class:`StaleWriter` (and writes nothing) if another writer got there first.
         """
         if not events:
             return []
@@ -121,10 +162,14 @@ class TicketJournal:
                 op = "open"
             elif isinstance(e, StateMoved) and e.to_state in ("CLOSED", "SYSTEM_CLOSED"):
                 op = "close"
-        args: list[Any] = [version, len(events), *[encode(e) for e in events], op, ticket_id]
+        args: list[Any] = [version, len(events), *[encode(e) for e in events], op, ticket_id,
+                           "" if deadline_s is None else repr(float(deadline_s)), len(counts)]
+        for metric, labels, amount in counts:
+            args += [counter_field(metric, labels), repr(float(amount))]
         try:
             ids: Any = await self._append(
-                keys=[stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id)],
+                keys=[stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
+                      TIMERS_KEY, COUNTERS_KEY, *[agent_stream(a) for a in mirrors]],
                 args=args,
             )
         except aioredis.ResponseError as exc:
@@ -156,6 +201,26 @@ class TicketJournal:
         for _stream, rows in reply or []:
             entries += [JournalEntry(_id(c), decode(f[b"e"])) for c, f in rows]
         return entries
+
+    async def due_tickets(self, now_s: float, limit: int = 500) -> list[str]:
+        """Tickets whose next timer is due at ``now_s``, earliest first. O(log n + limit)."""
+        rows = await self._redis.zrangebyscore(TIMERS_KEY, "-inf", repr(float(now_s)), start=0,
+                                               num=limit)
+        return [_id(r) for r in rows]
+
+    async def reschedule(self, ticket_id: str, deadline_s: float | None) -> None:
+        if deadline_s is None:
+            await self._redis.zrem(TIMERS_KEY, ticket_id)
+        else:
+            await self._redis.zadd(TIMERS_KEY, {ticket_id: deadline_s})
+
+    async def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        rows = await self._redis.hgetall(COUNTERS_KEY)
+        return {parse_counter_field(k): float(v) for k, v in rows.items()}
+
+    async def last_ticket_of(self, customer_id: str) -> str | None:
+        value = await self._redis.lindex(tickets_key(customer_id), -1)
+        return None if value is None else _id(value)
 
     async def open_ticket_of(self, customer_id: str) -> str | None:
         value = await self._redis.get(open_key(customer_id))

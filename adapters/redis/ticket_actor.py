@@ -4,6 +4,12 @@ Who runs this: an :class:`engine.actors.ActorHost` in a shard host, one message 
 ticket. ``load`` replays the ticket's journal; ``receive`` decides a command, appends the events
 to the journal with the version it holds (so a second, stale owner is fenced off), folds them
 in, and only then replies. A closed ticket is passivated at once; its journal remains.
+
+The same atomic append sets the ticket's next timer (:func:`engine.ticket.next_deadline` under
+the :class:`~engine.service_rules.ServiceRules`), adds what the events count for
+(:mod:`engine.outcomes`), and copies the events to the watch streams of the agents concerned:
+the holder before and after, an offered agent, consulted colleagues, and -- for a slow-reply
+alarm -- the supervisors. :class:`CheckTimers` fires the timers that are due.
 """
 
 from __future__ import annotations
@@ -13,13 +19,18 @@ from typing import Any
 
 from adapters.redis.journal import TicketJournal
 from engine.errors import InvalidArgument, NotFound
+from engine.outcomes import counts
+from engine.service_rules import ServiceRules
 from engine.ticket import (
     Command,
     Event,
     OpenTicket,
+    SlowReplyAlarmed,
     TicketRecord,
     apply,
     decide,
+    due_events,
+    next_deadline,
     open_ticket,
 )
 
@@ -36,6 +47,11 @@ class ReadTicket:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckTimers:
+    """Fire the ticket's timers that are due now (none if a reply or a change came first)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TicketReply:
     record: TicketRecord
     events: tuple[Event, ...] = ()  # what this command added (empty for a retry)
@@ -43,9 +59,11 @@ class TicketReply:
 
 
 class TicketBehaviour:
-    def __init__(self, journal: TicketJournal, clock: Any) -> None:
+    def __init__(self, journal: TicketJournal, clock: Any,
+                 rules: ServiceRules | None = None) -> None:
         self._journal = journal
         self._clock = clock
+        self.rules = rules or ServiceRules()
 
     async def load(self, entity_id: str) -> TicketActorState:
         entries = await self._journal.load(entity_id)
@@ -69,6 +87,14 @@ class TicketBehaviour:
                 return state, TicketReply(record)
             events = open_ticket(message, now_s)
             customer_id = message.customer_id
+        elif isinstance(message, CheckTimers):
+            if record is None:
+                raise NotFound("ticket", entity_id)
+            events = due_events(record, self.rules, now_s)
+            if not events:  # the timer was stale (a reply came first): set the real one
+                await self._journal.reschedule(entity_id, next_deadline(record, self.rules))
+                return state, TicketReply(record)
+            customer_id = record.customer_id
         else:
             if record is None:
                 raise NotFound("ticket", entity_id)
@@ -77,15 +103,33 @@ class TicketBehaviour:
         if not events:
             assert record is not None
             return state, TicketReply(record)
-        cursors = await self._journal.append(entity_id, customer_id, state.version, events)
+        before = record
         for event in events:
             record = apply(record, event)
         assert record is not None
+        cursors = await self._journal.append(
+            entity_id, customer_id, state.version, events,
+            deadline_s=next_deadline(record, self.rules),
+            counts=counts(before, events, record), mirrors=self._mirrors(before, events, record))
         new_state = TicketActorState(record, state.version + len(events))
         return new_state, TicketReply(record, tuple(events), tuple(cursors))
+
+    def _mirrors(self, before: TicketRecord | None, events: list[Event],
+                 after: TicketRecord) -> list[str]:
+        """The agents whose watch streams get copies of these events."""
+        who: dict[str, None] = {}
+        for r in (before, after):
+            if r is not None:
+                for agent in (r.agent_id, r.offered_to, *r.collaborators):
+                    if agent:
+                        who[agent] = None
+        if any(isinstance(e, SlowReplyAlarmed) for e in events):
+            for supervisor in self.rules.supervisors:
+                who[supervisor] = None
+        return list(who)
 
     def finished(self, state: TicketActorState) -> bool:
         return state.record is not None and not state.record.is_open
 
 
-__all__ = ["Command", "ReadTicket", "TicketActorState", "TicketBehaviour", "TicketReply"]
+__all__ = ["CheckTimers", "Command", "ReadTicket", "TicketActorState", "TicketBehaviour", "TicketReply"]

@@ -44,8 +44,9 @@ def test_a_conversation_from_queue_to_confirmed_close(redis_url, run):
         # Ann's slot is free again: the next customer in line is hers now.
         nxt = await desk.view(second.record.ticket_id)
         assert nxt.record.agent_id == "ann" and nxt.record.state.value == "AWAITING_AGENT"
-        async for _cursor, event in desk.watch_agent("ann"):
-            assert event["kind"] == "assigned" and event["ticket_id"] == t1
+        async for _cursor, ticket_id, event in desk.watch_agent("ann"):
+            assert type(event).__name__ == "TicketAssigned" and ticket_id == t1
+            assert event.agent_id == "ann"
             break
     run(scenario())
 

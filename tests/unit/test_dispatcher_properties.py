@@ -10,14 +10,19 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from engine.dispatcher import DispatcherCore
-from engine.errors import NotWaiting
+from engine.errors import AgentUnavailable, NotWaiting
 from engine.events import (
     AgentPresenceChanged,
+    AgentShiftEnded,
+    AssignTicket,
     ClockTicked,
     ConversationEnded,
     PolicyChanged,
+    ReturnTicket,
+    TicketHandedOver,
     TicketLeft,
     TicketQueued,
+    TicketRequeued,
 )
 from engine.policies import POLICY_PRESETS
 
@@ -38,13 +43,31 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.available: dict[str, bool] = {}
         self.active: dict[str, set[str]] = {a: set() for a in AGENTS}
         self.sticky_to: dict[str, set[str]] = {}  # agent -> tickets that asked for it
+        self.wrapping: dict[str, list[float]] = {a: [] for a in AGENTS}  # wrap-up end times
+        self.paused_until: dict[str, float] = {}
 
     def _apply(self, out):
         for cmd in out:
-            assert cmd.ticket_id not in self.assigned, f"{cmd.ticket_id} assigned twice"
+            if isinstance(cmd, ReturnTicket):
+                assert cmd.ticket_id in self.active[cmd.agent_id]
+                self.active[cmd.agent_id].discard(cmd.ticket_id)
+                del self.assigned[cmd.ticket_id]
+                assert self.core.is_waiting(cmd.ticket_id) or self.core.capacity.holder_of(
+                    cmd.ticket_id) is not None
+                continue
+            assert isinstance(cmd, AssignTicket)
             agent = cmd.agent_id
             assert self.available.get(agent), f"{agent} is not available"
-            assert len(self.active[agent]) < self.capacity[agent], f"{agent} over capacity"
+            assert self.paused_until.get(agent, -1) <= self.now, f"{agent} is paused"
+            wrapping = sum(1 for until in self.wrapping[agent] if until > self.now)
+            assert len(self.active[agent]) + wrapping < self.capacity[agent], f"{agent} over capacity"
+            if cmd.from_agent_id:  # handed over: it moves, nobody else has it
+                assert self.assigned.get(cmd.ticket_id) == cmd.from_agent_id
+                self.active[cmd.from_agent_id].discard(cmd.ticket_id)
+                self.assigned[cmd.ticket_id] = agent
+                self.active[agent].add(cmd.ticket_id)
+                continue
+            assert cmd.ticket_id not in self.assigned, f"{cmd.ticket_id} assigned twice"
             # Priority, then arrival order: once this ticket is taken, no ticket of the same
             # skill with a higher tier, or the same tier and an earlier arrival, may still wait
             # in the line -- unless this agent could not take it (not relaxed enough yet).
@@ -87,13 +110,57 @@ class DispatcherMachine(RuleBasedStateMachine):
         self._send(TicketQueued(tid, skill, tier, arrival_s=arrival, preferred_agent_id=preferred,
                                 prefer_window_s=window))
 
+    def _held(self, data):
+        agent = data.draw(st.sampled_from(sorted(a for a, s in self.active.items() if s)))
+        return agent, data.draw(st.sampled_from(sorted(self.active[agent])))
+
+    @precondition(lambda self: any(self.active.values()))
+    @rule(data=st.data(), wrap_up=st.sampled_from([0.0, 0.0, 5.0, 30.0]))
+    def conversation_ends(self, data, wrap_up):
+        agent, ticket = self._held(data)
+        self.active[agent].discard(ticket)
+        if wrap_up:
+            self.wrapping[agent].append(self.now + wrap_up)
+        self._send(ConversationEnded(agent, ticket, wrap_up))
+
+    @precondition(lambda self: any(self.active.values()))
+    @rule(data=st.data(), skill=st.sampled_from(["", *SKILLS]), pause=st.sampled_from([0.0, 10.0]))
+    def agent_lets_go(self, data, skill, pause):
+        """Transfer to a skill, slow-reply re-route or declined offer: back in line, in place."""
+        agent, ticket = self._held(data)
+        self.active[agent].discard(ticket)
+        del self.assigned[ticket]
+        _, tier, due, _ = self.arrivals[ticket]
+        self.next_id += 1  # queued again: the core gives it a new sequence number
+        self.arrivals[ticket] = (skill or self.arrivals[ticket][0], tier, due, self.next_id)
+        if pause:
+            self.paused_until[agent] = self.now + pause
+        self._send(TicketRequeued(ticket, agent, skill, pause_s=pause))
+        assert self.core.is_waiting(ticket) or self.core.capacity.holder_of(ticket) is not None
+
+    @precondition(lambda self: any(self.active.values()))
+    @rule(data=st.data(), to=st.sampled_from(AGENTS))
+    def named_transfer(self, data, to):
+        agent, ticket = self._held(data)
+        try:
+            self._send(TicketHandedOver(ticket, agent, to))
+        except AgentUnavailable:
+            assert self.core.capacity.holder_of(ticket) == agent  # refused: nothing changed
+        except Exception as exc:  # the receiver is the holder itself
+            assert to == agent, exc
+
     @precondition(lambda self: any(self.active.values()))
     @rule(data=st.data())
-    def conversation_ends(self, data):
-        agent = data.draw(st.sampled_from(sorted(a for a, s in self.active.items() if s)))
-        ticket = data.draw(st.sampled_from(sorted(self.active[agent])))
-        self.active[agent].discard(ticket)
-        self._send(ConversationEnded(agent, ticket))
+    def shift_ends(self, data):
+        agent, _ = self._held(data)
+        self.available[agent] = False
+        held = self.core.capacity.get(agent).active
+        for tid in sorted(held, key=lambda t: held[t][1]):  # the core requeues in this order
+            self.next_id += 1
+            skill, tier, due, _ = self.arrivals[tid]
+            self.arrivals[tid] = (skill, tier, due, self.next_id)
+        self._send(AgentShiftEnded(agent))
+        assert not self.active[agent]
 
     @rule(data=st.data())
     def customer_leaves(self, data):

@@ -54,6 +54,8 @@ def test_every_engine_error_survives_pickling_across_processes():
         errors.IllegalTransition: ("ticket t1", "CLOSED", "AGENT_WROTE"),
         errors.NotWaiting: ("t1",),
         errors.AlreadyExists: ("ticket", "t1"),
+        errors.NotHeld: ("t1", "a1", "a2"),
+        errors.AgentUnavailable: ("a1", "is offline"),
     }
     for cls in [c for c in vars(errors).values()
                 if isinstance(c, type) and issubclass(c, errors.SurgedeskError)]:

@@ -26,39 +26,41 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from surgedesk.v1 import common_pb2 as surgedesk_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surgedesk/v1/agent.proto\x12\x0csurgedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19surgedesk/v1/common.proto\"b\n\x12SetPresenceRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\"v\n\x0b\x41gentStatus\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x19\n\x11\x61\x63tive_ticket_ids\x18\x04 \x03(\t\";\n\x17WatchAssignmentsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\x9b\x01\n\nAgentEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0cticket_event\x18\x03 \x01(\x0b\x32\x19.surgedesk.v1.TicketEvent\x12$\n\x06ticket\x18\x04 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"S\n\x17\x41gentSendMessageRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"d\n\x0fTransferRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x05skill\x18\x02 \x01(\tH\x00\x12\x12\n\x08\x61gent_id\x18\x03 \x01(\tH\x00\x12\x0f\n\x07summary\x18\x04 \x01(\tB\x08\n\x06target\"U\n\x19InviteCollaboratorRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ollaborator_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"(\n\x13RequestCloseRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"8\n\x12\x43loseTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\"#\n\x0f\x45ndShiftRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"2\n\x08HandOver\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x02 \x01(\t\">\n\x10\x45ndShiftResponse\x12*\n\nhand_overs\x18\x01 \x03(\x0b\x32\x16.surgedesk.v1.HandOver\"\x87\x01\n\x16\x43reateWorkOrderRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x31\n\x08priority\x18\x03 \x01(\x0e\x32\x1f.surgedesk.v1.WorkOrderPriority\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t2\xcd\x05\n\x0c\x41gentService\x12J\n\x0bSetPresence\x12 .surgedesk.v1.SetPresenceRequest\x1a\x19.surgedesk.v1.AgentStatus\x12U\n\x10WatchAssignments\x12%.surgedesk.v1.WatchAssignmentsRequest\x1a\x18.surgedesk.v1.AgentEvent0\x01\x12W\n\x0bSendMessage\x12%.surgedesk.v1.AgentSendMessageRequest\x1a!.surgedesk.v1.SendMessageResponse\x12?\n\x08Transfer\x12\x1d.surgedesk.v1.TransferRequest\x1a\x14.surgedesk.v1.Ticket\x12S\n\x12InviteCollaborator\x12\'.surgedesk.v1.InviteCollaboratorRequest\x1a\x14.surgedesk.v1.Ticket\x12G\n\x0cRequestClose\x12!.surgedesk.v1.RequestCloseRequest\x1a\x14.surgedesk.v1.Ticket\x12\x45\n\x0b\x43loseTicket\x12 .surgedesk.v1.CloseTicketRequest\x1a\x14.surgedesk.v1.Ticket\x12I\n\x08\x45ndShift\x12\x1d.surgedesk.v1.EndShiftRequest\x1a\x1e.surgedesk.v1.EndShiftResponse\x12P\n\x0f\x43reateWorkOrder\x12$.surgedesk.v1.CreateWorkOrderRequest\x1a\x17.surgedesk.v1.WorkOrderb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surgedesk/v1/agent.proto\x12\x0csurgedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19surgedesk/v1/common.proto\"\x1f\n\nOfferReply\x12\x11\n\tticket_id\x18\x01 \x01(\t\"b\n\x12SetPresenceRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\"v\n\x0b\x41gentStatus\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x19\n\x11\x61\x63tive_ticket_ids\x18\x04 \x03(\t\";\n\x17WatchAssignmentsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\x9b\x01\n\nAgentEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0cticket_event\x18\x03 \x01(\x0b\x32\x19.surgedesk.v1.TicketEvent\x12$\n\x06ticket\x18\x04 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"S\n\x17\x41gentSendMessageRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"d\n\x0fTransferRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x05skill\x18\x02 \x01(\tH\x00\x12\x12\n\x08\x61gent_id\x18\x03 \x01(\tH\x00\x12\x0f\n\x07summary\x18\x04 \x01(\tB\x08\n\x06target\"U\n\x19InviteCollaboratorRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ollaborator_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"(\n\x13RequestCloseRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"8\n\x12\x43loseTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\"#\n\x0f\x45ndShiftRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"2\n\x08HandOver\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x02 \x01(\t\">\n\x10\x45ndShiftResponse\x12*\n\nhand_overs\x18\x01 \x03(\x0b\x32\x16.surgedesk.v1.HandOver\"\x87\x01\n\x16\x43reateWorkOrderRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x31\n\x08priority\x18\x03 \x01(\x0e\x32\x1f.surgedesk.v1.WorkOrderPriority\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t2\xcc\x06\n\x0c\x41gentService\x12J\n\x0bSetPresence\x12 .surgedesk.v1.SetPresenceRequest\x1a\x19.surgedesk.v1.AgentStatus\x12U\n\x10WatchAssignments\x12%.surgedesk.v1.WatchAssignmentsRequest\x1a\x18.surgedesk.v1.AgentEvent0\x01\x12W\n\x0bSendMessage\x12%.surgedesk.v1.AgentSendMessageRequest\x1a!.surgedesk.v1.SendMessageResponse\x12?\n\x08Transfer\x12\x1d.surgedesk.v1.TransferRequest\x1a\x14.surgedesk.v1.Ticket\x12S\n\x12InviteCollaborator\x12\'.surgedesk.v1.InviteCollaboratorRequest\x1a\x14.surgedesk.v1.Ticket\x12G\n\x0cRequestClose\x12!.surgedesk.v1.RequestCloseRequest\x1a\x14.surgedesk.v1.Ticket\x12\x45\n\x0b\x43loseTicket\x12 .surgedesk.v1.CloseTicketRequest\x1a\x14.surgedesk.v1.Ticket\x12I\n\x08\x45ndShift\x12\x1d.surgedesk.v1.EndShiftRequest\x1a\x1e.surgedesk.v1.EndShiftResponse\x12P\n\x0f\x43reateWorkOrder\x12$.surgedesk.v1.CreateWorkOrderRequest\x1a\x17.surgedesk.v1.WorkOrder\x12=\n\x0b\x41\x63\x63\x65ptOffer\x12\x18.surgedesk.v1.OfferReply\x1a\x14.surgedesk.v1.Ticket\x12>\n\x0c\x44\x65\x63lineOffer\x12\x18.surgedesk.v1.OfferReply\x1a\x14.surgedesk.v1.Ticketb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surgedesk.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SETPRESENCEREQUEST']._serialized_start=102
-  _globals['_SETPRESENCEREQUEST']._serialized_end=200
-  _globals['_AGENTSTATUS']._serialized_start=202
-  _globals['_AGENTSTATUS']._serialized_end=320
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=322
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=381
-  _globals['_AGENTEVENT']._serialized_start=384
-  _globals['_AGENTEVENT']._serialized_end=539
-  _globals['_AGENTSENDMESSAGEREQUEST']._serialized_start=541
-  _globals['_AGENTSENDMESSAGEREQUEST']._serialized_end=624
-  _globals['_TRANSFERREQUEST']._serialized_start=626
-  _globals['_TRANSFERREQUEST']._serialized_end=726
-  _globals['_INVITECOLLABORATORREQUEST']._serialized_start=728
-  _globals['_INVITECOLLABORATORREQUEST']._serialized_end=813
-  _globals['_REQUESTCLOSEREQUEST']._serialized_start=815
-  _globals['_REQUESTCLOSEREQUEST']._serialized_end=855
-  _globals['_CLOSETICKETREQUEST']._serialized_start=857
-  _globals['_CLOSETICKETREQUEST']._serialized_end=913
-  _globals['_ENDSHIFTREQUEST']._serialized_start=915
-  _globals['_ENDSHIFTREQUEST']._serialized_end=950
-  _globals['_HANDOVER']._serialized_start=952
-  _globals['_HANDOVER']._serialized_end=1002
-  _globals['_ENDSHIFTRESPONSE']._serialized_start=1004
-  _globals['_ENDSHIFTRESPONSE']._serialized_end=1066
-  _globals['_CREATEWORKORDERREQUEST']._serialized_start=1069
-  _globals['_CREATEWORKORDERREQUEST']._serialized_end=1204
-  _globals['_AGENTSERVICE']._serialized_start=1207
-  _globals['_AGENTSERVICE']._serialized_end=1924
+  _globals['_OFFERREPLY']._serialized_start=102
+  _globals['_OFFERREPLY']._serialized_end=133
+  _globals['_SETPRESENCEREQUEST']._serialized_start=135
+  _globals['_SETPRESENCEREQUEST']._serialized_end=233
+  _globals['_AGENTSTATUS']._serialized_start=235
+  _globals['_AGENTSTATUS']._serialized_end=353
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=355
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=414
+  _globals['_AGENTEVENT']._serialized_start=417
+  _globals['_AGENTEVENT']._serialized_end=572
+  _globals['_AGENTSENDMESSAGEREQUEST']._serialized_start=574
+  _globals['_AGENTSENDMESSAGEREQUEST']._serialized_end=657
+  _globals['_TRANSFERREQUEST']._serialized_start=659
+  _globals['_TRANSFERREQUEST']._serialized_end=759
+  _globals['_INVITECOLLABORATORREQUEST']._serialized_start=761
+  _globals['_INVITECOLLABORATORREQUEST']._serialized_end=846
+  _globals['_REQUESTCLOSEREQUEST']._serialized_start=848
+  _globals['_REQUESTCLOSEREQUEST']._serialized_end=888
+  _globals['_CLOSETICKETREQUEST']._serialized_start=890
+  _globals['_CLOSETICKETREQUEST']._serialized_end=946
+  _globals['_ENDSHIFTREQUEST']._serialized_start=948
+  _globals['_ENDSHIFTREQUEST']._serialized_end=983
+  _globals['_HANDOVER']._serialized_start=985
+  _globals['_HANDOVER']._serialized_end=1035
+  _globals['_ENDSHIFTRESPONSE']._serialized_start=1037
+  _globals['_ENDSHIFTRESPONSE']._serialized_end=1099
+  _globals['_CREATEWORKORDERREQUEST']._serialized_start=1102
+  _globals['_CREATEWORKORDERREQUEST']._serialized_end=1237
+  _globals['_AGENTSERVICE']._serialized_start=1240
+  _globals['_AGENTSERVICE']._serialized_end=2084
 # @@protoc_insertion_point(module_scope)

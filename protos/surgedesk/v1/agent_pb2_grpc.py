@@ -80,6 +80,16 @@ class AgentServiceStub:
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderRequest.SerializeToString,
                 response_deserializer=surgedesk_dot_v1_dot_common__pb2.WorkOrder.FromString,
                 _registered_method=True)
+        self.AcceptOffer = channel.unary_unary(
+                '/surgedesk.v1.AgentService/AcceptOffer',
+                request_serializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                _registered_method=True)
+        self.DeclineOffer = channel.unary_unary(
+                '/surgedesk.v1.AgentService/DeclineOffer',
+                request_serializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -143,6 +153,19 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcceptOffer(self, request, context):
+        """Offer mode (configured): take an offered ticket, or pass it to the next agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineOffer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +213,16 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.CreateWorkOrder,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderRequest.FromString,
                     response_serializer=surgedesk_dot_v1_dot_common__pb2.WorkOrder.SerializeToString,
+            ),
+            'AcceptOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptOffer,
+                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+            ),
+            'DeclineOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineOffer,
+                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +468,60 @@ class AgentService:
             '/surgedesk.v1.AgentService/CreateWorkOrder',
             surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderRequest.SerializeToString,
             surgedesk_dot_v1_dot_common__pb2.WorkOrder.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surgedesk.v1.AgentService/AcceptOffer',
+            surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
+            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surgedesk.v1.AgentService/DeclineOffer',
+            surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
+            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
             options,
             channel_credentials,
             insecure,

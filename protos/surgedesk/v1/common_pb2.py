@@ -25,45 +25,49 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19surgedesk/v1/common.proto\x12\x0csurgedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n\x0cWaitEstimate\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x15\n\rtickets_ahead\x18\x02 \x01(\x03\x12\x18\n\x10wait_p50_seconds\x18\x03 \x01(\x01\x12\x18\n\x10wait_p90_seconds\x18\x04 \x01(\x01\x12\x16\n\x0e\x61gents_serving\x18\x05 \x01(\x05\x12\x14\n\x0cwait_unknown\x18\x06 \x01(\x08\"\xd9\x01\n\x0b\x43hatMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12-\n\x0b\x61uthor_role\x18\x03 \x01(\x0e\x32\x18.surgedesk.v1.AuthorRole\x12\x11\n\tauthor_id\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\x15.surgedesk.v1.Channel\"\xc0\x03\n\x06Ticket\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.surgedesk.v1.Channel\x12\r\n\x05skill\x18\x04 \x01(\t\x12\x10\n\x08vip_tier\x18\x05 \x01(\x05\x12(\n\x05state\x18\x06 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12\x18\n\x10\x63ollaborator_ids\x18\x08 \x03(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65stimate\x18\x0b \x01(\x0b\x32\x1a.surgedesk.v1.WaitEstimate\x12\x1a\n\x12previous_ticket_id\x18\x0c \x01(\t\x12\x14\n\x0c\x63lose_reason\x18\r \x01(\t\x12\x18\n\x10transfer_summary\x18\x0e \x01(\t\x12\x15\n\rwork_order_id\x18\x0f \x01(\t\"\x92\x02\n\tWorkOrder\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\x31\n\x08priority\x18\x04 \x01(\x0e\x32\x1f.surgedesk.v1.WorkOrderPriority\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61ssignee_id\x18\x08 \x01(\t\x12\x0e\n\x06status\x18\t \x01(\t\"\xa3\x04\n\x0bTicketEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\rstate_changed\x18\n \x01(\x0b\x32\x1a.surgedesk.v1.StateChangedH\x00\x12*\n\x08\x61ssigned\x18\x0b \x01(\x0b\x32\x16.surgedesk.v1.AssignedH\x00\x12,\n\x07message\x18\x0c \x01(\x0b\x32\x19.surgedesk.v1.ChatMessageH\x00\x12.\n\x08\x65stimate\x18\r \x01(\x0b\x32\x1a.surgedesk.v1.WaitEstimateH\x00\x12\x30\n\x0btransferred\x18\x0e \x01(\x0b\x32\x19.surgedesk.v1.TransferredH\x00\x12?\n\x13\x63ollaborator_joined\x18\x0f \x01(\x0b\x32 .surgedesk.v1.CollaboratorJoinedH\x00\x12\x38\n\x10slow_reply_alarm\x18\x10 \x01(\x0b\x32\x1c.surgedesk.v1.SlowReplyAlarmH\x00\x12&\n\x06notice\x18\x11 \x01(\x0b\x32\x14.surgedesk.v1.NoticeH\x00\x12-\n\nwork_order\x18\x12 \x01(\x0b\x32\x17.surgedesk.v1.WorkOrderH\x00\x42\x06\n\x04kind\"z\n\x0cStateChanged\x12-\n\nfrom_state\x18\x01 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12+\n\x08to_state\x18\x02 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"4\n\x08\x41ssigned\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x16\n\x0ewaited_seconds\x18\x02 \x01(\x01\"\\\n\x0bTransferred\x12\x15\n\rfrom_agent_id\x18\x01 \x01(\t\x12\x10\n\x08to_skill\x18\x02 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\"O\n\x12\x43ollaboratorJoined\x12\x17\n\x0f\x63ollaborator_id\x18\x01 \x01(\t\x12\x12\n\ninvited_by\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\">\n\x0eSlowReplyAlarm\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1a\n\x12unanswered_seconds\x18\x02 \x01(\x01\"$\n\x06Notice\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"g\n\x13SendMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.surgedesk.v1.ChatMessage\x12$\n\x06ticket\x18\x02 \x01(\x0b\x32\x14.surgedesk.v1.Ticket*\xea\x01\n\x0bTicketState\x12\x1c\n\x18TICKET_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13TICKET_STATE_QUEUED\x10\x01\x12\x1f\n\x1bTICKET_STATE_AWAITING_AGENT\x10\x02\x12\"\n\x1eTICKET_STATE_AWAITING_CUSTOMER\x10\x03\x12&\n\"TICKET_STATE_AWAITING_CONFIRMATION\x10\x04\x12\x17\n\x13TICKET_STATE_CLOSED\x10\x05\x12\x1e\n\x1aTICKET_STATE_SYSTEM_CLOSED\x10\x06*r\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_APP\x10\x01\x12\x18\n\x14\x43HANNEL_MINI_PROGRAM\x10\x02\x12\x0f\n\x0b\x43HANNEL_WEB\x10\x03\x12\x12\n\x0e\x43HANNEL_SOCIAL\x10\x04*b\n\x08Presence\x12\x18\n\x14PRESENCE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPRESENCE_ONLINE\x10\x01\x12\x11\n\rPRESENCE_AWAY\x10\x02\x12\x14\n\x10PRESENCE_OFFLINE\x10\x03*r\n\nAuthorRole\x12\x1b\n\x17\x41UTHOR_ROLE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UTHOR_ROLE_CUSTOMER\x10\x01\x12\x15\n\x11\x41UTHOR_ROLE_AGENT\x10\x02\x12\x16\n\x12\x41UTHOR_ROLE_SYSTEM\x10\x03*\x93\x01\n\x11WorkOrderPriority\x12#\n\x1fWORK_ORDER_PRIORITY_UNSPECIFIED\x10\x00\x12\x1c\n\x18WORK_ORDER_PRIORITY_HIGH\x10\x01\x12\x1e\n\x1aWORK_ORDER_PRIORITY_MEDIUM\x10\x02\x12\x1b\n\x17WORK_ORDER_PRIORITY_LOW\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19surgedesk/v1/common.proto\x12\x0csurgedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n\x0cWaitEstimate\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x15\n\rtickets_ahead\x18\x02 \x01(\x03\x12\x18\n\x10wait_p50_seconds\x18\x03 \x01(\x01\x12\x18\n\x10wait_p90_seconds\x18\x04 \x01(\x01\x12\x16\n\x0e\x61gents_serving\x18\x05 \x01(\x05\x12\x14\n\x0cwait_unknown\x18\x06 \x01(\x08\"\xd9\x01\n\x0b\x43hatMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12-\n\x0b\x61uthor_role\x18\x03 \x01(\x0e\x32\x18.surgedesk.v1.AuthorRole\x12\x11\n\tauthor_id\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\x15.surgedesk.v1.Channel\"\x8a\x04\n\x06Ticket\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.surgedesk.v1.Channel\x12\r\n\x05skill\x18\x04 \x01(\t\x12\x10\n\x08vip_tier\x18\x05 \x01(\x05\x12(\n\x05state\x18\x06 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12\x18\n\x10\x63ollaborator_ids\x18\x08 \x03(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65stimate\x18\x0b \x01(\x0b\x32\x1a.surgedesk.v1.WaitEstimate\x12\x1a\n\x12previous_ticket_id\x18\x0c \x01(\t\x12\x14\n\x0c\x63lose_reason\x18\r \x01(\t\x12\x18\n\x10transfer_summary\x18\x0e \x01(\t\x12\x15\n\rwork_order_id\x18\x0f \x01(\t\x12\x1b\n\x13offered_to_agent_id\x18\x10 \x01(\t\x12+\n\nwork_order\x18\x11 \x01(\x0b\x32\x17.surgedesk.v1.WorkOrder\"\xa8\x02\n\tWorkOrder\x12\x15\n\rwork_order_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\x31\n\x08priority\x18\x04 \x01(\x0e\x32\x1f.surgedesk.v1.WorkOrderPriority\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61ssignee_id\x18\x08 \x01(\t\x12\x0e\n\x06status\x18\t \x01(\t\x12\x14\n\x0csla_breached\x18\n \x01(\x08\"\x86\x05\n\x0bTicketEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\rstate_changed\x18\n \x01(\x0b\x32\x1a.surgedesk.v1.StateChangedH\x00\x12*\n\x08\x61ssigned\x18\x0b \x01(\x0b\x32\x16.surgedesk.v1.AssignedH\x00\x12,\n\x07message\x18\x0c \x01(\x0b\x32\x19.surgedesk.v1.ChatMessageH\x00\x12.\n\x08\x65stimate\x18\r \x01(\x0b\x32\x1a.surgedesk.v1.WaitEstimateH\x00\x12\x30\n\x0btransferred\x18\x0e \x01(\x0b\x32\x19.surgedesk.v1.TransferredH\x00\x12?\n\x13\x63ollaborator_joined\x18\x0f \x01(\x0b\x32 .surgedesk.v1.CollaboratorJoinedH\x00\x12\x38\n\x10slow_reply_alarm\x18\x10 \x01(\x0b\x32\x1c.surgedesk.v1.SlowReplyAlarmH\x00\x12&\n\x06notice\x18\x11 \x01(\x0b\x32\x14.surgedesk.v1.NoticeH\x00\x12-\n\nwork_order\x18\x12 \x01(\x0b\x32\x17.surgedesk.v1.WorkOrderH\x00\x12(\n\x07offered\x18\x13 \x01(\x0b\x32\x15.surgedesk.v1.OfferedH\x00\x12\x37\n\x0foffer_withdrawn\x18\x14 \x01(\x0b\x32\x1c.surgedesk.v1.OfferWithdrawnH\x00\x42\x06\n\x04kind\"K\n\x07Offered\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"2\n\x0eOfferWithdrawn\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"z\n\x0cStateChanged\x12-\n\nfrom_state\x18\x01 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12+\n\x08to_state\x18\x02 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"4\n\x08\x41ssigned\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x16\n\x0ewaited_seconds\x18\x02 \x01(\x01\"\\\n\x0bTransferred\x12\x15\n\rfrom_agent_id\x18\x01 \x01(\t\x12\x10\n\x08to_skill\x18\x02 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\"O\n\x12\x43ollaboratorJoined\x12\x17\n\x0f\x63ollaborator_id\x18\x01 \x01(\t\x12\x12\n\ninvited_by\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\">\n\x0eSlowReplyAlarm\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x1a\n\x12unanswered_seconds\x18\x02 \x01(\x01\"$\n\x06Notice\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"g\n\x13SendMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.surgedesk.v1.ChatMessage\x12$\n\x06ticket\x18\x02 \x01(\x0b\x32\x14.surgedesk.v1.Ticket*\xea\x01\n\x0bTicketState\x12\x1c\n\x18TICKET_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13TICKET_STATE_QUEUED\x10\x01\x12\x1f\n\x1bTICKET_STATE_AWAITING_AGENT\x10\x02\x12\"\n\x1eTICKET_STATE_AWAITING_CUSTOMER\x10\x03\x12&\n\"TICKET_STATE_AWAITING_CONFIRMATION\x10\x04\x12\x17\n\x13TICKET_STATE_CLOSED\x10\x05\x12\x1e\n\x1aTICKET_STATE_SYSTEM_CLOSED\x10\x06*r\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_APP\x10\x01\x12\x18\n\x14\x43HANNEL_MINI_PROGRAM\x10\x02\x12\x0f\n\x0b\x43HANNEL_WEB\x10\x03\x12\x12\n\x0e\x43HANNEL_SOCIAL\x10\x04*b\n\x08Presence\x12\x18\n\x14PRESENCE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPRESENCE_ONLINE\x10\x01\x12\x11\n\rPRESENCE_AWAY\x10\x02\x12\x14\n\x10PRESENCE_OFFLINE\x10\x03*r\n\nAuthorRole\x12\x1b\n\x17\x41UTHOR_ROLE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41UTHOR_ROLE_CUSTOMER\x10\x01\x12\x15\n\x11\x41UTHOR_ROLE_AGENT\x10\x02\x12\x16\n\x12\x41UTHOR_ROLE_SYSTEM\x10\x03*\x93\x01\n\x11WorkOrderPriority\x12#\n\x1fWORK_ORDER_PRIORITY_UNSPECIFIED\x10\x00\x12\x1c\n\x18WORK_ORDER_PRIORITY_HIGH\x10\x01\x12\x1e\n\x1aWORK_ORDER_PRIORITY_MEDIUM\x10\x02\x12\x1b\n\x17WORK_ORDER_PRIORITY_LOW\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surgedesk.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TICKETSTATE']._serialized_start=2291
-  _globals['_TICKETSTATE']._serialized_end=2525
-  _globals['_CHANNEL']._serialized_start=2527
-  _globals['_CHANNEL']._serialized_end=2641
-  _globals['_PRESENCE']._serialized_start=2643
-  _globals['_PRESENCE']._serialized_end=2741
-  _globals['_AUTHORROLE']._serialized_start=2743
-  _globals['_AUTHORROLE']._serialized_end=2857
-  _globals['_WORKORDERPRIORITY']._serialized_start=2860
-  _globals['_WORKORDERPRIORITY']._serialized_end=3007
+  _globals['_TICKETSTATE']._serialized_start=2615
+  _globals['_TICKETSTATE']._serialized_end=2849
+  _globals['_CHANNEL']._serialized_start=2851
+  _globals['_CHANNEL']._serialized_end=2965
+  _globals['_PRESENCE']._serialized_start=2967
+  _globals['_PRESENCE']._serialized_end=3065
+  _globals['_AUTHORROLE']._serialized_start=3067
+  _globals['_AUTHORROLE']._serialized_end=3181
+  _globals['_WORKORDERPRIORITY']._serialized_start=3184
+  _globals['_WORKORDERPRIORITY']._serialized_end=3331
   _globals['_WAITESTIMATE']._serialized_start=77
   _globals['_WAITESTIMATE']._serialized_end=230
   _globals['_CHATMESSAGE']._serialized_start=233
   _globals['_CHATMESSAGE']._serialized_end=450
   _globals['_TICKET']._serialized_start=453
-  _globals['_TICKET']._serialized_end=901
-  _globals['_WORKORDER']._serialized_start=904
-  _globals['_WORKORDER']._serialized_end=1178
-  _globals['_TICKETEVENT']._serialized_start=1181
-  _globals['_TICKETEVENT']._serialized_end=1728
-  _globals['_STATECHANGED']._serialized_start=1730
-  _globals['_STATECHANGED']._serialized_end=1852
-  _globals['_ASSIGNED']._serialized_start=1854
-  _globals['_ASSIGNED']._serialized_end=1906
-  _globals['_TRANSFERRED']._serialized_start=1908
-  _globals['_TRANSFERRED']._serialized_end=2000
-  _globals['_COLLABORATORJOINED']._serialized_start=2002
-  _globals['_COLLABORATORJOINED']._serialized_end=2081
-  _globals['_SLOWREPLYALARM']._serialized_start=2083
-  _globals['_SLOWREPLYALARM']._serialized_end=2145
-  _globals['_NOTICE']._serialized_start=2147
-  _globals['_NOTICE']._serialized_end=2183
-  _globals['_SENDMESSAGERESPONSE']._serialized_start=2185
-  _globals['_SENDMESSAGERESPONSE']._serialized_end=2288
+  _globals['_TICKET']._serialized_end=975
+  _globals['_WORKORDER']._serialized_start=978
+  _globals['_WORKORDER']._serialized_end=1274
+  _globals['_TICKETEVENT']._serialized_start=1277
+  _globals['_TICKETEVENT']._serialized_end=1923
+  _globals['_OFFERED']._serialized_start=1925
+  _globals['_OFFERED']._serialized_end=2000
+  _globals['_OFFERWITHDRAWN']._serialized_start=2002
+  _globals['_OFFERWITHDRAWN']._serialized_end=2052
+  _globals['_STATECHANGED']._serialized_start=2054
+  _globals['_STATECHANGED']._serialized_end=2176
+  _globals['_ASSIGNED']._serialized_start=2178
+  _globals['_ASSIGNED']._serialized_end=2230
+  _globals['_TRANSFERRED']._serialized_start=2232
+  _globals['_TRANSFERRED']._serialized_end=2324
+  _globals['_COLLABORATORJOINED']._serialized_start=2326
+  _globals['_COLLABORATORJOINED']._serialized_end=2405
+  _globals['_SLOWREPLYALARM']._serialized_start=2407
+  _globals['_SLOWREPLYALARM']._serialized_end=2469
+  _globals['_NOTICE']._serialized_start=2471
+  _globals['_NOTICE']._serialized_end=2507
+  _globals['_SENDMESSAGERESPONSE']._serialized_start=2509
+  _globals['_SENDMESSAGERESPONSE']._serialized_end=2612
 # @@protoc_insertion_point(module_scope)

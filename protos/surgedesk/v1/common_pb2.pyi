@@ -108,7 +108,7 @@ class ChatMessage(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., author_role: _Optional[_Union[AuthorRole, str]] = ..., author_id: _Optional[str] = ..., text: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ...) -> None: ...
 
 class Ticket(_message.Message):
-    __slots__ = ("ticket_id", "customer_id", "channel", "skill", "vip_tier", "state", "agent_id", "collaborator_ids", "created_at", "updated_at", "estimate", "previous_ticket_id", "close_reason", "transfer_summary", "work_order_id")
+    __slots__ = ("ticket_id", "customer_id", "channel", "skill", "vip_tier", "state", "agent_id", "collaborator_ids", "created_at", "updated_at", "estimate", "previous_ticket_id", "close_reason", "transfer_summary", "work_order_id", "offered_to_agent_id", "work_order")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,8 @@ class Ticket(_message.Message):
     CLOSE_REASON_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     WORK_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_TO_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WORK_ORDER_FIELD_NUMBER: _ClassVar[int]
     ticket_id: str
     customer_id: str
     channel: Channel
@@ -139,10 +141,12 @@ class Ticket(_message.Message):
     close_reason: str
     transfer_summary: str
     work_order_id: str
-    def __init__(self, ticket_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., skill: _Optional[str] = ..., vip_tier: _Optional[int] = ..., state: _Optional[_Union[TicketState, str]] = ..., agent_id: _Optional[str] = ..., collaborator_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., previous_ticket_id: _Optional[str] = ..., close_reason: _Optional[str] = ..., transfer_summary: _Optional[str] = ..., work_order_id: _Optional[str] = ...) -> None: ...
+    offered_to_agent_id: str
+    work_order: WorkOrder
+    def __init__(self, ticket_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., skill: _Optional[str] = ..., vip_tier: _Optional[int] = ..., state: _Optional[_Union[TicketState, str]] = ..., agent_id: _Optional[str] = ..., collaborator_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., previous_ticket_id: _Optional[str] = ..., close_reason: _Optional[str] = ..., transfer_summary: _Optional[str] = ..., work_order_id: _Optional[str] = ..., offered_to_agent_id: _Optional[str] = ..., work_order: _Optional[_Union[WorkOrder, _Mapping]] = ...) -> None: ...
 
 class WorkOrder(_message.Message):
-    __slots__ = ("work_order_id", "ticket_id", "department", "priority", "description", "created_at", "due_at", "assignee_id", "status")
+    __slots__ = ("work_order_id", "ticket_id", "department", "priority", "description", "created_at", "due_at", "assignee_id", "status", "sla_breached")
     WORK_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +156,7 @@ class WorkOrder(_message.Message):
     DUE_AT_FIELD_NUMBER: _ClassVar[int]
     ASSIGNEE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    SLA_BREACHED_FIELD_NUMBER: _ClassVar[int]
     work_order_id: str
     ticket_id: str
     department: str
@@ -161,10 +166,11 @@ class WorkOrder(_message.Message):
     due_at: _timestamp_pb2.Timestamp
     assignee_id: str
     status: str
-    def __init__(self, work_order_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., department: _Optional[str] = ..., priority: _Optional[_Union[WorkOrderPriority, str]] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assignee_id: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+    sla_breached: bool
+    def __init__(self, work_order_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., department: _Optional[str] = ..., priority: _Optional[_Union[WorkOrderPriority, str]] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assignee_id: _Optional[str] = ..., status: _Optional[str] = ..., sla_breached: _Optional[bool] = ...) -> None: ...
 
 class TicketEvent(_message.Message):
-    __slots__ = ("cursor", "ticket_id", "at", "state_changed", "assigned", "message", "estimate", "transferred", "collaborator_joined", "slow_reply_alarm", "notice", "work_order")
+    __slots__ = ("cursor", "ticket_id", "at", "state_changed", "assigned", "message", "estimate", "transferred", "collaborator_joined", "slow_reply_alarm", "notice", "work_order", "offered", "offer_withdrawn")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +183,8 @@ class TicketEvent(_message.Message):
     SLOW_REPLY_ALARM_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
     WORK_ORDER_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_FIELD_NUMBER: _ClassVar[int]
+    OFFER_WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     ticket_id: str
     at: _timestamp_pb2.Timestamp
@@ -189,7 +197,25 @@ class TicketEvent(_message.Message):
     slow_reply_alarm: SlowReplyAlarm
     notice: Notice
     work_order: WorkOrder
-    def __init__(self, cursor: _Optional[str] = ..., ticket_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed: _Optional[_Union[StateChanged, _Mapping]] = ..., assigned: _Optional[_Union[Assigned, _Mapping]] = ..., message: _Optional[_Union[ChatMessage, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., transferred: _Optional[_Union[Transferred, _Mapping]] = ..., collaborator_joined: _Optional[_Union[CollaboratorJoined, _Mapping]] = ..., slow_reply_alarm: _Optional[_Union[SlowReplyAlarm, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., work_order: _Optional[_Union[WorkOrder, _Mapping]] = ...) -> None: ...
+    offered: Offered
+    offer_withdrawn: OfferWithdrawn
+    def __init__(self, cursor: _Optional[str] = ..., ticket_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed: _Optional[_Union[StateChanged, _Mapping]] = ..., assigned: _Optional[_Union[Assigned, _Mapping]] = ..., message: _Optional[_Union[ChatMessage, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., transferred: _Optional[_Union[Transferred, _Mapping]] = ..., collaborator_joined: _Optional[_Union[CollaboratorJoined, _Mapping]] = ..., slow_reply_alarm: _Optional[_Union[SlowReplyAlarm, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., work_order: _Optional[_Union[WorkOrder, _Mapping]] = ..., offered: _Optional[_Union[Offered, _Mapping]] = ..., offer_withdrawn: _Optional[_Union[OfferWithdrawn, _Mapping]] = ...) -> None: ...
+
+class Offered(_message.Message):
+    __slots__ = ("agent_id", "expires_at")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, agent_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class OfferWithdrawn(_message.Message):
+    __slots__ = ("agent_id", "reason")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    reason: str
+    def __init__(self, agent_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StateChanged(_message.Message):
     __slots__ = ("from_state", "to_state", "reason")
