@@ -6,8 +6,10 @@ as named Ray actors (namespace ``surgedesk``), the shipped sample desk, and gRPC
 127.0.0.1:50051. ``REDIS_URL`` and ``RAY_ADDRESS`` point it at a real Redis and a real Ray
 cluster; ``--config`` names a desk file like ``adapters/sample_desk.toml``.
 
-Background duties: due dispatcher timers are run every ``tick_s`` (relaxation wake-ups, sticky
-windows) and their assignments delivered; idle ticket actors are passivated every minute.
+Background duties: every ``tick_s`` the dispatcher's due timers (relaxation wake-ups, sticky
+windows, wrap-up) and the tickets' due timers (silence, slow replies, confirmation, queue cap,
+offers, SLAs; thresholds in the desk file's ``[service]`` table) are run and what follows is
+carried out; idle ticket actors are passivated every minute.
 SIGTERM or SIGINT stops it cleanly; a ``kill -9`` loses nothing that was acknowledged.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from engine.errors import InvalidArgument
 from engine.policies import POLICY_PRESETS
+from engine.service_rules import ServiceRules
 
 
 @dataclass
@@ -34,6 +37,7 @@ class DeskConfig:
     policy: str = "default"
     shards: int = 2
     agents: list[dict[str, Any]] = field(default_factory=list)
+    rules: ServiceRules = field(default_factory=ServiceRules)
 
 
 def load_config(path: str | None) -> DeskConfig:
@@ -48,14 +52,15 @@ def load_config(path: str | None) -> DeskConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument("config", f"not valid TOML: {exc}") from None
-    unknown = set(doc) - {"routing", "agents"}
+    unknown = set(doc) - {"routing", "agents", "service"}
     if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "unknown key; expected routing, agents")
+        raise InvalidArgument(sorted(unknown)[0], "unknown key; expected routing, service, agents")
     routing = doc.get("routing", {})
     for key in set(routing) - {"policy", "shards"}:
         raise InvalidArgument(f"routing.{key}", "unknown key; expected policy, shards")
     config = DeskConfig(policy=routing.get("policy", "default"),
-                        shards=routing.get("shards", 2))
+                        shards=routing.get("shards", 2),
+                        rules=ServiceRules.from_mapping(doc.get("service", {})))
     if config.policy not in POLICY_PRESETS:
         raise InvalidArgument("routing.policy", f"unknown policy {config.policy!r}")
     if not isinstance(config.shards, int) or not 1 <= config.shards <= 256:
@@ -90,9 +95,10 @@ async def run(args: Any) -> int:
         options: dict[str, Any] = {} if ray_address else {"num_cpus": max(2, os.cpu_count() or 2)}
         ray.init(address=ray_address or None, namespace=NAMESPACE, include_dashboard=False,
                  logging_level=logging.ERROR, log_to_driver=False, **options)
-    shards = start_shard_hosts(config.shards, redis_url)
+    shards = start_shard_hosts(config.shards, redis_url, config.rules)
     dispatcher = start_dispatcher(redis_url, policy=config.policy)
-    desk = Desk(ShardClient(shards), DispatcherClient(dispatcher), aioredis.Redis.from_url(redis_url))
+    desk = Desk(ShardClient(shards), DispatcherClient(dispatcher),
+                aioredis.Redis.from_url(redis_url), rules=config.rules)
     for agent in config.agents:
         await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                              int(agent.get("capacity", 1)), agent.get("name", "")))
@@ -116,6 +122,8 @@ async def run(args: Any) -> int:
             beats += 1
             with contextlib.suppress(Exception):  # a restarting host answers next time
                 await desk.tick()
+            with contextlib.suppress(Exception):
+                await desk.run_timers()
             if beats % max(1, int(60 / args.tick_s)) == 0:
                 with contextlib.suppress(Exception):
                     await desk.reconcile()

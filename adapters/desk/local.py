@@ -20,13 +20,15 @@ from engine.actors import ActorHost
 from engine.dispatcher import DispatcherCore, QueueStatus
 from engine.events import ClockTicked, Event, TicketQueued
 from engine.policies import RoutingPolicy
+from engine.service_rules import ServiceRules
 
 
 class LocalShards:
-    def __init__(self, redis_url: str, clock: Any = time.time) -> None:
+    def __init__(self, redis_url: str, clock: Any = time.time,
+                 rules: ServiceRules | None = None) -> None:
         client = aioredis.Redis.from_url(redis_url)
-        self.host: ActorHost[Any] = ActorHost(TicketBehaviour(TicketJournal(client), clock),
-                                              clock=clock)
+        self.host: ActorHost[Any] = ActorHost(
+            TicketBehaviour(TicketJournal(client), clock, rules), clock=clock)
         self.agents: ActorHost[Any] = ActorHost(AgentBehaviour(client, clock), clock=clock)
 
     async def ask(self, ticket_id: str, command: Any) -> Any:

@@ -29,6 +29,7 @@ from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
 from engine.errors import Recovering, SurgedeskError
+from engine.service_rules import ServiceRules
 from engine.sharding import shard_of
 
 NAMESPACE = "surgedesk"
@@ -48,8 +49,9 @@ class ShardHost:
     """One shard of ticket actors. Methods run on the actor's asyncio loop."""
 
     def __init__(self, index: int, redis_url: str, idle_after_s: float = 300.0,
-                 mailbox_limit: int = 1000) -> None:
+                 mailbox_limit: int = 1000, rules: ServiceRules | None = None) -> None:
         self.index = index
+        self._rules = rules or ServiceRules()
         self._redis_url = redis_url
         self._idle_after_s = idle_after_s
         self._mailbox_limit = mailbox_limit
@@ -60,7 +62,7 @@ class ShardHost:
         # Created on the actor's own event loop, on first use.
         if self._host is None:
             journal = TicketJournal(aioredis.Redis.from_url(self._redis_url))
-            self._host = ActorHost(TicketBehaviour(journal, time.time), clock=time.monotonic,
+            self._host = ActorHost(TicketBehaviour(journal, time.time, self._rules), clock=time.monotonic,
                                    idle_after_s=self._idle_after_s,
                                    mailbox_limit=self._mailbox_limit)
         return self._host
@@ -99,13 +101,17 @@ class ShardHost:
                 **{k: getattr(stats, k) for k in stats.__slots__}}
 
 
-def start_shard_hosts(count: int, redis_url: str, **options: Any) -> list[Any]:
-    """Create (or find, after a gateway restart) the named shard hosts."""
+def start_shard_hosts(count: int, redis_url: str, rules: ServiceRules | None = None,
+                      **options: Any) -> list[Any]:
+    """Create (or find, after a gateway restart) the named shard hosts.
+
+    A host found running (on a Ray cluster that outlived the gateway) keeps the rules it was
+    started with; an embedded engine starts a fresh local Ray, and so fresh hosts, each run."""
     return [
         ShardHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
             name=f"shard-{i}", namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
             **options,
-        ).remote(i, redis_url)
+        ).remote(i, redis_url, rules=rules)
         for i in range(count)
     ]
 

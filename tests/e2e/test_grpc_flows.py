@@ -1,18 +1,12 @@
 """End to end over real gRPC on loopback: the conversation as frontends drive it."""
 
 import asyncio
-import contextlib
 
 import grpc
 import pytest
-import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from adapters.desk.desk import Desk
-from adapters.desk.local import LocalDispatcher, LocalShards
-from adapters.grpc.server import build_server
-from engine.policies import policy_named
 from surgedesk.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -22,60 +16,11 @@ from surgedesk.v1 import (
     customer_pb2,
     customer_pb2_grpc,
 )
+from tests.e2e.helpers import served
 
 S = common_pb2
 
 
-HOSTINGS = ["in-process", "ray"]
-
-
-_RAY_ACTORS = []
-
-
-@pytest.fixture(params=HOSTINGS)
-def hosting(request):
-    """The same flows against both hostings of shards and dispatcher."""
-    if request.param == "ray":
-        request.getfixturevalue("ray_session")
-    yield request.param
-    import ray
-
-    while _RAY_ACTORS:  # each Ray actor is a process: leave none behind
-        ray.kill(_RAY_ACTORS.pop(), no_restart=True)
-
-
-@contextlib.asynccontextmanager
-async def served(url, hosting="in-process"):
-    """A gateway on loopback and a channel to it, both closed afterwards."""
-    server, channel = await serving(url, hosting)
-    try:
-        yield channel
-    finally:
-        await channel.close()
-        await server.stop(None)
-
-
-async def serving(url, hosting="in-process"):
-    if hosting == "ray":
-        import uuid
-
-        from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
-        from adapters.ray.shards import ShardClient, ShardHost
-
-        tag = uuid.uuid4().hex[:8]
-        hosts = [ShardHost.options(name=f"e2e-{tag}-shard-{i}").remote(i, url) for i in range(2)]
-        dispatcher_host = DispatcherHost.options(name=f"e2e-{tag}-dispatcher").remote(url, "strict")
-        _RAY_ACTORS.extend([*hosts, dispatcher_host])
-        shards = ShardClient(hosts)
-        dispatcher = DispatcherClient(dispatcher_host)
-    else:
-        shards = LocalShards(url)
-        dispatcher = await LocalDispatcher(url, policy_named("strict")).start()
-    desk = Desk(shards, dispatcher, aioredis.Redis.from_url(url))
-    server, port = await build_server(desk, "127.0.0.1:0", watch_block_ms=100)
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    return server, channel
 
 
 def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run, hosting):

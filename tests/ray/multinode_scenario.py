@@ -10,6 +10,7 @@ import time
 
 import ray
 from ray.cluster_utils import Cluster
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from adapters.ray.shards import ShardClient, ShardHost
 from adapters.redis.ticket_actor import ReadTicket as Read
@@ -23,8 +24,12 @@ def main(redis_url: str) -> None:
     ray.init(address=cluster.address, namespace="surgedesk", logging_level="ERROR",
              log_to_driver=False)
     cluster.wait_for_nodes()
+    # Placed half on each node (soft: when a node goes, Ray may restart them elsewhere). The
+    # SPREAD strategy is best effort and on a loaded machine may put all on the head node.
+    node_ids = [cluster.head_node.node_id, worker.node_id]
     hosts = [ShardHost.options(name=f"mn-shard-{i}", max_restarts=-1, max_task_retries=-1,
-                               num_cpus=0, scheduling_strategy="SPREAD").remote(i, redis_url)
+                               num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                                   node_ids[i % 2], soft=True)).remote(i, redis_url)
              for i in range(4)]
     nodes_before = ray.get([h.statistics.remote() for h in hosts])
 

@@ -6,21 +6,32 @@ from hypothesis import strategies as st
 
 from engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
 from engine.lifecycle import TRANSITIONS, TicketEvent, TicketState
+from engine.service_rules import ServiceRules
 from engine.ticket import (
+    AcceptOffer,
     AssignAgent,
     CloseTicket,
     ConfirmResolution,
+    InviteCollaborator,
     LeaveQueue,
     MessagePosted,
+    OfferTicket,
     OpenTicket,
+    OpenWorkOrder,
     PostMessage,
     RateTicket,
     RequestClose,
+    ReturnToQueue,
     StateMoved,
+    TransferToQueue,
+    WarnQueue,
+    WithdrawOffer,
     apply,
     decide,
+    due_events,
     event_from_dict,
     event_to_dict,
+    next_deadline,
     open_ticket,
     replay,
 )
@@ -163,20 +174,43 @@ commands = st.one_of(
     st.builds(ConfirmResolution, st.just("c1"), st.booleans()),
     st.builds(CloseTicket, st.sampled_from(["ann", "bob"])),
     st.builds(RateTicket, st.just("c1"), st.integers(0, 6)),
+    st.builds(TransferToQueue, st.sampled_from(["ann", "bob"]), st.sampled_from(["billing"]),
+              st.just("summary")),
+    st.builds(ReturnToQueue, st.sampled_from(["ann", "bob"]), st.just("shift ended")),
+    st.builds(OfferTicket, st.sampled_from(["ann", "bob"]), st.floats(0, 100)),
+    st.builds(AcceptOffer, st.sampled_from(["ann", "bob"])),
+    st.builds(WithdrawOffer, st.sampled_from(["ann", "bob"]), st.just("declined")),
+    st.builds(InviteCollaborator, st.sampled_from(["ann", "bob"]), st.sampled_from(["xu", "ann"])),
+    st.builds(OpenWorkOrder, st.sampled_from(["ann", "bob"]), st.just("wo-1"),
+              st.just("finance"), st.sampled_from(["high", "low"]), st.just("refund"),
+              st.floats(0, 100)),
+    st.builds(WarnQueue, st.floats(0, 500), st.floats(0, 900), st.just(180.0)),
+    st.floats(0.0, 50.0),  # time passes: the due timers fire
 )
+RULES = ServiceRules(slow_reply_alarm_s=5, slow_reply_reroute_s=20, silence_reminder_s=5,
+                     silence_close_s=15, confirmation_timeout_s=10, queue_wait_cap_s=40,
+                     queue_target_s=8)
 
 
 @given(st.lists(commands, max_size=30))
 def test_any_command_sequence_only_takes_legal_transitions_and_replays_exactly(cmds):
     record = opened()
     journal = open_ticket(OpenTicket("t1", "c1", "app", "presale", first_message="hello"), 0.0)
-    for i, cmd in enumerate(cmds):
+    now = 0.0
+    for cmd in cmds:
         before = record
-        try:
-            events = decide(record, cmd, float(i + 1))
-        except (IllegalTransition, PermissionDenied, InvalidArgument):
-            assert record is before
-            continue
+        if isinstance(cmd, float):  # timers
+            now += cmd
+            due = next_deadline(record, RULES)
+            events = due_events(record, RULES, now)
+            assert bool(events) == (due is not None and due <= now)
+        else:
+            now += 1.0
+            try:
+                events = decide(record, cmd, now)
+            except (IllegalTransition, PermissionDenied, InvalidArgument):
+                assert record is before
+                continue
         for e in events:
             if isinstance(e, StateMoved):
                 assert (S(e.from_state), TicketEvent(e.cause)) in TRANSITIONS
@@ -185,5 +219,8 @@ def test_any_command_sequence_only_takes_legal_transitions_and_replays_exactly(c
             record = apply(record, e)
         journal += events
         if record.state in (S.AWAITING_AGENT, S.AWAITING_CUSTOMER, S.AWAITING_CONFIRMATION):
-            assert record.agent_id
+            assert record.agent_id and not record.offered_to
+        if isinstance(cmd, float):  # a fired timer is gone: the loop that fires them ends
+            after = next_deadline(record, RULES)
+            assert after is None or after > now
     assert replay(journal) == record
