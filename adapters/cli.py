@@ -31,11 +31,11 @@ def _simulate(args: argparse.Namespace) -> int:
                       TextColumn("{task.completed:,.0f}/{task.total:,.0f} virtual s"),
                       TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task(f"simulate {scenario.name}", total=population.duration_s or 1)
-            result = simulate(population, policy,
+            result = simulate(population, policy, process=scenario.process, seed=scenario.seed,
                               progress=lambda now, end: bar.update(task, completed=min(now, end),
                                                                    total=end))
     else:
-        result = simulate(population, policy)
+        result = simulate(population, policy, process=scenario.process, seed=scenario.seed)
     report = build_report(
         scenario=scenario.name,
         mode="simulate",
@@ -44,7 +44,7 @@ def _simulate(args: argparse.Namespace) -> int:
         timeline=result.timeline,
         dispatch_lag_ms=result.decision_ms,
         extra={"policy": policy_name, "events": result.events,
-               "wall_s": round(result.wall_s, 3)},
+               "wall_s": round(result.wall_s, 3), "process": result.extra["process"]},
     )
     write_report(report, args.json)
     if args.records:

@@ -49,7 +49,8 @@ def run() -> list[dict[str, Any]]:
     rows = []
     for name, spec in CASES.items():
         sc = load_scenario(spec) if isinstance(spec, Path) else parse_scenario(spec)
-        result = simulate(build_population(sc), policy_named(sc.policy or "default"))
+        result = simulate(build_population(sc), policy_named(sc.policy or "default"),
+                          process=sc.process, seed=sc.seed)
         q = estimate_quality(result.records)
         rows.append({"case": name, **q})
     return rows

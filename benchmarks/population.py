@@ -6,12 +6,13 @@ Deterministic for a given scenario (its ``seed``): the same file gives the same 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from benchmarks.scenario import Scenario
+from benchmarks.scenario import Scenario, SkillSpec, TransferSpec, WorkOrderSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,13 @@ class Customer:
     arrival_s: float
     handle_s: float
     patience_s: float  # math.inf: never gives up
+    # After ``follow_after_s`` of handling, the conversation is transferred to (or becomes a
+    # work order for) ``follow_skill``, where it takes ``follow_handle_s`` more.
+    follow_up: str = ""  # "" | "transfer" | "work_order"
+    follow_skill: str = ""
+    follow_after_s: float = 0.0
+    follow_handle_s: float = 0.0
+    priority: str = ""  # work orders: high | medium | low
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +50,31 @@ class Population:
     handle_mean_s: Mapping[str, float]  # what the desk expects (configured AHT per skill)
 
 
+def _with_follow_up(c: Customer, spec: SkillSpec, scenario: Scenario,
+                    rng: random.Random) -> Customer:
+    """Draw whether the conversation is transferred or becomes a work order."""
+    u = rng.random()
+    for kind, follow in (("transfer", spec.transfer), ("work_order", spec.work_order)):
+        if follow is None:
+            continue
+        if u < follow.share:
+            target = follow.to if isinstance(follow, TransferSpec) else follow.department
+            more = scenario.skill(target).handle_time.sample(rng)
+            return dataclasses.replace(
+                c, follow_up=kind, follow_skill=target, follow_after_s=c.handle_s * follow.after,
+                follow_handle_s=max(more, 0.001),
+                priority=follow.priority if isinstance(follow, WorkOrderSpec) else "")
+        u -= follow.share
+    return c
+
+
 def build_population(scenario: Scenario) -> Population:
     if scenario.trace is not None:
         from benchmarks.trace import trace_population
 
         return trace_population(scenario)
     rng = random.Random(scenario.seed)
+    follow_rng = random.Random(scenario.seed + 7919)  # its own stream: base draws stay as they were
     customers: list[Customer] = []
     cumulative = []
     acc = 0.0
@@ -72,7 +99,9 @@ def build_population(scenario: Scenario) -> Population:
             vip = 1 if rng.random() < spec.vip_share else 0
             handle = spec.handle_time.sample(rng)
             patience = spec.patience.sample(rng) if spec.patience else math.inf
-            customers.append(Customer(f"c{n}", spec.name, vip, t, max(handle, 0.001), patience))
+            customers.append(_with_follow_up(
+                Customer(f"c{n}", spec.name, vip, t, max(handle, 0.001), patience),
+                spec, scenario, follow_rng))
             n += 1
     agents = []
     for gi, group in enumerate(scenario.agent_groups):

@@ -47,12 +47,58 @@ class ArrivalSegment:
 
 
 @dataclass(frozen=True)
+class TransferSpec:
+    """A share of this skill's conversations is transferred to skill ``to`` after ``after``
+    (a fraction) of its handle time; the new skill's handle time follows."""
+
+    share: float
+    to: str
+    after: float
+
+
+@dataclass(frozen=True)
+class WorkOrderSpec:
+    """A share of this skill's conversations becomes a work order for ``department`` (a skill
+    of the scenario) after ``after`` of its handle time."""
+
+    share: float
+    department: str
+    priority: str
+    after: float
+
+
+@dataclass(frozen=True)
 class SkillSpec:
     name: str
     share: float
     vip_share: float
     handle_time: Distribution
     patience: Distribution | None
+    transfer: TransferSpec | None = None
+    work_order: WorkOrderSpec | None = None
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """How agents behave beyond serving (the ``[process]`` table; all optional).
+
+    ``offer_timeout_s`` > 0 turns on offer mode: each offer is declined with probability
+    ``decline_share`` (after ``decide_s``), lapses with probability ``miss_share`` (after the
+    timeout), else is accepted after ``decide_s``. ``offer_misses_to_away`` lapses in a row set
+    an agent away for ``away_s``. ``shift_end`` is ``"hand-over"`` (an agent leaving hands its
+    conversations over, as EndShift does) or ``"finish"`` (finishes them first)."""
+
+    offer_timeout_s: float = 0.0
+    decline_share: float = 0.0
+    miss_share: float = 0.0
+    decide_s: float = 0.0
+    offer_misses_to_away: int = 3
+    offer_pause_s: float = 10.0
+    away_s: float = 120.0
+    wrap_up_s: float = 0.0
+    shift_end: str = "finish"
+    work_order_sla_s: Mapping[str, float] = field(
+        default_factory=lambda: {"high": 7200.0, "medium": 14400.0, "low": 28800.0})
 
 
 @dataclass(frozen=True)
@@ -85,6 +131,7 @@ class Scenario:
     trace: TraceSpec | None = None
     policy: str | None = None
     source: Path | None = field(default=None, compare=False)
+    process: ProcessSpec = field(default_factory=ProcessSpec)
 
     def skill(self, name: str) -> SkillSpec:
         for s in self.skills:
@@ -186,6 +233,7 @@ def parse_distribution(value: Any, where: str) -> Distribution:
 
 # ---------------------------------------------------------------- the parser
 TOP_KEYS = {"name", "duration_s", "seed", "target_wait_s", "arrivals", "skills", "agent_groups",
+            "process",
             "trace", "policy", "description"}
 
 
@@ -242,7 +290,8 @@ def parse_scenario(doc: Mapping[str, Any], *, base_dir: Path = Path("."),
     names: set[str] = set()
     for i, sk in enumerate(_tables(doc, "skills")):
         where = f"skills[{i}]"
-        _check_keys(sk, where, {"name", "share", "vip_share", "handle_time", "patience"},
+        _check_keys(sk, where, {"name", "share", "vip_share", "handle_time", "patience",
+                                "transfer", "work_order"},
                     {"name", "share", "handle_time"})
         sname = _string(sk, "name", where)
         if sname in names:
@@ -254,7 +303,18 @@ def parse_scenario(doc: Mapping[str, Any], *, base_dir: Path = Path("."),
             vip_share=_number(sk, "vip_share", where, default=0.0, minimum=0.0, maximum=1.0),
             handle_time=parse_distribution(sk["handle_time"], f"{where}.handle_time"),
             patience=parse_distribution(sk["patience"], f"{where}.patience") if "patience" in sk else None,
+            transfer=_parse_transfer(sk["transfer"], f"{where}.transfer") if "transfer" in sk else None,
+            work_order=(_parse_work_order(sk["work_order"], f"{where}.work_order")
+                        if "work_order" in sk else None),
         ))
+    for i, spec in enumerate(skills):
+        targets = (("transfer.to", spec.transfer.to if spec.transfer else ""),
+                   ("work_order.department",
+                    spec.work_order.department if spec.work_order else ""))
+        for key, dest in targets:
+            if dest and dest not in names:
+                raise InvalidArgument(f"skills[{i}].{key}", f"{dest!r} is not a skill of this "
+                                      "scenario")
     if skills and abs(sum(s.share for s in skills) - 1.0) > 1e-6:
         raise InvalidArgument("skills", f"shares must sum to 1, got {sum(s.share for s in skills):g}")
 
@@ -283,8 +343,63 @@ def parse_scenario(doc: Mapping[str, Any], *, base_dir: Path = Path("."),
         ))
     if trace is not None and trace.agents is None and not groups:
         raise InvalidArgument("agent_groups", "is required unless trace.agents = \"from-trace\"")
+    process = _parse_process(doc["process"]) if "process" in doc else ProcessSpec()
     return Scenario(name, duration, seed, target, tuple(arrivals), tuple(skills), tuple(groups),
-                    trace, policy, source)
+                    trace, policy, source, process)
+
+
+def _parse_transfer(value: Any, where: str) -> TransferSpec:
+    t = _table(value, where)
+    _check_keys(t, where, {"share", "to", "after"}, {"share", "to"})
+    return TransferSpec(_number(t, "share", where, minimum=0.0, maximum=1.0),
+                        _string(t, "to", where),
+                        _number(t, "after", where, default=0.5, minimum=0.0, maximum=1.0))
+
+
+def _parse_work_order(value: Any, where: str) -> WorkOrderSpec:
+    t = _table(value, where)
+    _check_keys(t, where, {"share", "department", "priority", "after"}, {"share", "department"})
+    priority = _string(t, "priority", where, "medium")
+    if priority not in ("high", "medium", "low"):
+        raise InvalidArgument(f"{where}.priority", "must be high, medium or low")
+    return WorkOrderSpec(_number(t, "share", where, minimum=0.0, maximum=1.0),
+                         _string(t, "department", where), priority,
+                         _number(t, "after", where, default=0.5, minimum=0.0, maximum=1.0))
+
+
+def _parse_process(value: Any) -> ProcessSpec:
+    where = "process"
+    t = _table(value, where)
+    _check_keys(t, where, {"offer_timeout_s", "decline_share", "miss_share", "decide_s",
+                           "offer_misses_to_away", "offer_pause_s", "away_s", "wrap_up_s",
+                           "shift_end", "work_order_sla_s"}, set())
+    base = ProcessSpec()
+    shift_end = _string(t, "shift_end", where, base.shift_end)
+    if shift_end not in ("hand-over", "finish"):
+        raise InvalidArgument("process.shift_end", "must be \"hand-over\" or \"finish\"")
+    sla = dict(base.work_order_sla_s)
+    if "work_order_sla_s" in t:
+        table = _table(t["work_order_sla_s"], "process.work_order_sla_s")
+        _check_keys(table, "process.work_order_sla_s", {"high", "medium", "low"}, set())
+        for key in table:
+            sla[key] = _number(table, key, "process.work_order_sla_s", positive=True)
+    spec = ProcessSpec(
+        offer_timeout_s=_number(t, "offer_timeout_s", where, default=0.0, minimum=0.0),
+        decline_share=_number(t, "decline_share", where, default=0.0, minimum=0.0, maximum=1.0),
+        miss_share=_number(t, "miss_share", where, default=0.0, minimum=0.0, maximum=1.0),
+        decide_s=_number(t, "decide_s", where, default=0.0, minimum=0.0),
+        offer_misses_to_away=_integer(t, "offer_misses_to_away", where, default=3, minimum=0),
+        offer_pause_s=_number(t, "offer_pause_s", where, default=10.0, minimum=0.0),
+        away_s=_number(t, "away_s", where, default=120.0, minimum=0.0),
+        wrap_up_s=_number(t, "wrap_up_s", where, default=0.0, minimum=0.0),
+        shift_end=shift_end, work_order_sla_s=sla)
+    if spec.decline_share + spec.miss_share > 1.0:
+        raise InvalidArgument("process.miss_share", "decline_share + miss_share must be <= 1")
+    if (spec.decline_share or spec.miss_share) and not spec.offer_timeout_s:
+        raise InvalidArgument("process.offer_timeout_s", "must be > 0 for declines and misses")
+    if spec.decide_s >= spec.offer_timeout_s > 0:
+        raise InvalidArgument("process.decide_s", "must be shorter than offer_timeout_s")
+    return spec
 
 
 def _parse_trace(value: Any, base_dir: Path) -> TraceSpec:
