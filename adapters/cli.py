@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the embedded Redis keeps its data (unless REDIS_URL is set)")
     serve.add_argument("--no-reflection", action="store_true", help="hide server reflection")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
+    serve.add_argument("--metrics-host", default="127.0.0.1")
+    serve.add_argument("--metrics-port", type=int, default=9464,
+                       help="Prometheus /metrics port (0: any free port)")
     serve.set_defaults(func=_serve)
 
     sim = sub.add_parser("simulate", help="run a scenario in virtual time through the routing core")

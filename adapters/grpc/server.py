@@ -503,9 +503,10 @@ def context_agent(context: Any) -> str:
 
 # ---------------------------------------------------------------- the server
 async def build_server(desk: Desk, address: str, *, reflection_on: bool = True,
-                       watch_block_ms: int = 1000) -> tuple[grpc.aio.Server, int]:
+                       watch_block_ms: int = 1000,
+                       interceptors: tuple[Any, ...] = ()) -> tuple[grpc.aio.Server, int]:
     """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=interceptors)
     customer_pb2_grpc.add_CustomerServiceServicer_to_server(
         CustomerService(desk, watch_block_ms), server)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, watch_block_ms), server)

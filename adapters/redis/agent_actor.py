@@ -31,15 +31,20 @@ from engine.agent import (
 from engine.errors import InvalidArgument, NotFound
 
 _APPEND = """
+-- KEYS: journal, presence hash. ARGV: version, agent id, presence ('' unchanged), events...
 if redis.call('XLEN', KEYS[1]) ~= tonumber(ARGV[1]) then
   return redis.error_reply('STALE ' .. redis.call('XLEN', KEYS[1]))
 end
 local ids = {}
-for i = 2, #ARGV do
-  ids[i - 1] = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+for i = 4, #ARGV do
+  ids[i - 3] = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 end
 return ids
 """
+PRESENCE_KEY = "sd:presence"  # hash: agent id -> online | away | offline (for metrics)
 
 
 def agent_journal_key(agent_id: str) -> str:
@@ -99,17 +104,20 @@ class AgentBehaviour:
         if not events:
             assert state.record is not None
             return state, AgentReply(state.record)
-        try:
-            await self._append(keys=[agent_journal_key(entity_id)],
-                               args=[state.version, *[encode(e) for e in events]])
-        except aioredis.ResponseError as exc:
-            if str(exc).startswith("STALE"):
-                raise StaleWriter(f"agent {entity_id}: journal has moved on ({exc})") from None
-            raise
         record = state.record
         for event in events:
             record = apply(record, event)
         assert record is not None
+        presence = record.presence if state.record is None or (
+            record.presence != state.record.presence) else ""
+        try:
+            await self._append(keys=[agent_journal_key(entity_id), PRESENCE_KEY],
+                               args=[state.version, entity_id, presence,
+                                     *[encode(e) for e in events]])
+        except aioredis.ResponseError as exc:
+            if str(exc).startswith("STALE"):
+                raise StaleWriter(f"agent {entity_id}: journal has moved on ({exc})") from None
+            raise
         return AgentActorState(record, state.version + len(events)), AgentReply(record,
                                                                                 tuple(events))
 

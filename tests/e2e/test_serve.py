@@ -27,7 +27,7 @@ def start(data_dir, port):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), "--data-dir",
-         str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+         str(data_dir), "--metrics-port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     started = time.monotonic()
     line = proc.stdout.readline()
     assert "serving on" in line, line + proc.stdout.read() if proc.poll() is not None else line

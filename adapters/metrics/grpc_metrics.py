@@ -1,0 +1,91 @@
+"""gRPC server metrics: calls handled by code, and handling time, per service and method.
+
+Who runs this: the gateway's grpc.aio server, as an interceptor. Names follow the conventions of
+go-grpc-prometheus with the ``surgedesk_`` prefix. A stream's handling time runs until it ends
+(a watch that a client keeps open for minutes counts minutes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+HANDLING_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                      5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class GrpcMetrics(grpc.aio.ServerInterceptor):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.handled = Counter(
+            "surgedesk_grpc_server_handled", "RPCs completed on the server, by status code.",
+            ["grpc_service", "grpc_method", "grpc_code"], registry=registry)
+        self.seconds = Histogram(
+            "surgedesk_grpc_server_handling_seconds",
+            "Time from an RPC's arrival to its completion on the server.",
+            ["grpc_service", "grpc_method"], buckets=HANDLING_BUCKETS_S, registry=registry)
+
+    def _done(self, service: str, method: str, context: Any, started: float,
+              error: BaseException | None) -> None:
+        code = context.code()
+        if code is None:
+            if isinstance(error, BaseException) and not isinstance(error, grpc.aio.AbortError):
+                code = grpc.StatusCode.CANCELLED if _cancelled(error) else grpc.StatusCode.INTERNAL
+            else:
+                code = grpc.StatusCode.OK
+        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        self.handled.labels(service, method, name).inc()
+        self.seconds.labels(service, method).observe(time.perf_counter() - started)
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        service, _, method = details.method.lstrip("/").rpartition("/")
+        done = self._done
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Any) -> Any:
+                started, error = time.perf_counter(), None
+                try:
+                    return await inner_uu(request, context)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    done(service, method, context, started, error)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                started, error = time.perf_counter(), None
+                try:
+                    async for item in inner_us(request, context):
+                        yield item
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    done(service, method, context, started, error)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler  # client and bidi streams (reflection) are not measured
+
+
+def _cancelled(error: BaseException) -> bool:
+    import asyncio
+
+    return isinstance(error, asyncio.CancelledError | GeneratorExit)
