@@ -574,11 +574,14 @@ class Desk:
                 self.on_dispatch(time.monotonic() - since)
 
     # ------------------------------------------------------------------ watching
-    async def watch_ticket(self, ticket_id: str, cursor: str = "",
-                           block_ms: int = 1000) -> AsyncIterator[JournalEntry]:
-        """Every event after ``cursor``, then live ones, until the consumer stops."""
+    async def watch_ticket(self, ticket_id: str, cursor: str = "", block_ms: int = 1000,
+                           *, idle: bool = False) -> AsyncIterator[JournalEntry | None]:
+        """Every event after ``cursor``, then live ones, until the consumer stops. With
+        ``idle``, ``None`` after each ``block_ms`` that brought nothing (time to look around)."""
         while True:
             entries = await self.journal.read_after(ticket_id, cursor, block_ms=block_ms)
+            if not entries and idle:
+                yield None
             for entry in entries:
                 cursor = entry.cursor
                 yield entry

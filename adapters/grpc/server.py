@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -203,6 +204,18 @@ def event_pb(ticket_id: str, cursor: str, event: Any,
     return out
 
 
+def estimate_moved(before: common_pb2.WaitEstimate | None,
+                   now: common_pb2.WaitEstimate) -> bool:
+    """Worth telling: the first estimate, another position, or p90 moved by 10% (at least 5 s)."""
+    if before is None:
+        return True
+    if (before.position, before.tickets_ahead, before.wait_unknown) != (
+            now.position, now.tickets_ahead, now.wait_unknown):
+        return True
+    return abs(now.wait_p90_seconds - before.wait_p90_seconds) >= max(
+        5.0, 0.1 * before.wait_p90_seconds)
+
+
 def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
     """Map any error of a unary RPC through the one table; never UNKNOWN."""
 
@@ -237,9 +250,11 @@ def stream_rpc(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
 
 # ---------------------------------------------------------------- services
 class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
-    def __init__(self, desk: Desk, watch_block_ms: int = 1000) -> None:
+    def __init__(self, desk: Desk, watch_block_ms: int = 1000,
+                 estimate_every_s: float = 5.0) -> None:
         self.desk = desk
         self.watch_block_ms = watch_block_ms
+        self.estimate_every_s = estimate_every_s
 
     @rpc
     async def StartConversation(self, request: Any, context: Any) -> Any:
@@ -300,8 +315,26 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
     async def WatchTicket(self, request: Any, context: Any) -> AsyncIterator[Any]:
         ticket_id = _ticket_id(request.ticket_id)
         await self.desk.view(ticket_id)  # NOT_FOUND before streaming
+        cursor, told, looked = request.cursor, None, -math.inf
         async for entry in self.desk.watch_ticket(ticket_id, request.cursor,
-                                                  block_ms=self.watch_block_ms):
+                                                  block_ms=self.watch_block_ms, idle=True):
+            if entry is None:
+                # Quiet: while the ticket waits, tell the customer when the estimate moves.
+                # Estimates are not history: they carry the cursor of the last event, and a
+                # resumed watch gets the current one, not the old ones.
+                if time.monotonic() - looked < self.estimate_every_s:
+                    continue
+                looked = time.monotonic()
+                view = await self.desk.view(ticket_id)
+                if view.status is None:
+                    continue
+                estimate = estimate_pb(view.status)
+                if estimate_moved(told, estimate):
+                    told = estimate
+                    yield common_pb2.TicketEvent(cursor=cursor, ticket_id=ticket_id,
+                                                 at=timestamp(time.time()), estimate=estimate)
+                continue
+            cursor = entry.cursor
             record = None
             if type(entry.event).__name__.startswith("WorkOrder"):
                 record = (await self.desk.view(ticket_id)).record
@@ -503,12 +536,12 @@ def context_agent(context: Any) -> str:
 
 # ---------------------------------------------------------------- the server
 async def build_server(desk: Desk, address: str, *, reflection_on: bool = True,
-                       watch_block_ms: int = 1000,
+                       watch_block_ms: int = 1000, estimate_every_s: float = 5.0,
                        interceptors: tuple[Any, ...] = ()) -> tuple[grpc.aio.Server, int]:
     """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port."""
     server = grpc.aio.server(interceptors=interceptors)
     customer_pb2_grpc.add_CustomerServiceServicer_to_server(
-        CustomerService(desk, watch_block_ms), server)
+        CustomerService(desk, watch_block_ms, estimate_every_s), server)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, watch_block_ms), server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(desk), server)
     health_servicer = health.aio.HealthServicer()

@@ -37,7 +37,8 @@ async def served(url, hosting="in-process", *, rules=None, policy="strict", duti
         shards = LocalShards(url, rules=rules)
         dispatcher = await LocalDispatcher(url, policy_named(policy)).start()
     desk = Desk(shards, dispatcher, aioredis.Redis.from_url(url), rules=rules)
-    server, port = await build_server(desk, "127.0.0.1:0", watch_block_ms=100)
+    server, port = await build_server(desk, "127.0.0.1:0", watch_block_ms=100,
+                                      estimate_every_s=0.1)
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
 

@@ -507,3 +507,32 @@ def test_continuity_history_and_ratings(redis_url, run):
             assert counter(counters, "ratings_total", score="5") == 1
             assert counter(counters, "tickets_total", outcome="closed") == 1
     run(scenario())
+
+
+def test_a_waiting_customer_is_told_when_the_estimate_moves(redis_url, run):
+    async def scenario():
+        async with served(redis_url, rules=rules()) as channel:
+            d = Desk(channel)
+            await d.agent("ann", {"presale": 1.0})
+            await d.start("c0")  # ann is busy
+            first = await d.start("c1")
+            second = await d.start("c2")
+            stream = d.customers.WatchTicket(customer_pb2.WatchTicketRequest(
+                ticket_id=second.ticket_id))
+            seen, estimates = [], []
+            async with asyncio.timeout(10):
+                async for e in stream:
+                    seen.append(e)
+                    if e.HasField("estimate"):
+                        estimates.append(e)
+                        if len(estimates) == 1:
+                            assert e.estimate.tickets_ahead == 1
+                            assert e.cursor == seen[-2].cursor  # resumes after the last event
+                            await d.customers.LeaveQueue(customer_pb2.LeaveQueueRequest(
+                                ticket_id=first.ticket_id))
+                        elif e.estimate.tickets_ahead == 0:
+                            break
+            stream.cancel()
+            # Told when it moved, not every time the gateway looked (every 0.1 s here).
+            assert 2 <= len(estimates) <= 3
+    run(scenario())
