@@ -258,14 +258,16 @@ class Desk:
     async def start_conversation(self, customer_id: str, channel: str, skill: str,
                                  vip_tier: int = 0, first_message: str = "",
                                  idempotency_key: str = "") -> TicketView:
-        open_id = await self.journal.open_ticket_of(customer_id) if customer_id else None
+        open_id, previous_id = (await self.journal.tickets_state_of(customer_id)
+                                if customer_id else (None, None))
         if open_id is not None:
             return await self._resume(open_id, customer_id, first_message, channel,
                                       idempotency_key)
         ticket_id = self._ticket_id(customer_id, idempotency_key)
-        previous_id, last_agent = await self._previous(customer_id)
+        last_agent = await self._last_agent(previous_id)
         command = OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
-                             previous_ticket_id=previous_id, idempotency_key=idempotency_key)
+                             previous_ticket_id=previous_id or "",
+                             idempotency_key=idempotency_key)
         try:
             reply: TicketReply = await self.shards.ask(ticket_id, command)
         except CustomerHasOpenTicket as exc:  # opened meanwhile on another channel
@@ -284,18 +286,15 @@ class Desk:
         record = await self._warn_if_over_target(reply.record, status)
         return TicketView(record, status)
 
-    async def _previous(self, customer_id: str) -> tuple[str, str]:
-        """The customer's last ticket (its history carries on) and the agent who had it."""
-        if not customer_id:
-            return "", ""
-        previous_id = await self.journal.last_ticket_of(customer_id)
+    async def _last_agent(self, previous_id: str | None) -> str:
+        """The agent who had the customer's last ticket (whose history the new one carries)."""
         if previous_id is None:
-            return "", ""
+            return ""
         try:
             record = (await self.shards.ask(previous_id, ReadTicket())).record
         except NotFound:
-            return previous_id, ""
-        return previous_id, record.agent_id or record.last_agent_id
+            return ""
+        return record.agent_id or record.last_agent_id
 
     def target_s(self, skill: str) -> float:
         return self._targets.get(skill) or self.rules.queue_target_s
