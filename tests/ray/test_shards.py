@@ -84,3 +84,41 @@ def test_shard_hosts_are_named_in_the_surgedesk_namespace_and_found_again(ray_se
     finally:
         for h in hosts:
             ray.kill(h, no_restart=True)
+
+
+def test_counters_neither_reset_nor_double_when_a_shard_host_restarts(ray_session, redis_url,
+                                                                     run):
+    """The metrics' counters move with the journal, not with a host's memory."""
+    import redis.asyncio as aioredis
+
+    from adapters.redis.journal import TicketJournal
+
+    hosts = make_hosts(redis_url, 1, "counter-test")
+
+    async def scenario():
+        client = ShardClient(hosts)
+        journal = TicketJournal(aioredis.Redis.from_url(redis_url))
+
+        async def total(metric, **labels):
+            return (await journal.counters()).get((metric, tuple(labels.items())), 0.0)
+
+        ids = [f"ct{i}" for i in range(10)]
+        await asyncio.gather(*[client.ask(t, OpenTicket(t, f"c{t}", "app", "presale", 0, "hi"))
+                               for t in ids])
+        await asyncio.gather(*[client.ask(t, AssignAgent("ann", 1.0)) for t in ids[:5]])
+        assert await total("tickets_total", outcome="opened") == 10
+        assert await total("tickets_total", outcome="served") == 5
+        await asyncio.to_thread(kill_and_wait_for_restart, hosts[0],
+                                lambda: ray.get(hosts[0].statistics.remote())["pid"])
+        # Retries of what was done before the crash count nothing; new work counts once.
+        await asyncio.gather(*[client.ask(t, OpenTicket(t, f"c{t}", "app", "presale", 0, "hi"))
+                               for t in ids])
+        await asyncio.gather(*[client.ask(t, AssignAgent("ann", 1.0)) for t in ids])
+        assert await total("tickets_total", outcome="opened") == 10
+        assert await total("tickets_total", outcome="served") == 10
+        assert await total("messages_total", author_role="customer") == 10
+
+    try:
+        run(scenario())
+    finally:
+        kill_all(hosts)
