@@ -147,6 +147,9 @@ def queue_metrics(arrival_rate_per_s: float, handle_s: float, servers: int,
     return erlang_a(arrival_rate_per_s, handle_s, servers, patience_s, target_s)
 
 
+MAX_OFFERED_LOAD = 100_000.0  # Erlangs: far beyond any desk, small enough to answer at once
+
+
 def servers_needed(arrival_rate_per_s: float, handle_s: float, target_s: float,
                    service_level: float, patience_s: float = math.inf,
                    max_abandon: float = 1.0) -> QueueMetrics:
@@ -157,6 +160,20 @@ def servers_needed(arrival_rate_per_s: float, handle_s: float, target_s: float,
     """
     if not 0.0 < service_level < 1.0:
         raise InvalidArgument("service_level", "must be in (0, 1)")
+    if not (math.isfinite(arrival_rate_per_s) and arrival_rate_per_s >= 0):
+        raise InvalidArgument("arrival_rate_per_s", "must be a finite number >= 0")
+    if not (math.isfinite(handle_s) and handle_s > 0):
+        raise InvalidArgument("handle_s", "must be a finite number > 0")
+    if not (math.isfinite(target_s) and target_s >= 0):
+        raise InvalidArgument("target_s", "must be a finite number >= 0")
+    if not patience_s > 0:
+        raise InvalidArgument("patience_s", "must be > 0 (infinite: customers never give up)")
+    if not 0.0 < max_abandon <= 1.0:
+        raise InvalidArgument("max_abandon", "must be in (0, 1]")
+    if arrival_rate_per_s * handle_s > MAX_OFFERED_LOAD:
+        # The search costs O(n) per step: bound it rather than let one request spin.
+        raise InvalidArgument("arrival_rate_per_s", f"offered load (rate x handle time) must be "
+                              f"at most {MAX_OFFERED_LOAD:,.0f} Erlangs")
     if arrival_rate_per_s == 0:
         return queue_metrics(0.0, handle_s, 0, patience_s, target_s)
 
@@ -169,6 +186,8 @@ def servers_needed(arrival_rate_per_s: float, handle_s: float, target_s: float,
     while not ok(hi):
         lo = hi
         hi *= 2
+        if hi > 4 * MAX_OFFERED_LOAD:
+            raise InvalidArgument("service_level", "cannot be reached with these inputs")
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if ok(mid):

@@ -29,7 +29,7 @@ from adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
 from adapters.grpc.errors import status_of
 from engine.dispatcher import QueueStatus
 from engine.errors import InvalidArgument, PermissionDenied
-from engine.planning import servers_needed
+from engine.planning import MAX_OFFERED_LOAD, servers_needed
 from engine.ticket import MessagePosted, TicketRecord
 from surgedesk.v1 import (
     admin_pb2,
@@ -492,13 +492,31 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def PlanStaffing(self, request: Any, context: Any) -> Any:
         if not request.intervals:
             raise InvalidArgument("intervals", "give at least one interval")
+        if len(request.intervals) > MAX_PLAN_INTERVALS:
+            raise InvalidArgument("intervals", f"at most {MAX_PLAN_INTERVALS} intervals")
         target = request.target_wait_seconds or 180.0
         level = request.service_level or 0.9
         cap = request.capacity_per_agent or 1
+        _seconds("target_wait_seconds", target)
+        if not 0.0 < level < 1.0:
+            raise InvalidArgument("service_level", "must be in (0, 1)")
+        if not 0.0 <= request.max_abandon <= 1.0:
+            raise InvalidArgument("max_abandon", "must be in [0, 1]; 0 means no limit")
+        if cap < 1:
+            raise InvalidArgument("capacity_per_agent", "must be >= 1 (0: 1)")
         out = []
         for i, iv in enumerate(request.intervals):
-            if iv.handle_seconds <= 0:
-                raise InvalidArgument(f"intervals[{i}].handle_seconds", "must be > 0")
+            where = f"intervals[{i}]"
+            if not (math.isfinite(iv.arrival_rate_per_second) and iv.arrival_rate_per_second >= 0):
+                raise InvalidArgument(f"{where}.arrival_rate_per_second",
+                                      "must be a finite number >= 0")
+            if not (0 < iv.handle_seconds <= 86400):
+                raise InvalidArgument(f"{where}.handle_seconds", "must be in (0, 86400]")
+            _seconds(f"{where}.patience_seconds", iv.patience_seconds)
+            if iv.arrival_rate_per_second * iv.handle_seconds > MAX_OFFERED_LOAD:
+                raise InvalidArgument(f"{where}.arrival_rate_per_second",
+                                      f"offered load must be at most {MAX_OFFERED_LOAD:,.0f} "
+                                      "Erlangs")
             patience = iv.patience_seconds if iv.patience_seconds > 0 else math.inf
             m = servers_needed(iv.arrival_rate_per_second, iv.handle_seconds, target, level,
                                patience, request.max_abandon or 1.0)
@@ -508,6 +526,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 mean_wait_seconds=m.mean_wait_s if math.isfinite(m.mean_wait_s) else 0.0,
                 p_abandon=m.p_abandon))
         return admin_pb2.PlanStaffingResponse(recommendations=out)
+
+
+MAX_PLAN_INTERVALS = 1000
+
+
+def _seconds(field: str, value: float) -> None:
+    if not (math.isfinite(value) and 0 <= value <= 7 * 86400):
+        raise InvalidArgument(field, "must be a number of seconds in [0, 604800]")
 
 
 def _finite(value: float) -> float:
