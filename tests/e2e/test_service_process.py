@@ -536,3 +536,29 @@ def test_a_waiting_customer_is_told_when_the_estimate_moves(redis_url, run):
             # Told when it moved, not every time the gateway looked (every 0.1 s here).
             assert 2 <= len(estimates) <= 3
     run(scenario())
+
+
+def test_a_returning_customer_whose_last_agent_is_busy_waits_only_the_window(redis_url, run):
+    async def scenario():
+        async with served(redis_url, rules=rules(), policy="default", duties_s=0.05) as channel:
+            d = Desk(channel)
+            await d.admin.SetPolicy(admin_pb2.RoutingPolicy(preset="default",
+                                                            sticky_window_seconds=0.6))
+            await d.agent("ann", {"presale": 1.0})
+            first = await d.start("c1")
+            await d.agents.CloseTicket(agent_pb2.CloseTicketRequest(ticket_id=first.ticket_id),
+                                       metadata=as_agent("ann"))
+            await d.start("c2")  # ann is busy with c2 now
+            await d.agent("bob", {"presale": 1.0})
+            back = await d.start("c1", text="me again")  # bob is free, ann is not
+            assert back.state == S.TICKET_STATE_QUEUED  # waits for ann, within the window
+            waited_from = time.monotonic()
+
+            async def routed():
+                status = await d.ticket(back.ticket_id)
+                return status.state == S.TICKET_STATE_AWAITING_AGENT
+            await eventually(routed)
+            assert time.monotonic() - waited_from >= 0.4
+            seen = await d.history_of(back.ticket_id, lambda e: e.HasField("assigned"))
+            assert seen[-1].assigned.agent_id == "bob"  # normal routing after the window
+    run(scenario())
