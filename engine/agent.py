@@ -19,6 +19,7 @@ from engine.errors import InvalidArgument, NotFound
 PRESENCES = ("online", "away", "offline")
 MAX_CAPACITY = 50
 MAX_ID_CHARS = 128
+MAX_SKILLS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,10 @@ def _check_profile(cmd: ProfileAgent) -> dict[str, float]:
         raise InvalidArgument("agent_id", f"must be 1..{MAX_ID_CHARS} characters")
     if not cmd.skills:
         raise InvalidArgument("skills", "must name at least one skill")
+    if len(cmd.skills) > MAX_SKILLS:
+        raise InvalidArgument("skills", f"at most {MAX_SKILLS} skills per agent")
+    if len(cmd.display_name) > MAX_ID_CHARS:
+        raise InvalidArgument("display_name", f"must be at most {MAX_ID_CHARS} characters")
     skills: dict[str, float] = {}
     for skill, proficiency in cmd.skills.items():
         if not skill or len(skill) > MAX_ID_CHARS:

@@ -30,6 +30,7 @@ from engine.service_rules import ServiceRules
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_CHARS = 128
+MAX_KEY_CHARS = 128  # idempotency keys
 MAX_VIP_TIER = 9
 CHANNELS = ("app", "mini_program", "web", "social")
 AUTHOR_ROLES = ("customer", "agent", "system")
@@ -377,6 +378,11 @@ def _check_text(name: str, value: str, *, allow_empty: bool = False) -> None:
         raise InvalidArgument(name, f"must be at most {MAX_TEXT_CHARS} characters")
 
 
+def _check_key(value: str) -> None:
+    if not isinstance(value, str) or len(value) > MAX_KEY_CHARS:
+        raise InvalidArgument("idempotency_key", f"must be at most {MAX_KEY_CHARS} characters")
+
+
 def _moved(record: TicketRecord, cause: TicketEvent, now_s: float, reason: str = "") -> StateMoved:
     to = next_state(record.state, cause, entity=f"ticket {record.ticket_id}")
     return StateMoved(record.state.value, to.value, cause.value, reason, now_s)
@@ -394,6 +400,7 @@ def open_ticket(cmd: OpenTicket, now_s: float) -> list[Event]:
     ):
         raise InvalidArgument("vip_tier", f"must be an integer in 0..{MAX_VIP_TIER}")
     _check_text("first_message", cmd.first_message, allow_empty=True)
+    _check_key(cmd.idempotency_key)
     events: list[Event] = [TicketOpened(cmd.ticket_id, cmd.customer_id, cmd.channel, cmd.skill,
                                         cmd.vip_tier, now_s, cmd.previous_ticket_id)]
     if cmd.first_message.strip():
@@ -547,6 +554,7 @@ def _post(record: TicketRecord, cmd: PostMessage, now_s: float) -> list[Event]:
     if cmd.author_role not in ("customer", "agent"):
         raise InvalidArgument("author_role", "must be customer or agent")
     _check_text("text", cmd.text)
+    _check_key(cmd.idempotency_key)
     if cmd.idempotency_key and cmd.idempotency_key in record.message_keys:
         return []  # a retry: the message is there already
     if cmd.author_role == "customer":

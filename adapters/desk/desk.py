@@ -210,6 +210,12 @@ class Desk:
             raise InvalidArgument("expected_handle_seconds", "must be a finite number >= 0")
         if skill.target_wait_s < 0 or not math.isfinite(skill.target_wait_s):
             raise InvalidArgument("target_wait_seconds", "must be a finite number >= 0")
+        if len(skill.description) > 1000:
+            raise InvalidArgument("description", "must be at most 1000 characters")
+        if len(skill.topic_keywords) > 100:
+            raise InvalidArgument("topic_keywords", "at most 100 keywords")
+        if any(len(k) > 64 for k in skill.topic_keywords):
+            raise InvalidArgument("topic_keywords", "a keyword must be at most 64 characters")
         keywords = [k.strip().lower() for k in skill.topic_keywords if k.strip()]
         if skill.expected_handle_s > 0:
             await self.dispatcher.submit(SkillConfigured(skill.name, skill.expected_handle_s))
@@ -231,6 +237,8 @@ class Desk:
 
     async def skill_for_topic(self, topic: str) -> str:
         """The skill whose keywords appear in a free-text topic (the longest keyword wins)."""
+        if len(topic) > 1000:
+            raise InvalidArgument("topic", "must be at most 1000 characters")
         text = topic.lower()
         best, best_len = "", 0
         for skill in await self.skills():
@@ -245,6 +253,8 @@ class Desk:
                          selection: str = "", sticky_window_s: float | None = None) -> RoutingPolicy:
         """Change the routing policy: a preset, with any of its parts overridden."""
         base = policy_named(preset or "default")
+        if relaxation and len(relaxation) > 10:
+            raise InvalidArgument("relaxation", "at most 10 steps")
         steps = tuple(relaxation) if relaxation else base.relaxation.steps
         event = PolicyChanged(steps, selection or base.selection.mode,
                               base.sticky.window_s if sticky_window_s is None else sticky_window_s)

@@ -529,6 +529,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
 
 MAX_PLAN_INTERVALS = 1000
+MAX_REQUEST_BYTES = 1 << 20
 
 
 def _seconds(field: str, value: float) -> None:
@@ -565,7 +566,9 @@ async def build_server(desk: Desk, address: str, *, reflection_on: bool = True,
                        watch_block_ms: int = 1000, estimate_every_s: float = 5.0,
                        interceptors: tuple[Any, ...] = ()) -> tuple[grpc.aio.Server, int]:
     """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port."""
-    server = grpc.aio.server(interceptors=interceptors)
+    # A request larger than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
+    server = grpc.aio.server(interceptors=interceptors, options=[
+        ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
     customer_pb2_grpc.add_CustomerServiceServicer_to_server(
         CustomerService(desk, watch_block_ms, estimate_every_s), server)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, watch_block_ms), server)
