@@ -49,7 +49,14 @@ from adapters.redis.journal import (
     decode,
 )
 from adapters.redis.ticket_actor import CheckTimers, ReadTicket, TicketReply
-from engine.agent import AgentRecord, ChangePresence, ProfileAgent, ReadAgent, RecordOffer
+from engine.agent import (
+    AgentRecord,
+    ChangePresence,
+    PresenceChanged,
+    ProfileAgent,
+    ReadAgent,
+    RecordOffer,
+)
 from engine.dispatcher import QueueStatus
 from engine.errors import (
     IllegalTransition,
@@ -82,6 +89,7 @@ from engine.policies import (
 )
 from engine.service_rules import WORK_ORDER_PRIORITIES, ServiceRules
 from engine.ticket import (
+    MAX_ID_CHARS,
     AcceptOffer,
     AssignAgent,
     CloseTicket,
@@ -436,8 +444,8 @@ class Desk:
             out = await self.dispatcher.submit(TicketHandedOver(ticket_id, agent_id, to_agent_id))
             await self._deliver(out, summary=summary)
         else:
-            if len(skill) > 128:
-                raise InvalidArgument("skill", "must be at most 128 characters")
+            if len(skill) > MAX_ID_CHARS:
+                raise InvalidArgument("skill", f"must be at most {MAX_ID_CHARS} characters")
             out = await self.dispatcher.submit(TicketRequeued(ticket_id, agent_id, skill))
             await self.shards.ask(ticket_id, TransferToQueue(agent_id, skill, summary))
             await self._deliver(out)
@@ -473,13 +481,12 @@ class Desk:
 
     async def end_shift(self, agent_id: str) -> list[HandOver]:
         """Sign the agent off; its open tickets go to colleagues or back to their lines."""
-        profile = await self.agent(agent_id)
+        # NOT_FOUND for an agent never profiled comes from its actor.
         await self.shards.ask_agent(agent_id, ChangePresence("offline"))
         try:
             out = await self.dispatcher.submit(AgentShiftEnded(agent_id))
         except NotFound:  # never online: nothing to hand over
             return []
-        del profile
         await self._deliver(out)
         return [HandOver(c.ticket_id, c.agent_id if isinstance(c, AssignTicket) else "")
                 for c in out if (isinstance(c, AssignTicket) and c.from_agent_id == agent_id)
@@ -503,7 +510,7 @@ class Desk:
     async def _offer_outcome(self, agent_id: str, *, accepted: bool) -> None:
         reply = await self.shards.ask_agent(agent_id, RecordOffer(
             accepted, self.rules.offer_misses_to_away))
-        if any(type(e).__name__ == "PresenceChanged" for e in reply.events):
+        if any(isinstance(e, PresenceChanged) for e in reply.events):
             await self._tell_dispatcher(reply.record)  # missed too many: away
 
     # ------------------------------------------------------------------ assignments

@@ -7,6 +7,7 @@ go-grpc-prometheus with the ``surgedesk_`` prefix. A stream's handling time runs
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -86,6 +87,4 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):
 
 
 def _cancelled(error: BaseException) -> bool:
-    import asyncio
-
     return isinstance(error, asyncio.CancelledError | GeneratorExit)

@@ -69,17 +69,17 @@ def test_prometheus_scrapes_the_engine_and_promql_sees_the_scenario(redis_url, r
 
     async def scenario():
         async with served(redis_url, rules=ServiceRules(queue_target_s=0), with_desk=True) as (
-                channel, desk):
+                _channel, desk):
             metrics = await serve_metrics(desk, port=0, refresh_s=0.2)
             try:
-                await drive_and_check(channel, metrics, prometheus, promtool, tmp_path)
+                await drive_and_check(metrics, prometheus, promtool, tmp_path)
             finally:
                 await metrics.stop()
 
     run(scenario())
 
 
-async def drive_and_check(channel, metrics, prometheus, promtool, tmp_path):
+async def drive_and_check(metrics, prometheus, promtool, tmp_path):
     # ``served`` builds its server without the metrics interceptor (surgedesk serve installs
     # it): the scenario runs through a second, instrumented server on the same desk.
     from adapters.grpc.server import build_server

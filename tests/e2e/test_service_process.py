@@ -30,8 +30,8 @@ def rules(**overrides):
     return ServiceRules(**{**QUIET, **overrides})
 
 
-class Desk:
-    """The three stubs, and a few steps every scenario takes."""
+class Frontend:
+    """The three stubs as a frontend holds them, and a few steps every scenario takes."""
 
     def __init__(self, channel):
         self.customers = customer_pb2_grpc.CustomerServiceStub(channel)
@@ -113,7 +113,7 @@ def test_transfer_to_a_skill_keeps_the_place_in_line_and_carries_the_summary(red
                                                                              hosting):
     async def scenario():
         async with served(redis_url, hosting, rules=rules(), with_desk=True) as (channel, core):
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.agent("bob", {"aftersale": 1.0}, online=False)
             t1 = await d.start("c1")
@@ -147,7 +147,7 @@ def test_transfer_to_a_skill_keeps_the_place_in_line_and_carries_the_summary(red
 def test_transfer_to_a_named_agent_needs_a_free_slot(redis_url, run, hosting):
     async def scenario():
         async with served(redis_url, hosting, rules=rules()) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.agent("dan", {"billing": 1.0})
             t1 = await d.start("c1")
@@ -181,7 +181,7 @@ def test_a_slow_reply_alarms_agent_and_supervisor_then_reroutes(redis_url, run):
     async def scenario():
         slow = rules(slow_reply_alarm_s=0.3, slow_reply_reroute_s=1.0, supervisors=("sue",))
         async with served(redis_url, rules=slow, duties_s=0.05, with_desk=True) as (channel, core):
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.agent("sue", {"supervision": 1.0}, online=False)
             t = await d.start("c1")
@@ -206,7 +206,7 @@ def test_a_silent_customer_is_reminded_then_closed_and_the_slot_freed(redis_url,
     async def scenario():
         quiet = rules(silence_reminder_s=0.3, silence_close_s=0.8)
         async with served(redis_url, rules=quiet, duties_s=0.05) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             t = await d.start("c1")
             nxt = await d.start("c2")
@@ -227,7 +227,7 @@ def test_a_customer_reply_cancels_the_silence_timer(redis_url, run):
     async def scenario():
         quiet = rules(silence_reminder_s=0.4, silence_close_s=0.9)
         async with served(redis_url, rules=quiet, duties_s=0.05) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             t = await d.start("c1")
             await d.say("ann", t.ticket_id, "which order?")
@@ -246,7 +246,7 @@ def test_an_unanswered_close_request_closes_by_timeout(redis_url, run):
     async def scenario():
         async with served(redis_url, rules=rules(confirmation_timeout_s=0.4),
                           duties_s=0.05) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             t = await d.start("c1")
             closing = await d.agents.RequestClose(agent_pb2.RequestCloseRequest(
@@ -263,7 +263,7 @@ def test_queue_limits_warning_and_wait_cap(redis_url, run):
         limits = rules(queue_wait_cap_s=0.8, queue_target_s=60)
         async with served(redis_url, rules=limits, duties_s=0.05, with_desk=True) as (
                 channel, core):
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.start("c0")  # ann is busy from now on
             t = await d.start("c1")
@@ -294,7 +294,7 @@ def test_offers_are_accepted_declined_or_missed_and_misses_set_the_agent_away(re
     async def scenario():
         offers = rules(offer_timeout_s=0.5, offer_misses_to_away=2, offer_pause_s=0.1)
         async with served(redis_url, rules=offers, duties_s=0.05) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.agent("bob", {"presale": 1.0})
             t = await d.start("c1")
@@ -339,7 +339,7 @@ def test_offers_are_accepted_declined_or_missed_and_misses_set_the_agent_away(re
 def test_wrap_up_keeps_the_slot_busy_for_a_while(redis_url, run):
     async def scenario():
         async with served(redis_url, rules=rules(wrap_up_s=0.6), duties_s=0.05) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             t = await d.start("c1")
             nxt = await d.start("c2")
@@ -359,7 +359,7 @@ def test_end_of_shift_hands_tickets_to_colleagues_and_the_rest_to_the_front(redi
                                                                             hosting):
     async def scenario():
         async with served(redis_url, hosting, rules=rules()) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0, "billing": 1.0}, capacity=2)
             t1 = await d.start("c1", "presale")
             t2 = await d.start("c2", "billing")
@@ -386,7 +386,7 @@ def test_a_consulted_colleague_reads_and_writes_while_the_owner_stays_responsibl
                                                                                 run):
     async def scenario():
         async with served(redis_url, rules=rules()) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.agent("xu", {"expert": 1.0}, online=False)
             t = await d.start("c1", text="is it waterproof?")
@@ -424,7 +424,7 @@ def test_work_orders_go_earliest_deadline_first_with_progress_and_sla_breaches(r
         sla = rules(work_order_sla_s={"high": 0.6, "medium": 30.0, "low": 60.0})
         async with served(redis_url, rules=sla, duties_s=0.05, with_desk=True) as (channel,
                                                                                    core):
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0}, capacity=2)
             await d.agent("fin", {"finance": 1.0}, online=False)
             low = await d.start("c1")
@@ -464,7 +464,7 @@ def test_work_orders_go_earliest_deadline_first_with_progress_and_sla_breaches(r
 def test_vip_first_and_a_returning_customer_sticks_to_the_last_agent(redis_url, run):
     async def scenario():
         async with served(redis_url, rules=rules(), policy="default") as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0}, capacity=2, online=False)
             regular = await d.start("c1")
             vip = await d.start("c2", vip=2)
@@ -490,7 +490,7 @@ def test_vip_first_and_a_returning_customer_sticks_to_the_last_agent(redis_url, 
 def test_continuity_history_and_ratings(redis_url, run):
     async def scenario():
         async with served(redis_url, rules=rules(), with_desk=True) as (channel, core):
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             first = await d.start("c1", text="first question")
             again = await d.customers.StartConversation(customer_pb2.StartConversationRequest(
@@ -516,7 +516,7 @@ def test_continuity_history_and_ratings(redis_url, run):
 def test_a_waiting_customer_is_told_when_the_estimate_moves(redis_url, run):
     async def scenario():
         async with served(redis_url, rules=rules()) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.start("c0")  # ann is busy
             first = await d.start("c1")
@@ -545,7 +545,7 @@ def test_a_waiting_customer_is_told_when_the_estimate_moves(redis_url, run):
 def test_a_returning_customer_whose_last_agent_is_busy_waits_only_the_window(redis_url, run):
     async def scenario():
         async with served(redis_url, rules=rules(), policy="default", duties_s=0.05) as channel:
-            d = Desk(channel)
+            d = Frontend(channel)
             await d.admin.SetPolicy(admin_pb2.RoutingPolicy(preset="default",
                                                             sticky_window_seconds=0.6))
             await d.agent("ann", {"presale": 1.0})
