@@ -92,6 +92,17 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_main(args)
 
 
+def _token(args: argparse.Namespace) -> int:
+    import time
+
+    from adapters.identity.secret_store import load_secret
+    from adapters.identity.tokens import mint
+
+    secret = load_secret(args.data_dir, args.secret_file)
+    print(mint(secret, args.role, args.subject, time.time(), args.ttl_s))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="surgedesk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,12 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="desk file (TOML); default: the shipped sample desk")
     serve.add_argument("--data-dir", default="surgedesk-data",
                        help="where the embedded Redis keeps its data (unless REDIS_URL is set)")
+    serve.add_argument("--secret-file",
+                       help="token secret (default: SURGEDESK_TOKEN_SECRET, else "
+                            "DATA_DIR/token-secret, made on first use)")
+    serve.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates (mTLS)")
     serve.add_argument("--no-reflection", action="store_true", help="hide server reflection")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
     serve.add_argument("--metrics-host", default="127.0.0.1")
     serve.add_argument("--metrics-port", type=int, default=9464,
                        help="Prometheus /metrics port (0: any free port)")
     serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="mint a bearer token for the local deployment")
+    token.add_argument("--role", required=True,
+                       choices=["customer", "agent", "service", "admin"])
+    token.add_argument("--subject", required=True,
+                       help="customer or agent id; for service and admin, who holds the token")
+    token.add_argument("--ttl-s", type=float, default=86400.0, help="lifetime (default 1 day)")
+    token.add_argument("--data-dir", default="surgedesk-data",
+                       help="the data directory of the engine whose secret signs the token")
+    token.add_argument("--secret-file", help="the token secret, as given to serve")
+    token.set_defaults(func=_token)
 
     sim = sub.add_parser("simulate", help="run a scenario in virtual time through the routing core")
     sim.add_argument("scenario", help="scenario TOML (BENCHMARKS.md)")

@@ -10,6 +10,10 @@ Background duties: every ``tick_s`` the dispatcher's due timers (relaxation wake
 windows, wrap-up) and the tickets' due timers (silence, slow replies, confirmation, queue cap,
 offers, SLAs; thresholds in the desk file's ``[service]`` table) are run and what follows is
 carried out; idle ticket actors are passivated every minute.
+Every call needs a bearer token signed by the deployment's secret (``SURGEDESK_TOKEN_SECRET``,
+``--secret-file``, or ``token-secret`` in the data directory, made on first use);
+``surgedesk token`` mints one. ``--tls-cert``/``--tls-key`` serve TLS, ``--tls-client-ca``
+mutual TLS; the desk file's ``[limits]`` table sets rate limits and the bounds on calls.
 SIGTERM or SIGINT stops it cleanly; a ``kill -9`` loses nothing that was acknowledged.
 """
 
@@ -27,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from adapters.grpc.limits import Limits
 from engine.errors import InvalidArgument
 from engine.policies import POLICY_PRESETS
 from engine.service_rules import ServiceRules
@@ -38,6 +43,7 @@ class DeskConfig:
     shards: int = 2
     agents: list[dict[str, Any]] = field(default_factory=list)
     rules: ServiceRules = field(default_factory=ServiceRules)
+    limits: Limits = field(default_factory=Limits)
 
 
 def load_config(path: str | None) -> DeskConfig:
@@ -52,15 +58,17 @@ def load_config(path: str | None) -> DeskConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument("config", f"not valid TOML: {exc}") from None
-    unknown = set(doc) - {"routing", "agents", "service"}
+    unknown = set(doc) - {"routing", "agents", "service", "limits"}
     if unknown:
-        raise InvalidArgument(sorted(unknown)[0], "unknown key; expected routing, service, agents")
+        raise InvalidArgument(sorted(unknown)[0],
+                              "unknown key; expected routing, service, limits, agents")
     routing = doc.get("routing", {})
     for key in set(routing) - {"policy", "shards"}:
         raise InvalidArgument(f"routing.{key}", "unknown key; expected policy, shards")
     config = DeskConfig(policy=routing.get("policy", "default"),
                         shards=routing.get("shards", 2),
-                        rules=ServiceRules.from_mapping(doc.get("service", {})))
+                        rules=ServiceRules.from_mapping(doc.get("service", {})),
+                        limits=Limits.from_mapping(doc.get("limits", {})))
     if config.policy not in POLICY_PRESETS:
         raise InvalidArgument("routing.policy", f"unknown policy {config.policy!r}")
     if not isinstance(config.shards, int) or not 1 <= config.shards <= 256:
@@ -79,13 +87,23 @@ async def run(args: Any) -> int:
     import redis.asyncio as aioredis
 
     from adapters.desk.desk import AgentProfile, Desk
+    from adapters.grpc.authorization import Gate
     from adapters.grpc.server import build_server
+    from adapters.grpc.tls import server_credentials
+    from adapters.identity.secret_store import load_secret
+    from adapters.identity.tokens import TokenVerifier
     from adapters.metrics.exposition import serve_metrics
     from adapters.ray.dispatcher import DispatcherClient, start_dispatcher
     from adapters.ray.shards import NAMESPACE, ShardClient, start_shard_hosts
     from adapters.redis.server import EmbeddedRedis
 
     config = load_config(args.config)
+    gate = Gate(TokenVerifier(load_secret(args.data_dir, args.secret_file)), config.limits)
+    credentials = None
+    if args.tls_cert or args.tls_key or args.tls_client_ca:
+        if not (args.tls_cert and args.tls_key):
+            raise InvalidArgument("tls-cert", "TLS needs both --tls-cert and --tls-key")
+        credentials = server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
     embedded = None
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
@@ -105,11 +123,13 @@ async def run(args: Any) -> int:
                                              int(agent.get("capacity", 1)), agent.get("name", "")))
     await desk.reconcile()  # assignments a killed gateway decided but did not deliver
     metrics = await serve_metrics(desk, args.metrics_host, args.metrics_port)
-    server, port = await build_server(desk, f"{args.host}:{args.port}",
+    server, port = await build_server(desk, f"{args.host}:{args.port}", gate,
                                       reflection_on=not args.no_reflection,
-                                      interceptors=(metrics.grpc_metrics,))
+                                      interceptors=(metrics.grpc_metrics,),
+                                      credentials=credentials)
     await server.start()
-    print(f"surgedesk serving on {args.host}:{port} (redis {'embedded' if embedded else redis_url}, "
+    tls = "" if credentials is None else (" mTLS" if args.tls_client_ca else " TLS")
+    print(f"surgedesk serving{tls} on {args.host}:{port} (redis {'embedded' if embedded else redis_url}, "
           f"ray {ray_address or 'local'}, {config.shards} shards, "
           f"policy {config.policy}); metrics on http://{args.metrics_host}:{metrics.port}/metrics",
           flush=True)

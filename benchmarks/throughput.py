@@ -11,7 +11,9 @@ requests in flight on one channel for ``seconds``:
 * **surgedesk** -- the real gateway with Ray-hosted shards and dispatcher (or, with
   ``--hosting in-process``, both in the gateway's own process) and an embedded Redis,
   serving ``StartConversation`` for a new customer each time: the ticket is journaled, queued
-  by the dispatcher (journaled too) and answered with its position and estimate.
+  by the dispatcher (journaled too) and answered with its position and estimate. Calls carry a
+  ``service`` bearer token and pass the gateway's default rate limits and admission bounds;
+  the echo calls carry the same metadata, so both pay the same transport.
 
 The ratio surgedesk / echo is the number to watch; absolute rates move with the machine's load.
 """
@@ -33,6 +35,15 @@ import grpc
 ECHO_METHOD = "/bench.Echo/Call"
 
 
+BENCH_SECRET = b"throughput-benchmark-secret-0123456789ab"
+
+
+def _metadata() -> tuple[tuple[str, str], ...]:
+    from adapters.identity.tokens import mint
+
+    return (("authorization", f"Bearer {mint(BENCH_SECRET, 'service', 'bench', time.time(), 3600)}"),)
+
+
 async def _drive(target: str, kind: str, seconds: float, concurrency: int,
                  out: Any) -> None:
     from surgedesk.v1 import common_pb2, customer_pb2, customer_pb2_grpc
@@ -42,6 +53,7 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
+    metadata = _metadata()
     if kind == "echo":
         call = channel.unary_unary(ECHO_METHOD)
         payload = customer_pb2.StartConversationRequest(
@@ -49,14 +61,14 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
             first_message="hello").SerializeToString()
 
         async def one(n: int) -> None:
-            await call(payload)
+            await call(payload, metadata=metadata)
     else:
         stub = customer_pb2_grpc.CustomerServiceStub(channel)
 
         async def one(n: int) -> None:
             await stub.StartConversation(customer_pb2.StartConversationRequest(
                 customer_id=f"bench-{time.time_ns()}-{n}", channel=common_pb2.CHANNEL_APP,
-                skill="presale", first_message="hello"))
+                skill="presale", first_message="hello"), metadata=metadata)
 
     async def worker(w: int) -> None:
         nonlocal errors
@@ -115,7 +127,9 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
 
     from adapters.desk.desk import Desk
     from adapters.desk.local import LocalDispatcher, LocalShards
+    from adapters.grpc.authorization import Gate
     from adapters.grpc.server import build_server
+    from adapters.identity.tokens import TokenVerifier
     from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
     from adapters.ray.shards import ShardClient, ShardHost
     from adapters.redis.server import EmbeddedRedis
@@ -124,7 +138,7 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
     if hosting == "in-process":
         desk = Desk(LocalShards(redis_server.url), await LocalDispatcher(redis_server.url).start(),
                     aioredis.Redis.from_url(redis_server.url))
-        server, port = await build_server(desk, "127.0.0.1:0")
+        server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
         await server.start()
         return server, port, redis_server
     ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
@@ -134,7 +148,7 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
     dispatcher = DispatcherHost.remote(redis_server.url)  # type: ignore[attr-defined]
     desk = Desk(ShardClient(hosts), DispatcherClient(dispatcher),
                 aioredis.Redis.from_url(redis_server.url))
-    server, port = await build_server(desk, "127.0.0.1:0")
+    server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
     await server.start()
     return server, port, redis_server
 

@@ -344,8 +344,13 @@ class Desk:
         digest = hashlib.blake2b(f"{customer_id}\0{idempotency_key}".encode(), digest_size=10)
         return f"t-{digest.hexdigest()}"
 
-    async def view(self, ticket_id: str, *, warn: bool = False) -> TicketView:
+    async def view(self, ticket_id: str, *, warn: bool = False,
+                   check: Callable[[TicketRecord], None] | None = None) -> TicketView:
+        """The ticket and, while it waits, its place in line. ``check`` (an authorization
+        rule) sees the record first and may refuse before anything else happens."""
         record = (await self.shards.ask(ticket_id, ReadTicket())).record
+        if check is not None:
+            check(record)
         status = None
         if record.state.value == "QUEUED" and not record.offered_to:
             try:

@@ -7,8 +7,9 @@ through :func:`adapters.grpc.errors.status_of` -- one table, an explicit fallbac
 never sees UNKNOWN. Health (``grpc.health.v1.Health``) and server reflection answer without a
 token; reflection can be switched off.
 
-The acting agent of an AgentService call is named by the ``x-agent-id`` metadata until bearer
-tokens carry it. ``WatchAssignments`` streams copies of the events of every ticket the agent
+Every other call carries ``authorization: Bearer <token>``; :mod:`adapters.grpc.authorization`
+names the caller and holds the rules, :mod:`adapters.grpc.limits` the rate limits and the
+bounds on calls in flight. ``WatchAssignments`` streams copies of the events of every ticket the agent
 holds, is offered, is consulted on, or (supervisors) is alarmed about.
 """
 
@@ -26,9 +27,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
+from adapters.grpc.authorization import Caller, Gate
 from adapters.grpc.errors import status_of
 from engine.dispatcher import QueueStatus
-from engine.errors import InvalidArgument, PermissionDenied
+from engine.errors import InvalidArgument
 from engine.planning import MAX_OFFERED_LOAD, servers_needed
 from engine.ticket import MessagePosted, TicketRecord
 from surgedesk.v1 import (
@@ -217,12 +219,15 @@ def estimate_moved(before: common_pb2.WaitEstimate | None,
 
 
 def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Map any error of a unary RPC through the one table; never UNKNOWN."""
+    """A unary RPC behind the gate (admission, token, rate limit), called with its
+    :class:`Caller`; any error is mapped through the one table, never UNKNOWN."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return await method(self, request, context)
+            with self.gate.admission.unary():
+                caller = self.gate.caller(context.invocation_metadata())
+                return await method(self, request, context, caller)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped, not swallowed
@@ -233,12 +238,16 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def stream_rpc(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
+    """A server-streaming RPC behind the gate; it holds one of the bounded stream slots."""
+
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any,
                       context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            async for item in method(self, request, context):
-                yield item
+            with self.gate.admission.stream():
+                caller = self.gate.caller(context.invocation_metadata())
+                async for item in method(self, request, context, caller):
+                    yield item
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -250,55 +259,78 @@ def stream_rpc(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
 
 # ---------------------------------------------------------------- services
 class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
-    def __init__(self, desk: Desk, watch_block_ms: int = 1000,
+    def __init__(self, desk: Desk, gate: Gate, watch_block_ms: int = 1000,
                  estimate_every_s: float = 5.0) -> None:
-        self.desk = desk
+        self.desk, self.gate = desk, gate
         self.watch_block_ms = watch_block_ms
         self.estimate_every_s = estimate_every_s
 
+    async def _ticket(self, ticket_id: str, caller: Caller) -> tuple[TicketRecord, str]:
+        """The ticket a customer-side write goes to and the customer it acts for."""
+        record = (await self.desk.view(_ticket_id(ticket_id))).record
+        customer_id = caller.customer_of(record)
+        self.gate.customer(customer_id)
+        return record, customer_id
+
+    def _reader(self, caller: Caller) -> Callable[[TicketRecord], None]:
+        """The check before a read: may the caller see it; a service's read counts for the
+        ticket's customer (a customer's own calls are counted as they come in)."""
+
+        def check(record: TicketRecord) -> None:
+            caller.check_read(record)
+            if caller.role == "service":
+                self.gate.customer(record.customer_id)
+
+        return check
+
     @rpc
-    async def StartConversation(self, request: Any, context: Any) -> Any:
+    async def StartConversation(self, request: Any, context: Any, caller: Caller) -> Any:
+        customer_id = caller.customer_named(request.customer_id)
+        if caller.role != "customer":
+            self.gate.customer(customer_id)
         skill = request.skill
         if not skill:
             if not request.topic.strip():
                 raise InvalidArgument("skill", "give a skill or a topic")
             skill = await self.desk.skill_for_topic(request.topic)
         view = await self.desk.start_conversation(
-            request.customer_id, channel_name(request.channel), skill, request.vip_tier,
+            customer_id, channel_name(request.channel), skill, request.vip_tier,
             request.first_message, request.idempotency_key)
         return customer_pb2.StartConversationResponse(ticket=view_pb(view), resumed=view.resumed)
 
     @rpc
-    async def GetQueueStatus(self, request: Any, context: Any) -> Any:
-        view = await self.desk.view(_ticket_id(request.ticket_id), warn=True)
+    async def GetQueueStatus(self, request: Any, context: Any, caller: Caller) -> Any:
+        view = await self.desk.view(_ticket_id(request.ticket_id), warn=True,
+                                    check=self._reader(caller))
         return customer_pb2.QueueStatus(ticket_id=view.record.ticket_id,
                                         state=ticket_pb(view.record).state,
                                         estimate=estimate_pb(view.status))
 
     @rpc
-    async def SendMessage(self, request: Any, context: Any) -> Any:
-        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
+    async def SendMessage(self, request: Any, context: Any, caller: Caller) -> Any:
+        record, customer_id = await self._ticket(request.ticket_id, caller)
         message, record = await self.desk.post_customer_message(
-            record.customer_id, record.ticket_id, request.text,
+            customer_id, record.ticket_id, request.text,
             channel_name(request.channel, optional=True), request.idempotency_key)
         return send_reply(message, record)
 
     @rpc
-    async def ConfirmResolution(self, request: Any, context: Any) -> Any:
-        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
-        return ticket_pb(await self.desk.confirm(record.customer_id, record.ticket_id,
+    async def ConfirmResolution(self, request: Any, context: Any, caller: Caller) -> Any:
+        record, customer_id = await self._ticket(request.ticket_id, caller)
+        return ticket_pb(await self.desk.confirm(customer_id, record.ticket_id,
                                                  request.resolved))
 
     @rpc
-    async def LeaveQueue(self, request: Any, context: Any) -> Any:
-        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
-        return ticket_pb(await self.desk.leave_queue(record.customer_id, record.ticket_id))
+    async def LeaveQueue(self, request: Any, context: Any, caller: Caller) -> Any:
+        record, customer_id = await self._ticket(request.ticket_id, caller)
+        return ticket_pb(await self.desk.leave_queue(customer_id, record.ticket_id))
 
     @rpc
-    async def GetHistory(self, request: Any, context: Any) -> Any:
-        if not request.customer_id:
-            raise InvalidArgument("customer_id", "must not be empty")
-        records, messages = await self.desk.history(request.customer_id)
+    async def GetHistory(self, request: Any, context: Any, caller: Caller) -> Any:
+        customer_id = caller.customer_named(request.customer_id, reading=True)
+        if caller.role != "customer":
+            self.gate.customer(customer_id)
+        records, messages = await self.desk.history(customer_id)
         by_ticket = {r.ticket_id for r in records}
         return customer_pb2.GetHistoryResponse(
             tickets=[ticket_pb(r) for r in records],
@@ -306,15 +338,16 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
                       if m.message_id.rsplit(":", 1)[0] in by_ticket])
 
     @rpc
-    async def Rate(self, request: Any, context: Any) -> Any:
-        record = (await self.desk.view(_ticket_id(request.ticket_id))).record
-        await self.desk.rate(record.customer_id, record.ticket_id, request.score, request.comment)
+    async def Rate(self, request: Any, context: Any, caller: Caller) -> Any:
+        record, customer_id = await self._ticket(request.ticket_id, caller)
+        await self.desk.rate(customer_id, record.ticket_id, request.score, request.comment)
         return customer_pb2.RateResponse()
 
     @stream_rpc
-    async def WatchTicket(self, request: Any, context: Any) -> AsyncIterator[Any]:
+    async def WatchTicket(self, request: Any, context: Any,
+                          caller: Caller) -> AsyncIterator[Any]:
         ticket_id = _ticket_id(request.ticket_id)
-        await self.desk.view(ticket_id)  # NOT_FOUND before streaming
+        await self.desk.view(ticket_id, check=self._reader(caller))  # refused before streaming
         cursor, told, looked = request.cursor, None, -math.inf
         async for entry in self.desk.watch_ticket(ticket_id, request.cursor,
                                                   block_ms=self.watch_block_ms, idle=True):
@@ -342,24 +375,27 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, desk: Desk, watch_block_ms: int = 1000) -> None:
-        self.desk = desk
+    """Every call acts as the agent its token names; a request naming another is refused."""
+
+    def __init__(self, desk: Desk, gate: Gate, watch_block_ms: int = 1000) -> None:
+        self.desk, self.gate = desk, gate
         self.watch_block_ms = watch_block_ms
 
     @rpc
-    async def SetPresence(self, request: Any, context: Any) -> Any:
+    async def SetPresence(self, request: Any, context: Any, caller: Caller) -> Any:
         try:
             presence = PRESENCE_NAMES[request.presence]
         except KeyError:
             raise InvalidArgument("presence", "must be ONLINE, AWAY or OFFLINE") from None
-        profile = await self.desk.set_presence(_agent_id(request.agent_id), presence,
+        profile = await self.desk.set_presence(caller.agent_named(request.agent_id), presence,
                                                request.capacity)
         return agent_pb2.AgentStatus(agent_id=profile.agent_id, presence=request.presence,
                                      capacity=profile.capacity)
 
     @stream_rpc
-    async def WatchAssignments(self, request: Any, context: Any) -> AsyncIterator[Any]:
-        agent_id = _agent_id(request.agent_id)
+    async def WatchAssignments(self, request: Any, context: Any,
+                               caller: Caller) -> AsyncIterator[Any]:
+        agent_id = caller.agent_named(request.agent_id)
         await self.desk.agent(agent_id)  # NOT_FOUND before streaming
         async for cursor, ticket_id, event in self.desk.watch_agent(
                 agent_id, request.cursor, block_ms=self.watch_block_ms):
@@ -369,24 +405,24 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                                        ticket_event=ticket_event, ticket=view_pb(view))
 
     @rpc
-    async def SendMessage(self, request: Any, context: Any) -> Any:
-        agent_id = _agent_id(context_agent(context))
+    async def SendMessage(self, request: Any, context: Any, caller: Caller) -> Any:
         message, record = await self.desk.post_agent_message(
-            agent_id, _ticket_id(request.ticket_id), request.text, request.idempotency_key)
+            caller.agent_named(""), _ticket_id(request.ticket_id), request.text, request.idempotency_key)
         return send_reply(message, record)
 
     @rpc
-    async def RequestClose(self, request: Any, context: Any) -> Any:
-        return ticket_pb(await self.desk.request_close(_agent_id(context_agent(context)),
+    async def RequestClose(self, request: Any, context: Any, caller: Caller) -> Any:
+        return ticket_pb(await self.desk.request_close(caller.agent_named(""),
                                                        _ticket_id(request.ticket_id)))
 
     @rpc
-    async def CloseTicket(self, request: Any, context: Any) -> Any:
-        return ticket_pb(await self.desk.close(_agent_id(context_agent(context)),
+    async def CloseTicket(self, request: Any, context: Any, caller: Caller) -> Any:
+        return ticket_pb(await self.desk.close(caller.agent_named(""),
                                                _ticket_id(request.ticket_id), request.summary))
 
     @rpc
-    async def Transfer(self, request: Any, context: Any) -> Any:
+    async def Transfer(self, request: Any, context: Any, caller: Caller) -> Any:
+        acting = caller.agent_named("")
         target = request.WhichOneof("target")
         if target is None:
             raise InvalidArgument("target", "give a skill or an agent_id")
@@ -394,55 +430,55 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         if not value:
             raise InvalidArgument(target, "must not be empty")
         return ticket_pb(await self.desk.transfer(
-            _agent_id(context_agent(context)), _ticket_id(request.ticket_id),
+            acting, _ticket_id(request.ticket_id),
             skill=value if target == "skill" else "",
             to_agent_id=value if target == "agent_id" else "", summary=request.summary))
 
     @rpc
-    async def InviteCollaborator(self, request: Any, context: Any) -> Any:
+    async def InviteCollaborator(self, request: Any, context: Any, caller: Caller) -> Any:
         return ticket_pb(await self.desk.invite(
-            _agent_id(context_agent(context)), _ticket_id(request.ticket_id),
+            caller.agent_named(""), _ticket_id(request.ticket_id),
             request.collaborator_id, request.note))
 
     @rpc
-    async def EndShift(self, request: Any, context: Any) -> Any:
-        agent_id = _agent_id(request.agent_id)
-        acting = context_agent(context)
-        if acting != agent_id:
-            raise PermissionDenied(f"agent {acting!r} may not end the shift of {agent_id!r}")
+    async def EndShift(self, request: Any, context: Any, caller: Caller) -> Any:
+        agent_id = caller.agent_named(request.agent_id)
         hand_overs = await self.desk.end_shift(agent_id)
         return agent_pb2.EndShiftResponse(hand_overs=[
             agent_pb2.HandOver(ticket_id=h.ticket_id, to_agent_id=h.to_agent_id)
             for h in hand_overs])
 
     @rpc
-    async def CreateWorkOrder(self, request: Any, context: Any) -> Any:
+    async def CreateWorkOrder(self, request: Any, context: Any, caller: Caller) -> Any:
         try:
             priority = PRIORITY_NAMES[request.priority]
         except KeyError:
             raise InvalidArgument("priority", "must be HIGH, MEDIUM or LOW") from None
         record = await self.desk.create_work_order(
-            _agent_id(context_agent(context)), _ticket_id(request.ticket_id),
+            caller.agent_named(""), _ticket_id(request.ticket_id),
             request.department, priority, request.description)
         return work_order_pb(record)
 
     @rpc
-    async def AcceptOffer(self, request: Any, context: Any) -> Any:
-        return ticket_pb(await self.desk.accept_offer(_agent_id(context_agent(context)),
+    async def AcceptOffer(self, request: Any, context: Any, caller: Caller) -> Any:
+        return ticket_pb(await self.desk.accept_offer(caller.agent_named(""),
                                                       _ticket_id(request.ticket_id)))
 
     @rpc
-    async def DeclineOffer(self, request: Any, context: Any) -> Any:
-        return ticket_pb(await self.desk.decline_offer(_agent_id(context_agent(context)),
+    async def DeclineOffer(self, request: Any, context: Any, caller: Caller) -> Any:
+        return ticket_pb(await self.desk.decline_offer(caller.agent_named(""),
                                                        _ticket_id(request.ticket_id)))
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, desk: Desk) -> None:
-        self.desk = desk
+    """Admin tokens only."""
+
+    def __init__(self, desk: Desk, gate: Gate) -> None:
+        self.desk, self.gate = desk, gate
 
     @rpc
-    async def UpsertAgent(self, request: Any, context: Any) -> Any:
+    async def UpsertAgent(self, request: Any, context: Any, caller: Caller) -> Any:
+        caller.require("admin")
         profile = await self.desk.upsert_agent(AgentProfile(
             _agent_id(request.agent_id), dict(request.skills), request.capacity,
             request.display_name))
@@ -450,7 +486,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                skills=profile.skills, capacity=profile.capacity)
 
     @rpc
-    async def UpsertSkill(self, request: Any, context: Any) -> Any:
+    async def UpsertSkill(self, request: Any, context: Any, caller: Caller) -> Any:
+        caller.require("admin")
         stored = await self.desk.upsert_skill(SkillProfile(
             request.name, request.description, request.expected_handle_seconds,
             request.target_wait_seconds, tuple(request.topic_keywords)))
@@ -460,7 +497,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                topic_keywords=list(stored.topic_keywords))
 
     @rpc
-    async def SetPolicy(self, request: Any, context: Any) -> Any:
+    async def SetPolicy(self, request: Any, context: Any, caller: Caller) -> Any:
+        caller.require("admin")
         steps = [(s.after_seconds, s.min_proficiency) for s in request.relaxation]
         policy = await self.desk.set_policy(
             request.preset, steps or None, request.agent_selection,
@@ -473,7 +511,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             sticky_window_seconds=policy.sticky.window_s)
 
     @rpc
-    async def GetQueueStats(self, request: Any, context: Any) -> Any:
+    async def GetQueueStats(self, request: Any, context: Any, caller: Caller) -> Any:
+        caller.require("admin")
         rows = await self.desk.dispatcher.skill_report()
         if request.skill:
             rows = [r for r in rows if r["skill"] == request.skill]
@@ -489,7 +528,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                                                       default=0))
 
     @rpc
-    async def PlanStaffing(self, request: Any, context: Any) -> Any:
+    async def PlanStaffing(self, request: Any, context: Any, caller: Caller) -> Any:
+        caller.require("admin")
         if not request.intervals:
             raise InvalidArgument("intervals", "give at least one interval")
         if len(request.intervals) > MAX_PLAN_INTERVALS:
@@ -553,26 +593,24 @@ def _agent_id(value: str) -> str:
     return value
 
 
-def context_agent(context: Any) -> str:
-    """The acting agent: from the ``x-agent-id`` metadata until bearer tokens carry it."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-agent-id":
-            return str(value)
-    raise InvalidArgument("x-agent-id", "metadata naming the acting agent is required")
-
-
 # ---------------------------------------------------------------- the server
-async def build_server(desk: Desk, address: str, *, reflection_on: bool = True,
+async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: bool = True,
                        watch_block_ms: int = 1000, estimate_every_s: float = 5.0,
-                       interceptors: tuple[Any, ...] = ()) -> tuple[grpc.aio.Server, int]:
-    """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port."""
+                       interceptors: tuple[Any, ...] = (),
+                       credentials: grpc.ServerCredentials | None = None,
+                       ) -> tuple[grpc.aio.Server, int]:
+    """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port.
+
+    ``credentials`` (see :mod:`adapters.grpc.tls`) serve TLS or mutual TLS on the port.
+    """
     # A request larger than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
     customer_pb2_grpc.add_CustomerServiceServicer_to_server(
-        CustomerService(desk, watch_block_ms, estimate_every_s), server)
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, watch_block_ms), server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(desk), server)
+        CustomerService(desk, gate, watch_block_ms, estimate_every_s), server)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, gate, watch_block_ms),
+                                                      server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(desk, gate), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (*SERVICE_NAMES, ""):
@@ -581,7 +619,8 @@ async def build_server(desk: Desk, address: str, *, reflection_on: bool = True,
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
+    port = (server.add_secure_port(address, credentials) if credentials is not None
+            else server.add_insecure_port(address))
     if port == 0:
         raise OSError(f"cannot bind {address}")
     return server, port

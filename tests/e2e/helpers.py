@@ -1,7 +1,15 @@
-"""A gateway on loopback for end-to-end tests, hosted in-process or on Ray, with its duties."""
+"""A gateway on loopback for end-to-end tests, hosted in-process or on Ray, with its duties.
+
+Every call needs a bearer token. The test channel adds one when a call carries none: a
+``service`` token for CustomerService (a frontend acting for the customer the request names),
+an ``agent`` token for the ``agent_id`` an AgentService request names, ``admin`` for
+AdminService. Tests of identity pass explicit tokens (``bearer``, ``as_agent``).
+"""
 
 import asyncio
+import collections
 import contextlib
+import time
 import uuid
 
 import grpc
@@ -9,16 +17,97 @@ import redis.asyncio as aioredis
 
 from adapters.desk.desk import Desk
 from adapters.desk.local import LocalDispatcher, LocalShards
+from adapters.grpc.authorization import Gate
+from adapters.grpc.limits import Limits
 from adapters.grpc.server import build_server
+from adapters.identity.tokens import TokenVerifier, mint
 from engine.policies import policy_named
 from engine.service_rules import ServiceRules
 
 RAY_ACTORS = []  # Ray actors a test started; the ``hosting`` fixture kills them afterwards
+SECRET = b"end-to-end-tests-secret-0123456789abcdef"
+
+
+def token(role, subject, ttl_s=3600.0, secret=SECRET):
+    return mint(secret, role, subject, time.time(), ttl_s)
+
+
+def bearer(role, subject, **extra):
+    """Call metadata with a token for ``subject`` in ``role`` (and any extra metadata)."""
+    return (("authorization", f"Bearer {token(role, subject)}"), *extra.items())
+
+
+def as_agent(agent_id):
+    return bearer("agent", agent_id)
+
+
+def _default_identity(method, request):
+    if isinstance(method, bytes):
+        method = method.decode()
+    if "/surgedesk.v1.AgentService/" in method:
+        return bearer("agent", getattr(request, "agent_id", "") or "nobody")
+    if "/surgedesk.v1.AdminService/" in method:
+        return bearer("admin", "ops")
+    return bearer("service", "web-frontend")
+
+
+def _with_default_identity(details, request):
+    metadata = list(details.metadata or ())
+    if not any(k == "authorization" for k, _ in metadata):
+        metadata.extend(_default_identity(details.method, request))
+    return grpc.aio.ClientCallDetails(details.method, details.timeout,
+                                      grpc.aio.Metadata(*metadata), details.credentials,
+                                      details.wait_for_ready)
+
+
+# grpc.aio files an interceptor under its first matching kind only: one class per kind.
+class _DefaultIdentityUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, details, request):
+        return await continuation(_with_default_identity(details, request), request)
+
+
+class _DefaultIdentityStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):
+        return await continuation(_with_default_identity(details, request), request)
+
+
+class _Details(collections.namedtuple("_Details", "method timeout metadata credentials "
+                                                  "wait_for_ready compression"),
+               grpc.ClientCallDetails):
+    pass
+
+
+class _SyncToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def __init__(self, token_text):
+        self.header = ("authorization", f"Bearer {token_text}")
+
+    def _details(self, d):
+        metadata = list(d.metadata or ())
+        if not any(k == "authorization" for k, _ in metadata):
+            metadata.append(self.header)
+        return _Details(d.method, d.timeout, metadata, d.credentials, d.wait_for_ready,
+                        getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+
+def with_token(channel, token_text):
+    """A blocking channel whose calls carry ``token_text`` unless they bring their own."""
+    return grpc.intercept_channel(channel, _SyncToken(token_text))
+
+
+def gateway_channel(address):
+    """A channel to a test gateway that adds the default identity to calls without one."""
+    return grpc.aio.insecure_channel(address, interceptors=[_DefaultIdentityUnary(), _DefaultIdentityStream()])
 
 
 @contextlib.asynccontextmanager
 async def served(url, hosting="in-process", *, rules=None, policy="strict", duties_s=None,
-                 with_desk=False):
+                 with_desk=False, limits=None):
     """A gateway on loopback and a channel to it, both closed afterwards. With ``duties_s`` the
     background duties of ``surgedesk serve`` (dispatcher and ticket timers) run that often."""
     rules = rules or ServiceRules()
@@ -37,10 +126,12 @@ async def served(url, hosting="in-process", *, rules=None, policy="strict", duti
         shards = LocalShards(url, rules=rules)
         dispatcher = await LocalDispatcher(url, policy_named(policy)).start()
     desk = Desk(shards, dispatcher, aioredis.Redis.from_url(url), rules=rules)
-    server, port = await build_server(desk, "127.0.0.1:0", watch_block_ms=100,
+    gate = Gate(TokenVerifier(SECRET), limits or Limits.unlimited())
+    server, port = await build_server(desk, "127.0.0.1:0", gate, watch_block_ms=100,
                                       estimate_every_s=0.1)
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = gateway_channel(f"127.0.0.1:{port}")
+    channel.target_address = f"127.0.0.1:{port}"  # for tests that need a channel without tokens
 
     async def duties():
         while True:

@@ -4,6 +4,7 @@ come back (never UNKNOWN, never INTERNAL) and the server stays healthy."""
 import asyncio
 import string
 import threading
+import time
 
 import grpc
 import pytest
@@ -16,10 +17,14 @@ from hypothesis import strategies as st
 
 from adapters.desk.desk import AgentProfile, Desk
 from adapters.desk.local import LocalDispatcher, LocalShards
+from adapters.grpc.authorization import Gate
+from adapters.grpc.limits import Limits
 from adapters.grpc.server import SERVICE_NAMES, build_server
+from adapters.identity.tokens import TokenVerifier, mint
 from engine.policies import policy_named
 from engine.service_rules import ServiceRules
 from surgedesk.v1 import admin_pb2, agent_pb2, customer_pb2
+from tests.e2e.helpers import SECRET, token
 
 DECLARED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
             grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED,
@@ -137,7 +142,8 @@ def gateway(redis_server):
         for customer in ("c1", "c2", "c3"):
             view = await desk.start_conversation(customer, "app", "presale", 0, "hello")
             TICKETS.append(view.record.ticket_id)
-        server, port = await build_server(desk, "127.0.0.1:0", watch_block_ms=50)
+        gate = Gate(TokenVerifier(SECRET), Limits.unlimited())
+        server, port = await build_server(desk, "127.0.0.1:0", gate, watch_block_ms=50)
         await server.start()
         state.update(server=server, port=port)
         ready.set()
@@ -160,8 +166,20 @@ def gateway(redis_server):
 
 METADATA_VALUES = st.one_of(st.sampled_from(KNOWN_IDS),
                             st.text(alphabet=string.ascii_letters + " -_", max_size=30))
-METADATA = st.one_of(st.none(), st.lists(st.tuples(
-    st.sampled_from(["x-agent-id", "authorization", "x-other"]), METADATA_VALUES), max_size=2))
+# Mostly a valid token of some role for a known subject (so calls get past the gate), else a
+# forged, expired, malformed or missing one; sometimes acting on behalf of someone.
+VALID = st.builds(lambda role, subject: f"Bearer {token(role, subject)}",
+                  st.sampled_from(["customer", "agent", "service", "admin"]),
+                  st.sampled_from(KNOWN_IDS))
+BROKEN = st.one_of(
+    METADATA_VALUES, st.builds(lambda v: f"Bearer {v}", METADATA_VALUES),
+    st.just(f"Bearer {token('admin', 'ops', secret=b'another-deployment-secret-0123456789')}"),
+    st.just(f"Bearer {mint(SECRET, 'agent', 'ann', time.time() - 7200, 3600)}"),  # expired
+    st.just("Bearer a.b.c"))
+AUTH = st.one_of(VALID, VALID, VALID, BROKEN).map(lambda v: ("authorization", v))
+EXTRA = st.lists(st.tuples(st.sampled_from(["x-on-behalf-of", "authorization", "x-other"]),
+                           METADATA_VALUES), max_size=2)
+METADATA = st.one_of(st.none(), EXTRA, st.builds(lambda a, extra: [a, *extra], AUTH, EXTRA))
 calls = st.sampled_from(METHODS).flatmap(
     lambda m: st.tuples(st.just(m), message_of(m[1].input_type), METADATA))
 

@@ -16,7 +16,7 @@ from surgedesk.v1 import (
     customer_pb2,
     customer_pb2_grpc,
 )
-from tests.e2e.helpers import served
+from tests.e2e.helpers import as_agent, served
 
 S = common_pb2
 
@@ -55,7 +55,7 @@ def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run, hostin
             assert queue.state == S.TICKET_STATE_QUEUED and queue.estimate.tickets_ahead == 0
             assert queue.estimate.wait_p90_seconds >= queue.estimate.wait_p50_seconds > 0
 
-            as_ann = (("x-agent-id", "ann"),)
+            as_ann = as_agent("ann")
             reply = await agents.SendMessage(agent_pb2.AgentSendMessageRequest(
                 ticket_id=t.ticket_id, text="how can I help?"), metadata=as_ann)
             assert reply.ticket.state == S.TICKET_STATE_AWAITING_CUSTOMER

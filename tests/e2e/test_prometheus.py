@@ -82,15 +82,21 @@ def test_prometheus_scrapes_the_engine_and_promql_sees_the_scenario(redis_url, r
 async def drive_and_check(metrics, prometheus, promtool, tmp_path):
     # ``served`` builds its server without the metrics interceptor (surgedesk serve installs
     # it): the scenario runs through a second, instrumented server on the same desk.
-    from adapters.grpc.server import build_server
-    from surgedesk.v1 import admin_pb2_grpc, agent_pb2_grpc, customer_pb2_grpc
-
-    desk = metrics.desk_metrics.desk
-    server, port = await build_server(desk, "127.0.0.1:0", interceptors=(metrics.grpc_metrics,))
-    await server.start()
     import grpc
 
-    instrumented = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    from adapters.grpc.authorization import Gate
+    from adapters.grpc.limits import Limits
+    from adapters.grpc.server import build_server
+    from adapters.identity.tokens import TokenVerifier
+    from surgedesk.v1 import admin_pb2_grpc, agent_pb2_grpc, customer_pb2_grpc
+    from tests.e2e.helpers import SECRET, as_agent, gateway_channel
+
+    desk = metrics.desk_metrics.desk
+    gate = Gate(TokenVerifier(SECRET), Limits.unlimited())
+    server, port = await build_server(desk, "127.0.0.1:0", gate,
+                                      interceptors=(metrics.grpc_metrics,))
+    await server.start()
+    instrumented = gateway_channel(f"127.0.0.1:{port}")
     try:
         customers = customer_pb2_grpc.CustomerServiceStub(instrumented)
         agents = agent_pb2_grpc.AgentServiceStub(instrumented)
@@ -111,7 +117,7 @@ async def drive_and_check(metrics, prometheus, promtool, tmp_path):
             tickets.append(reply.ticket.ticket_id)
         await asyncio.sleep(0.3)  # the second customer waits a moment
         await agents.CloseTicket(agent_pb2.CloseTicketRequest(ticket_id=tickets[0]),
-                                 metadata=(("x-agent-id", "ann"),))
+                                 metadata=as_agent("ann"))
         with pytest.raises(grpc.aio.AioRpcError):
             await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(ticket_id=""))
 

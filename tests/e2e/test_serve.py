@@ -12,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from surgedesk.v1 import agent_pb2, agent_pb2_grpc, common_pb2, customer_pb2, customer_pb2_grpc
+from tests.e2e.helpers import with_token
 
 pytestmark = pytest.mark.slow
 S = common_pb2
@@ -31,12 +32,20 @@ def start(data_dir, port):
     started = time.monotonic()
     line = proc.stdout.readline()
     assert "serving on" in line, line + proc.stdout.read() if proc.poll() is not None else line
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    health = health_pb2_grpc.HealthStub(channel)
+    plain = grpc.insecure_channel(f"127.0.0.1:{port}")
+    health = health_pb2_grpc.HealthStub(plain)  # health needs no token
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == (
         health_pb2.HealthCheckResponse.SERVING)
     assert time.monotonic() - started < 20  # ready within 20 s
-    return proc, channel
+    # Tokens as a deployment mints them: `surgedesk token` with the engine's secret.
+    return proc, with_token(plain, cli_token(data_dir, "service", "web"))
+
+
+def cli_token(data_dir, role, subject):
+    out = subprocess.run([sys.executable, "-m", "adapters.cli", "token", "--role", role,
+                          "--subject", subject, "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 def test_serve_survives_kill_9_with_tickets_queues_assignments_and_cursors(tmp_path):
@@ -51,9 +60,10 @@ def test_serve_survives_kill_9_with_tickets_queues_assignments_and_cursors(tmp_p
                 customer_id=f"c{i}", channel=S.CHANNEL_APP, skill="presale",
                 first_message=f"hello {i}", idempotency_key=f"k{i}"))
             tickets.append(reply.ticket.ticket_id)
+        as_ann = (("authorization", f"Bearer {cli_token(tmp_path / 'data', 'agent', 'ann')}"),)
         agents.SetPresence(agent_pb2.SetPresenceRequest(agent_id="ann",
-                                                        presence=S.PRESENCE_ONLINE))
-        as_ann = (("x-agent-id", "ann"),)
+                                                        presence=S.PRESENCE_ONLINE),
+                           metadata=as_ann)
         agents.SendMessage(agent_pb2.AgentSendMessageRequest(ticket_id=tickets[0], text="hi"),
                            metadata=as_ann)
         watch = customers.WatchTicket(customer_pb2.WatchTicketRequest(ticket_id=tickets[0]))
@@ -83,7 +93,7 @@ def test_serve_survives_kill_9_with_tickets_queues_assignments_and_cursors(tmp_p
         resumed.cancel()
         assert nxt.message.text == "hi" and nxt.cursor > seen[-1].cursor
         # Ann's load came back: closing one conversation gives her exactly the next in line.
-        as_ann = (("x-agent-id", "ann"),)
+        as_ann = (("authorization", f"Bearer {cli_token(tmp_path / 'data', 'agent', 'ann')}"),)
         closed = agents.CloseTicket(agent_pb2.CloseTicketRequest(ticket_id=tickets[0]),
                                     metadata=as_ann)
         assert closed.state == S.TICKET_STATE_CLOSED

@@ -19,7 +19,7 @@ from surgedesk.v1 import (
     customer_pb2,
     customer_pb2_grpc,
 )
-from tests.e2e.helpers import served
+from tests.e2e.helpers import as_agent, served
 
 S = common_pb2
 QUIET = dict(slow_reply_alarm_s=0, silence_reminder_s=0, silence_close_s=0,
@@ -61,7 +61,7 @@ class Frontend:
 
     async def say(self, agent_id, ticket_id, text):
         return await self.agents.SendMessage(agent_pb2.AgentSendMessageRequest(
-            ticket_id=ticket_id, text=text), metadata=(("x-agent-id", agent_id),))
+            ticket_id=ticket_id, text=text), metadata=as_agent(agent_id))
 
     async def history_of(self, ticket_id, until, timeout=10.0, expect=True):
         """Ticket events from the start until ``until(event)`` is true (or, with ``expect``
@@ -88,10 +88,6 @@ async def _collect(stream, until, timeout, expect):
     finally:
         stream.cancel()
     return seen
-
-
-def as_agent(agent_id):
-    return (("x-agent-id", agent_id),)
 
 
 async def eventually(probe, timeout=10.0):

@@ -1,0 +1,1 @@
+"""Who is calling: signed bearer tokens and the secret that signs them."""
