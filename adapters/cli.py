@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates (mTLS)")
     serve.add_argument("--no-reflection", action="store_true", help="hide server reflection")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
+    serve.add_argument("--reconcile-s", type=float, default=60.0,
+                       help="how often tickets and routing are checked against each other (s)")
     serve.add_argument("--metrics-host", default="127.0.0.1")
     serve.add_argument("--metrics-port", type=int, default=9464,
                        help="Prometheus /metrics port (0: any free port)")

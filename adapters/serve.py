@@ -148,7 +148,7 @@ async def run(args: Any) -> int:
                 await desk.tick()
             with contextlib.suppress(Exception):
                 await desk.run_timers()
-            if beats % max(1, int(60 / args.tick_s)) == 0:
+            if beats % max(1, int(args.reconcile_s / args.tick_s)) == 0:
                 with contextlib.suppress(Exception):
                     await desk.reconcile()
                 for host in shards:

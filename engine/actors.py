@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from engine.errors import ActorStopped, Overloaded
+from engine.errors import ActorStopped, CallerError, Overloaded
 
 S = TypeVar("S")
 
@@ -125,15 +125,15 @@ class ActorHost(Generic[S]):
     async def _drain(self, activation: _Activation[S]) -> None:
         entity_id = activation.entity_id
         try:
-            if not activation.loaded:
-                try:
-                    activation.state = await self._behaviour.load(entity_id)
-                    activation.loaded = True
-                except Exception as exc:  # the store failed: every waiting request learns why
-                    self._fail_all(activation, exc)
-                    self._active.pop(entity_id, None)
-                    return
             while activation.mailbox:
+                if not activation.loaded:
+                    try:
+                        activation.state = await self._behaviour.load(entity_id)
+                        activation.loaded = True
+                    except Exception as exc:  # the store failed: every waiting request learns
+                        self._fail_all(activation, exc)
+                        self._active.pop(entity_id, None)
+                        return
                 envelope = activation.mailbox.popleft()
                 self._messages += 1
                 try:
@@ -145,6 +145,10 @@ class ActorHost(Generic[S]):
                     raise
                 except Exception as exc:
                     self._failures += 1
+                    if not isinstance(exc, CallerError):
+                        # Not a refusal: the store failed or moved on, and a write may have
+                        # landed unanswered. The next message reloads from the store.
+                        activation.loaded = False
                     if envelope.reply is not None and not envelope.reply.done():
                         envelope.reply.set_exception(exc)
                 else:

@@ -27,6 +27,7 @@ asks each ticket whose timer is due to fire it and then carries out what followe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -49,6 +50,7 @@ from adapters.redis.journal import (
     decode,
 )
 from adapters.redis.ticket_actor import CheckTimers, ReadTicket, TicketReply
+from adapters.transient import is_transient
 from engine.agent import (
     AgentRecord,
     ChangePresence,
@@ -59,6 +61,7 @@ from engine.agent import (
 )
 from engine.dispatcher import QueueStatus
 from engine.errors import (
+    AlreadyExists,
     IllegalTransition,
     InvalidArgument,
     NotFound,
@@ -164,6 +167,8 @@ class Desk:
         self._redis: Any = client
         self._clock = clock
         self._targets: dict[str, float] = {}  # skill -> its own queue target, if it has one
+        # Routing follow-ups that met a component away; bounded: reconcile covers overflow.
+        self._unfinished: collections.deque[TicketReply] = collections.deque(maxlen=100_000)
         # Told each dispatch lag (seconds from the fact reaching the gateway to the assignment
         # delivered to the ticket), for the metrics.
         self.on_dispatch: Callable[[float], None] | None = None
@@ -335,7 +340,28 @@ class Desk:
             await self.shards.ask(ticket_id, PostMessage("customer", customer_id, text, channel,
                                                          key))
         view = await self.view(ticket_id)
+        if view.status is None and await self._queue_again(view.record):
+            view = await self.view(ticket_id)
         return TicketView(view.record, view.status, resumed=True)
+
+    async def _queue_again(self, record: TicketRecord) -> bool:
+        """Queue a QUEUED ticket routing does not know -- its TicketQueued was lost to a crash
+        between the ticket's journal and the dispatcher's -- with its original arrival (and
+        work-order deadline), so it keeps its place. False if routing knew it after all."""
+        if record.state.value != "QUEUED" or record.offered_to or record.agent_id:
+            return False
+        wo = record.work_order
+        event = TicketQueued(record.ticket_id, record.skill, record.vip_tier,
+                             arrival_s=record.queued_since_s,
+                             deadline_s=wo.due_s if wo is not None and wo.status != "done"
+                             else None)
+        try:
+            out, _ = await self.dispatcher.queue(event)
+        except AlreadyExists:  # waiting, or held with an assignment reconcile delivers
+            return False
+        if out:
+            await self._deliver(out)
+        return True
 
     @staticmethod
     def _ticket_id(customer_id: str, idempotency_key: str) -> str:
@@ -400,7 +426,31 @@ class Desk:
         await self.shards.ask(ticket_id, RateTicket(customer_id, score, comment))
 
     async def _follow_up(self, reply: TicketReply) -> None:
-        """Tell routing what a ticket's own change means for it. Idempotent per event."""
+        """Tell routing what a ticket's own change means for it. Idempotent per event.
+
+        The ticket's change is already durable, so the call that made it succeeds even if
+        routing is away for a moment (Redis or the dispatcher restarting): the follow-up is
+        kept and retried on every tick until routing takes it. If the gateway dies first,
+        :meth:`reconcile` repairs the same gap from the journals."""
+        try:
+            await self._follow_up_now(reply)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._unfinished.append(reply)
+
+    async def _retry_follow_ups(self) -> None:
+        while self._unfinished:
+            reply = self._unfinished[0]
+            try:
+                await self._follow_up_now(reply)
+            except Exception as exc:
+                if is_transient(exc):
+                    return  # still away: next tick
+                raise
+            self._unfinished.popleft()
+
+    async def _follow_up_now(self, reply: TicketReply) -> None:
         record = reply.record
         for event in reply.events:
             if isinstance(event, OfferWithdrawn):
@@ -520,8 +570,10 @@ class Desk:
 
     # ------------------------------------------------------------------ assignments
     async def reconcile(self) -> int:
-        """Make tickets agree with the dispatcher after a crash. O(busy slots). Returns how
-        many it repaired. For each ticket the dispatcher says agent H holds:
+        """Make tickets agree with the dispatcher after a crash. O(open tickets) (one scan of
+        the customers' open-ticket keys and a status lookup each). Returns how many it
+        repaired. An open QUEUED ticket that routing neither holds nor has in line is queued
+        again with its original arrival. For each ticket the dispatcher says agent H holds:
 
         * the ticket is open with H: nothing to do;
         * it is QUEUED and H is the agent it last went back to the line from: the ticket was
@@ -531,7 +583,23 @@ class Desk:
         * it ended (or never existed): free the slot.
         """
         repaired = 0
-        for agent_id, ticket_ids in (await self.dispatcher.holdings()).items():
+        holdings = await self.dispatcher.holdings()
+        held = {t for tickets in holdings.values() for t in tickets}
+        async for ticket_id in self.journal.open_tickets():
+            if ticket_id in held:
+                continue
+            try:
+                await self.dispatcher.queue_status(ticket_id)
+                continue  # waiting in line
+            except NotWaiting:
+                pass
+            try:
+                orphan = (await self.shards.ask(ticket_id, ReadTicket())).record
+            except NotFound:
+                continue
+            if await self._queue_again(orphan):
+                repaired += 1
+        for agent_id, ticket_ids in holdings.items():
             for ticket_id in ticket_ids:
                 try:
                     record: TicketRecord | None = (
@@ -554,6 +622,7 @@ class Desk:
 
     async def tick(self) -> int:
         """Run the dispatcher's due timers and deliver what they assign. Returns how many."""
+        await self._retry_follow_ups()
         since = time.monotonic()
         out = await self.dispatcher.tick()
         await self._deliver(out, since=since)

@@ -2,14 +2,16 @@
 
 Every class of :mod:`engine.errors` appears in :data:`STATUS_OF` (a test walks the module to
 make sure). Lookup follows the class's method resolution order, so a new subclass inherits its
-family's code until it gets a row of its own. Anything that is not an engine error is a bug: it
-becomes ``INTERNAL`` with a message that hides the internals, never ``UNKNOWN``.
+family's code until it gets a row of its own. Storage or actors being away (Redis restarting,
+a Ray actor being restarted) is UNAVAILABLE: retry. Anything else that is not an engine error
+is a bug: it becomes ``INTERNAL`` with a message that hides the internals, never ``UNKNOWN``.
 """
 
 from __future__ import annotations
 
 import grpc
 
+from adapters.transient import is_transient
 from engine import errors
 
 STATUS_OF: dict[type[errors.SurgedeskError], grpc.StatusCode] = {
@@ -44,4 +46,8 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
             code = STATUS_OF.get(cls)
             if code is not None:
                 return code, str(exc)
+    if is_transient(exc):
+        return grpc.StatusCode.UNAVAILABLE, (
+            f"a component is restarting ({type(exc).__name__}); retry with the same "
+            "idempotency key")
     return FALLBACK, FALLBACK_MESSAGE

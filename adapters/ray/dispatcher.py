@@ -8,6 +8,7 @@ order and the agents with their loads. Chat messages never pass through here.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -33,15 +34,22 @@ class DispatcherHost:
         self._estimator = EstimatorConfig(prior_handle_s=prior_handle_s)
         self._stream = stream
         self._service: DispatcherService | None = None
+        self._starting: asyncio.Lock | None = None
 
     async def _started(self) -> DispatcherService:
+        # Calls arrive concurrently after a restart: exactly one of them rebuilds the core
+        # (two cores would each assign the same waiting tickets).
         if self._service is None:
-            service = DispatcherService(
-                aioredis.Redis.from_url(self._redis_url),
-                lambda: DispatcherCore(self._policy, self._estimator), time.time,
-                stream=self._stream)
-            await service.start()
-            self._service = service
+            if self._starting is None:
+                self._starting = asyncio.Lock()
+            async with self._starting:
+                if self._service is None:
+                    service = DispatcherService(
+                        aioredis.Redis.from_url(self._redis_url),
+                        lambda: DispatcherCore(self._policy, self._estimator), time.time,
+                        stream=self._stream)
+                    await service.start()
+                    self._service = service
         return self._service
 
     async def submit_many(self, events: list[Event]) -> list[Any]:

@@ -15,6 +15,12 @@ returned again.
 An event the core refuses was journaled all the same; it is refused again, identically, on
 replay, and changes nothing either time.
 
+Redis failing under a batch (killed, restarting) is answered with :class:`Recovering` and the
+core is left as it was. The append may nevertheless have landed (the reply was lost), so before
+the next batch the service reads the stream after the last id it applied and applies whatever
+landed, as a replay would: memory never drifts from the journal. Assignments those events cause
+are handed to the next caller with its own (the desk delivers every assignment it gets back).
+
 Snapshots keep restarts short: every ``snapshot_every`` events the core is saved (pickled: it
 is plain Python data, and Redis is the engine's own trusted store) under ``{stream}:snapshot``
 with the stream id it covers, and the stream is trimmed up to that id. A restart loads the
@@ -25,6 +31,7 @@ entries the replay skips.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import pickle
 from collections.abc import Callable
@@ -35,7 +42,7 @@ import msgpack
 import redis.asyncio as aioredis
 
 from engine.dispatcher import DispatcherCore
-from engine.errors import InvalidArgument, SurgedeskError
+from engine.errors import InvalidArgument, Recovering, SurgedeskError
 from engine.events import (
     AgentPresenceChanged,
     AgentShiftEnded,
@@ -100,6 +107,9 @@ class DispatcherService:
         self.snapshots = 0
         self._last_id = "-"
         self._since_snapshot = 0
+        self._unsure = False  # an append failed: it may have landed all the same
+        self._orphans: list[Command] = []  # assignments of events that landed unanswered
+        self.resyncs = 0
 
     @property
     def snapshot_key(self) -> str:
@@ -115,17 +125,8 @@ class DispatcherService:
             self.core = pickle.loads(data["core"])
             self._last_now_s = float(data["now_s"])
             last = data["cursor"]
-        while True:
-            start = last if last == "-" else f"({last}"  # exclusive: after the last applied
-            rows = await self._redis.xrange(self.stream, min=start, count=5000)
-            if not rows:
-                break
-            for _cursor, fields in rows:
-                event, now_s = decode(fields[b"e"])
-                self._apply(event, now_s)
-                self.replayed += 1
-            last = rows[-1][0].decode()
         self._last_id = last
+        await self._catch_up()
         self._worker = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -148,6 +149,31 @@ class DispatcherService:
         self._wake.set()
         return await future
 
+    async def _catch_up(self, *, collect: bool = False) -> None:
+        """Apply the stream's entries after the last applied id, as a replay does. O(entries)."""
+        last = self._last_id
+        while True:
+            start = last if last == "-" else f"({last}"  # exclusive: after the last applied
+            rows = await self._redis.xrange(self.stream, min=start, count=5000)
+            if not rows:
+                break
+            for _cursor, fields in rows:
+                event, now_s = decode(fields[b"e"])
+                out = self._apply(event, now_s, replaying=True)
+                if collect:
+                    self._orphans.extend(out)
+                self.replayed += 1
+            last = rows[-1][0].decode()
+            self._last_id = last
+
+    @staticmethod
+    def _fail(batch: list[tuple[Event, asyncio.Future[list[Command]]]],
+              exc: BaseException) -> None:
+        error = Recovering(f"routing journal unavailable ({type(exc).__name__}); retry")
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
@@ -155,16 +181,24 @@ class DispatcherService:
             while self._pending:
                 batch = self._pending[: self.batch_max]
                 del self._pending[: len(batch)]
+                if self._unsure:
+                    try:
+                        await self._catch_up(collect=True)
+                    except Exception as exc:  # noqa: BLE001 - still down: answer, retry later
+                        self._fail(batch, exc)
+                        await asyncio.sleep(0.05)
+                        continue
+                    self._unsure = False
+                    self.resyncs += 1
                 now_s = max(self._last_now_s, float(self._clock()))
                 pipe = self._redis.pipeline(transaction=False)
                 for event, _ in batch:
                     pipe.xadd(self.stream, {"e": encode(event, now_s)})
                 try:
                     ids = await pipe.execute()
-                except Exception as exc:  # Redis down: nothing was applied, callers learn why
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                except Exception as exc:  # noqa: BLE001 - Redis down: nothing applied here
+                    self._unsure = True
+                    self._fail(batch, exc)
                     continue
                 self.batches += 1
                 last = ids[-1]
@@ -177,10 +211,13 @@ class DispatcherService:
                         if not future.done():
                             future.set_exception(exc)
                     else:
+                        if self._orphans and not future.done():
+                            out, self._orphans = [*self._orphans, *out], []
                         if not future.done():
                             future.set_result(out)
                 if self._since_snapshot >= self.snapshot_every:
-                    await self.snapshot()
+                    with contextlib.suppress(Exception):  # Redis away: the next batch retries
+                        await self.snapshot()
 
     async def snapshot(self) -> None:
         """Save the core with the stream id it covers, then trim the stream up to it."""
@@ -194,11 +231,11 @@ class DispatcherService:
         self._since_snapshot = 0
         self.snapshots += 1
 
-    def _apply(self, event: Event, now_s: float) -> list[Command]:
+    def _apply(self, event: Event, now_s: float, *, replaying: bool = False) -> list[Command]:
         self._last_now_s = max(self._last_now_s, now_s)
         try:
             return self.core.handle(event, now_s)
         except SurgedeskError:
-            if not self._worker:  # replaying: a refusal is part of the history
+            if replaying:  # a refusal is part of the history
                 return []
             raise

@@ -20,7 +20,7 @@ Opening a ticket for a customer who has another one open is refused in the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +226,14 @@ class TicketJournal:
         open_id, last_id = await pipe.execute()
         return (None if open_id is None else _id(open_id),
                 None if last_id is None else _id(last_id))
+
+    async def open_tickets(self) -> AsyncIterator[str]:
+        """Every open ticket (one per customer with one), by a SCAN of the open-ticket keys:
+        O(keys) in batches, without blocking Redis."""
+        async for key in self._redis.scan_iter(match="sd:c:*:open", count=1000):
+            value = await self._redis.get(key)
+            if value is not None:
+                yield _id(value)
 
     async def open_ticket_of(self, customer_id: str) -> str | None:
         value = await self._redis.get(open_key(customer_id))

@@ -45,3 +45,17 @@ def test_a_python_bug_is_internal_not_unknown_and_hides_its_details():
     code, message = status_of(KeyError("secret-internal-key"))
     assert code is FALLBACK is grpc.StatusCode.INTERNAL
     assert "secret" not in message
+
+
+def test_storage_or_actors_away_is_unavailable_not_internal():
+    import ray.exceptions
+    import redis.exceptions
+
+    for exc in (redis.exceptions.ConnectionError("Connection refused"),
+                redis.exceptions.TimeoutError("timed out"),
+                redis.exceptions.BusyLoadingError("loading the dataset"),
+                ray.exceptions.RayActorError(), ConnectionResetError()):
+        code, message = status_of(exc)
+        assert code is grpc.StatusCode.UNAVAILABLE, exc
+        assert "retry" in message
+    assert status_of(redis.exceptions.ResponseError("WRONGTYPE"))[0] is FALLBACK
