@@ -31,6 +31,8 @@ from engine.errors import WorldChangedError
 from engine.outcomes import Count
 from engine.ticket import Event, StateMoved, TicketOpened, event_from_dict, event_to_dict
 
+AGENT_STREAM_KEEP = 10_000  # entries per agent watch stream; the tickets' own streams keep all
+
 _APPEND = """
 -- KEYS: stream, open pointer, customer's tickets, timers, counters, mirror streams...
 -- ARGV: version, n, events[n], op, ticket id, deadline, n counters, (field, amount)[...]
@@ -51,7 +53,8 @@ local ids = {}
 for i = 1, n do
   ids[i] = redis.call('XADD', stream, '*', 'e', ARGV[2 + i])
   for k = 6, #KEYS do
-    redis.call('XADD', KEYS[k], '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
+    -- watch streams are copies: keep about the last AGENT_STREAM_KEEP entries of each
+    redis.call('XADD', KEYS[k], 'MAXLEN', '~', 'AGENT_STREAM_KEEP', '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
   end
 end
 local deadline = ARGV[5 + n]
@@ -73,7 +76,7 @@ elseif op == 'close' then
   end
 end
 return ids
-"""
+""".replace("'AGENT_STREAM_KEEP'", f"'{AGENT_STREAM_KEEP}'")
 
 
 class StaleWriter(WorldChangedError):
@@ -121,7 +124,9 @@ def parse_counter_field(field: bytes) -> tuple[str, tuple[tuple[str, str], ...]]
 
 def agent_stream(agent_id: str) -> str:
     """The agent's watch stream: copies of the events of tickets it holds, is offered, is
-    consulted on, or (supervisors) is alarmed about."""
+    consulted on, or (supervisors) is alarmed about. Bounded: about the last
+    :data:`AGENT_STREAM_KEEP` entries are kept (a watcher further behind resumes from the
+    oldest kept; each ticket's own stream keeps its whole history)."""
     return f"sd:a:{agent_id}"
 
 

@@ -78,3 +78,25 @@ def test_a_watch_resumes_from_its_cursor_without_loss_or_repeat(redis_url, run):
         assert await j.read_after("t3", got[-1].cursor) == []
         assert await j.read_after("t3", got[-1].cursor, block_ms=50) == []
     run(scenario())
+
+
+def test_agent_watch_streams_are_bounded_and_ticket_streams_keep_everything(redis_url, run):
+    from adapters.redis.journal import _APPEND, AGENT_STREAM_KEEP, agent_stream, stream_key
+
+    async def scenario():
+        client = aioredis.Redis.from_url(redis_url)
+        j = TicketJournal(client)
+        j._append = client.register_script(  # the same script, with a small bound to test
+            _APPEND.replace(f"'{AGENT_STREAM_KEEP}'", "'50'"))
+        events = open_ticket(OpenTicket("t9", "c9", "app", "presale"), 0.0)
+        version = len(await j.append("t9", "c9", 0, events, mirrors=["ann"]))
+        record = replay(events)
+        for i in range(400):
+            new = decide(record, PostMessage("customer", "c9", f"m{i}"), float(i))
+            version += len(await j.append("t9", "c9", version, new, mirrors=["ann"]))
+            record = replay(new, record)
+        kept = await client.xlen(agent_stream("ann"))
+        assert 50 <= kept < 250  # "about": Redis trims whole nodes of up to 100 entries
+        assert await client.xlen(stream_key("t9")) == version
+
+    run(scenario())
