@@ -16,10 +16,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapters.redis.server import EmbeddedRedis
+from tests.chaos.surge import SurgePlan
 
 SECRET = b"chaos-tests-secret-0123456789abcdefghij"
 FULL = os.environ.get("SURGEDESK_CHAOS") == "full"  # the long form; CI runs the reduced one
 POLICY = "strict"
+PLAN = SurgePlan(customers=600, arrival_s=40.0, agents=12) if FULL else SurgePlan()
 
 
 def free_port():
@@ -110,10 +112,9 @@ class Engine:
 
 
 @pytest.fixture
-def engine(ray_session, tmp_path, request):
+def engine(ray_session, tmp_path):
     kill_named_actors()  # another test's deployment, if any
-    agents, capacity = getattr(request, "param", (6, 2))
-    deployment = Engine(tmp_path, agents, capacity)
+    deployment = Engine(tmp_path, PLAN.agents, PLAN.capacity)
     deployment.start_gateway()
     yield deployment
     deployment.stop()

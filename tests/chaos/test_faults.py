@@ -10,13 +10,12 @@ import time
 
 import pytest
 
-from tests.chaos.conftest import FULL, POLICY, SECRET
+from tests.chaos.conftest import FULL, PLAN, POLICY, SECRET
 from tests.chaos.invariants import check
-from tests.chaos.surge import Surge, SurgePlan
+from tests.chaos.surge import Surge
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
-PLAN = SurgePlan(customers=600, arrival_s=40.0, agents=12) if FULL else SurgePlan()
 FAULTS = 3 if FULL else 1
 
 
