@@ -134,11 +134,16 @@ class Gate:
         self._limit(limiter, f"{claims.role}\0{claims.subject}", "this token")
         caller = Caller(claims.role, claims.subject, on_behalf)
         if caller.role == "customer":
-            self.customer(caller.subject)
+            self._customer(caller.subject)
         return caller
 
-    def customer(self, customer_id: str) -> None:
-        """Count one call for ``customer_id`` (customers themselves and services for them)."""
+    def count_for(self, caller: Caller, customer_id: str) -> None:
+        """Count one call for ``customer_id``, made by a service or admin on its behalf (a
+        customer's own calls were counted by :meth:`caller`)."""
+        if caller.role != "customer":
+            self._customer(customer_id)
+
+    def _customer(self, customer_id: str) -> None:
         self._limit(self._per_customer, customer_id, f"customer {customer_id!r}")
 
     def _limit(self, limiter: RateLimiter, key: str, who: str) -> None:

@@ -269,7 +269,7 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
         """The ticket a customer-side write goes to and the customer it acts for."""
         record = (await self.desk.view(_ticket_id(ticket_id))).record
         customer_id = caller.customer_of(record)
-        self.gate.customer(customer_id)
+        self.gate.count_for(caller, customer_id)
         return record, customer_id
 
     def _reader(self, caller: Caller) -> Callable[[TicketRecord], None]:
@@ -279,15 +279,14 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
         def check(record: TicketRecord) -> None:
             caller.check_read(record)
             if caller.role == "service":
-                self.gate.customer(record.customer_id)
+                self.gate.count_for(caller, record.customer_id)
 
         return check
 
     @rpc
     async def StartConversation(self, request: Any, context: Any, caller: Caller) -> Any:
         customer_id = caller.customer_named(request.customer_id)
-        if caller.role != "customer":
-            self.gate.customer(customer_id)
+        self.gate.count_for(caller, customer_id)
         skill = request.skill
         if not skill:
             if not request.topic.strip():
@@ -328,8 +327,7 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
     @rpc
     async def GetHistory(self, request: Any, context: Any, caller: Caller) -> Any:
         customer_id = caller.customer_named(request.customer_id, reading=True)
-        if caller.role != "customer":
-            self.gate.customer(customer_id)
+        self.gate.count_for(caller, customer_id)
         records, messages = await self.desk.history(customer_id)
         by_ticket = {r.ticket_id for r in records}
         return customer_pb2.GetHistoryResponse(

@@ -20,13 +20,12 @@ from typing import Any
 
 import ray
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.ray.batching import Coalescer
 from adapters.redis.agent_actor import AgentBehaviour
 from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
+from adapters.transient import is_transient
 from engine.actors import ActorHost
 from engine.errors import Recovering, SurgedeskError
 from engine.service_rules import ServiceRules
@@ -39,7 +38,7 @@ def portable(exc: BaseException, where: str) -> SurgedeskError:
     """An error that crosses back to the gateway with a meaning the error table knows."""
     if isinstance(exc, SurgedeskError):
         return exc
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError):
+    if is_transient(exc):
         return Recovering(f"{where}: storage unavailable ({type(exc).__name__})")
     return SurgedeskError(f"{where}: {type(exc).__name__}: {exc}")
 

@@ -5,7 +5,6 @@ Redis server of the test's own -- each of which a test may kill."""
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapters.redis.server import EmbeddedRedis
 from tests.chaos.surge import SurgePlan
+from tests.e2e.helpers import free_port
 
 SECRET = b"chaos-tests-secret-0123456789abcdefghij"
 FULL = os.environ.get("SURGEDESK_CHAOS") == "full"  # the long form; CI runs the reduced one
 POLICY = "strict"
 PLAN = SurgePlan(customers=600, arrival_s=40.0, agents=12) if FULL else SurgePlan()
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def desk_file(path, agents, capacity):

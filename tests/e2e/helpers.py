@@ -9,6 +9,7 @@ AdminService. Tests of identity pass explicit tokens (``bearer``, ``as_agent``).
 import asyncio
 import collections
 import contextlib
+import socket
 import time
 import uuid
 
@@ -26,6 +27,12 @@ from engine.service_rules import ServiceRules
 
 RAY_ACTORS = []  # Ray actors a test started; the ``hosting`` fixture kills them afterwards
 SECRET = b"end-to-end-tests-secret-0123456789abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def token(role, subject, ttl_s=3600.0, secret=SECRET):

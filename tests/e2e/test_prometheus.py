@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -22,7 +21,7 @@ from adapters.desk.desk import AgentProfile
 from adapters.metrics.exposition import serve_metrics
 from engine.service_rules import ServiceRules
 from surgedesk.v1 import admin_pb2, agent_pb2, common_pb2, customer_pb2
-from tests.e2e.helpers import served
+from tests.e2e.helpers import free_port, served
 
 ROOT = Path(__file__).resolve().parents[2]
 S = common_pb2
@@ -36,11 +35,6 @@ def _binary(name):
         pytest.skip(f"{name} not installed (apt-get install prometheus)")
     return path
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=5.0):

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from surgedesk.v1 import agent_pb2, agent_pb2_grpc, common_pb2, customer_pb2, customer_pb2_grpc
-from tests.e2e.helpers import with_token
+from tests.e2e.helpers import free_port, with_token
 
 pytestmark = pytest.mark.slow
 S = common_pb2
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(data_dir, port):
