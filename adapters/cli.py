@@ -63,6 +63,98 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0 if report["lost"] == 0 else 1
 
 
+def _surge(args: argparse.Namespace) -> int:
+    import os
+
+    from benchmarks.population import build_population
+    from benchmarks.report import build_report, write_plots, write_records, write_report
+    from benchmarks.scenario import load_scenario
+    from benchmarks.simulator import simulate
+    from benchmarks.surge import (
+        SurgeOptions,
+        agreement,
+        client_summary,
+        latency_summary,
+        latency_timeline,
+        records_of,
+        run_surge,
+        timeline_of,
+    )
+    from engine.policies import policy_named
+
+    scenario = load_scenario(args.scenario)
+    population = build_population(scenario)
+    secret = None
+    if args.target:
+        from adapters.identity.secret_store import load_secret
+
+        if not (os.environ.get("SURGEDESK_TOKEN_SECRET") or args.secret_file):
+            raise InvalidArgument("secret-file", "a --target needs its token secret: set "
+                                  "SURGEDESK_TOKEN_SECRET or pass --secret-file")
+        secret = load_secret("surgedesk-data", args.secret_file)
+    options = SurgeOptions(speedup=args.speedup, target=args.target, workers=args.workers,
+                           hosting=args.hosting, secret=secret, drain_s=args.drain_s,
+                           policy=args.policy, engine_log=args.engine_log,
+                           greet=not args.no_greeting)
+    policy_name = args.policy or scenario.policy or "default"
+    simulated = simulate(population, policy_named(policy_name), process=scenario.process,
+                         seed=scenario.seed)
+    sim_report = build_report(scenario=scenario.name, mode="simulate",
+                              target_wait_s=scenario.target_wait_s, records=simulated.records,
+                              timeline=simulated.timeline, dispatch_lag_ms=simulated.decision_ms)
+    show = args.progress or (not args.quiet and sys.stderr.isatty())
+    if show:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True, force_terminal=True if args.progress else None)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} scenario s"),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task(f"surge {scenario.name} x{args.speedup:g}",
+                                total=population.duration_s or 1)
+            raw = run_surge(scenario, population, options,
+                            progress=lambda now, end: bar.update(task, completed=now, total=end))
+    else:
+        raw = run_surge(scenario, population, options)
+    records = records_of(population, raw, args.speedup)
+    lags = [x * 1000 for w in raw["workers"] for x in w["dispatch_lag_s"]]
+    rss = raw["rss"]
+    report = build_report(
+        scenario=scenario.name, mode="surge", target_wait_s=scenario.target_wait_s,
+        records=records, timeline=timeline_of(population, raw, records, args.speedup),
+        dispatch_lag_ms=lags,
+        extra={"speedup": args.speedup, "policy": raw["policy"], "target": raw["target"],
+               "hosting": None if args.target else args.hosting,
+               "latency_ms": latency_summary(raw["workers"]),
+               "latency_timeline": latency_timeline(raw["workers"], raw["t0"], args.speedup,
+                                                    population.duration_s),
+               "clients": client_summary(raw["workers"]),
+               "engine": {"dispatch_lag_ms": raw["engine_lag_ms"],
+                          "rss_peak_bytes": max((b for _, b in rss), default=0)}})
+    sim_summary = {k: sim_report[k] for k in ("customers", "served", "abandoned", "lost",
+                                                "wait_s", "service_level", "p_wait", "estimate")}
+    report["simulate"] = sim_summary
+    report["agreement"] = agreement(report, sim_report)
+    write_report(report, args.json)
+    if args.records:
+        write_records(records, args.records)
+    plots = [] if args.no_plots else write_plots(report, records, Path(args.json).with_suffix(""))
+    est, lag, agree = report["estimate"], report["dispatch_lag_ms"], report["agreement"]
+    print(
+        f"{scenario.name} surge x{args.speedup:g}: {report['customers']} customers, served "
+        f"{report['served']}, abandoned {report['abandoned']}, lost {report['lost']}; service "
+        f"level {report['service_level']:.3f} (simulate {sim_report['service_level']:.3f}) "
+        f"within {scenario.target_wait_s:g} s; wait p50 {report['wait_s']['p50']:.1f} s "
+        f"p90 {report['wait_s']['p90']:.1f} s (simulate {sim_report['wait_s']['p50']:.1f} / "
+        f"{sim_report['wait_s']['p90']:.1f}); estimate p90 coverage {est['coverage_p90']:.3f}; "
+        f"dispatch lag p50 {lag['p50']:.1f} ms p99 {lag['p99']:.1f} ms; "
+        f"waits agree: {'yes' if agree['waits_agree'] else 'no'}")
+    for p in plots:
+        print(f"plot: {p}")
+    return 0 if report["lost"] == 0 else 1
+
+
 def _plan(args: argparse.Namespace) -> int:
     from benchmarks.plan import PlanOptions, plan_as_agent_groups, plan_staffing
     from benchmarks.scenario import load_scenario
@@ -121,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates (mTLS)")
     serve.add_argument("--no-reflection", action="store_true", help="hide server reflection")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
+    serve.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
+                       help="ticket, agent and dispatcher actors on Ray (default), or all in "
+                            "this one process (a single-machine desk; still durable in Redis)")
+    serve.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                       help="the gateway's event loop (default uvloop)")
+    serve.add_argument("--time-scale", type=float, default=1.0,
+                       help="rehearsal only: the engine's clock runs this many times faster "
+                            "than wall time (surgedesk surge --speedup)")
     serve.add_argument("--reconcile-s", type=float, default=60.0,
                        help="how often tickets and routing are checked against each other (s)")
     serve.add_argument("--metrics-host", default="127.0.0.1")
@@ -150,6 +250,33 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--progress", action="store_true",
                      help="show the progress bar even when stderr is not a terminal")
     sim.set_defaults(func=_simulate)
+
+    surge = sub.add_parser("surge", help="run a scenario in real time, K times faster, "
+                                          "through the gRPC API")
+    surge.add_argument("scenario", help="scenario TOML (BENCHMARKS.md)")
+    surge.add_argument("--speedup", type=float, required=True,
+                       help="K: scenario seconds per wall second")
+    surge.add_argument("--json", required=True, help="report JSON to write")
+    surge.add_argument("--records", help="per-customer records CSV to write")
+    surge.add_argument("--target", help="HOST:PORT of an engine started with --time-scale K "
+                                        "(default: start one)")
+    surge.add_argument("--secret-file", help="with --target: its token secret "
+                                             "(default: SURGEDESK_TOKEN_SECRET)")
+    surge.add_argument("--workers", type=int, default=1,
+                       help="client processes for the simulated people (default 1)")
+    surge.add_argument("--hosting", choices=("ray", "in-process"), default="in-process",
+                       help="hosting of the engine this starts (default in-process)")
+    surge.add_argument("--policy", help="routing policy preset (default: the scenario's)")
+    surge.add_argument("--drain-s", type=float, default=60.0,
+                       help="wall seconds to wait for the last customers after the arrivals end")
+    surge.add_argument("--no-greeting", action="store_true",
+                       help="agents do not write to the customer before closing (fewer calls)")
+    surge.add_argument("--engine-log", help="keep the output of the engine this starts here")
+    surge.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    surge.add_argument("--quiet", action="store_true", help="no progress bar")
+    surge.add_argument("--progress", action="store_true",
+                       help="show the progress bar even when stderr is not a terminal")
+    surge.set_defaults(func=_surge)
 
     plan = sub.add_parser("plan", help="staffing per interval for the scenario's target wait")
     plan.add_argument("scenario")

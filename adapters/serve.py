@@ -84,9 +84,10 @@ def load_config(path: str | None) -> DeskConfig:
 
 async def run(args: Any) -> int:
     import ray
-    import redis.asyncio as aioredis
 
+    from adapters.clock import EngineClock
     from adapters.desk.desk import AgentProfile, Desk
+    from adapters.desk.local import LocalDispatcher, LocalShards
     from adapters.grpc.authorization import Gate
     from adapters.grpc.server import build_server
     from adapters.grpc.tls import server_credentials
@@ -95,7 +96,9 @@ async def run(args: Any) -> int:
     from adapters.metrics.exposition import serve_metrics
     from adapters.ray.dispatcher import DispatcherClient, start_dispatcher
     from adapters.ray.shards import NAMESPACE, ShardClient, start_shard_hosts
+    from adapters.redis.connect import redis_client
     from adapters.redis.server import EmbeddedRedis
+    from engine.policies import policy_named
 
     config = load_config(args.config)
     gate = Gate(TokenVerifier(load_secret(args.data_dir, args.secret_file)), config.limits)
@@ -104,20 +107,44 @@ async def run(args: Any) -> int:
         if not (args.tls_cert and args.tls_key):
             raise InvalidArgument("tls-cert", "TLS needs both --tls-cert and --tls-key")
         credentials = server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
+    clock = EngineClock(args.time_scale)
     embedded = None
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         embedded = EmbeddedRedis(Path(args.data_dir) / "redis").start()
         redis_url = embedded.url
     ray_address = os.environ.get("RAY_ADDRESS")
-    if not ray.is_initialized():
-        options: dict[str, Any] = {} if ray_address else {"num_cpus": max(2, os.cpu_count() or 2)}
-        ray.init(address=ray_address or None, namespace=NAMESPACE, include_dashboard=False,
-                 logging_level=logging.ERROR, log_to_driver=False, **options)
-    shards = start_shard_hosts(config.shards, redis_url, config.rules)
-    dispatcher = start_dispatcher(redis_url, policy=config.policy)
-    desk = Desk(ShardClient(shards), DispatcherClient(dispatcher),
-                aioredis.Redis.from_url(redis_url), rules=config.rules)
+    # Every open watch stream holds one connection of the gateway's pool in a blocking read
+    # (XREAD BLOCK wakes exactly that reader, at no cost while idle), so the pool is sized by
+    # the stream bound plus room for the calls; redis-py's default of 100 would refuse calls
+    # once 100 agents watch.
+    streams = config.limits.max_streams or 10_000
+    gateway_redis = redis_client(redis_url, max_connections=streams + 1_000)
+    passivate: Any
+    if args.hosting == "in-process":
+        local_shards = LocalShards(redis_url, clock, config.rules)
+        dispatcher_client: Any = await LocalDispatcher(redis_url, policy_named(config.policy),
+                                                       clock).start()
+        desk = Desk(local_shards, dispatcher_client, gateway_redis, clock=clock,
+                    rules=config.rules)
+
+        async def passivate() -> None:
+            local_shards.passivate_idle()
+    else:
+        if not ray.is_initialized():
+            options: dict[str, Any] = ({} if ray_address
+                                       else {"num_cpus": max(2, os.cpu_count() or 2)})
+            ray.init(address=ray_address or None, namespace=NAMESPACE, include_dashboard=False,
+                     logging_level=logging.ERROR, log_to_driver=False, **options)
+        shards = start_shard_hosts(config.shards, redis_url, config.rules, clock=clock)
+        dispatcher = start_dispatcher(redis_url, policy=config.policy, clock=clock)
+        desk = Desk(ShardClient(shards), DispatcherClient(dispatcher), gateway_redis,
+                    clock=clock, rules=config.rules)
+
+        async def passivate() -> None:
+            for host in shards:
+                with contextlib.suppress(Exception):
+                    await host.passivate_idle.remote()
     for agent in config.agents:
         await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                              int(agent.get("capacity", 1)), agent.get("name", "")))
@@ -130,8 +157,8 @@ async def run(args: Any) -> int:
     await server.start()
     tls = "" if credentials is None else (" mTLS" if args.tls_client_ca else " TLS")
     print(f"surgedesk serving{tls} on {args.host}:{port} (redis {'embedded' if embedded else redis_url}, "
-          f"ray {ray_address or 'local'}, {config.shards} shards, "
-          f"policy {config.policy}); metrics on http://{args.metrics_host}:{metrics.port}/metrics",
+          f"{_hosting(args, ray_address, config.shards)}, "
+          f"policy {config.policy}{_scale(args.time_scale)}); metrics on http://{args.metrics_host}:{metrics.port}/metrics",
           flush=True)
 
     stop = asyncio.Event()
@@ -139,36 +166,60 @@ async def run(args: Any) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    # Timers run every tick; in a rehearsal the tick shrinks with the clock (down to 20 ms),
+    # so that a relaxation step or a silence timer fires as late, in engine seconds, as it
+    # would in production.
+    tick_s = max(0.02, args.tick_s / args.time_scale)
+
     async def duties() -> None:
         beats = 0
         while True:
-            await asyncio.sleep(args.tick_s)
+            await asyncio.sleep(tick_s)
             beats += 1
             with contextlib.suppress(Exception):  # a restarting host answers next time
                 await desk.tick()
             with contextlib.suppress(Exception):
                 await desk.run_timers()
-            if beats % max(1, int(args.reconcile_s / args.tick_s)) == 0:
+            if beats % max(1, int(args.reconcile_s / tick_s)) == 0:
                 with contextlib.suppress(Exception):
                     await desk.reconcile()
-                for host in shards:
-                    with contextlib.suppress(Exception):
-                        await host.passivate_idle.remote()
+                await passivate()
 
     background = asyncio.create_task(duties())
     await stop.wait()
     background.cancel()
     await server.stop(grace=2.0)
     await metrics.stop()
-    ray.shutdown()
+    if ray.is_initialized():
+        ray.shutdown()
     if embedded is not None:
         embedded.stop()
     return 0
 
 
+def run_loop(main: Any, event_loop: str = "uvloop") -> Any:
+    """Run ``main`` on uvloop (libuv: about a third less CPU per call for the gateway, measured
+    by ``surgedesk surge``), or on the standard asyncio loop."""
+    if event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
+def _hosting(args: Any, ray_address: str | None, shards: int) -> str:
+    if args.hosting == "in-process":
+        return "in-process hosting"
+    return f"ray {ray_address or 'local'}, {shards} shards"
+
+
+def _scale(time_scale: float) -> str:
+    return "" if time_scale == 1.0 else f", clock x{time_scale:g} (rehearsal)"
+
+
 def main(args: Any) -> int:
     try:
-        return asyncio.run(run(args))
+        return run_loop(run(args), args.event_loop)
     except InvalidArgument as exc:
         print(f"surgedesk serve: invalid {exc.field}: {exc.problem}", file=sys.stderr)
         return 2

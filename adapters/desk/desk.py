@@ -173,6 +173,11 @@ class Desk:
         # delivered to the ticket), for the metrics.
         self.on_dispatch: Callable[[float], None] | None = None
 
+    @property
+    def clock(self) -> Any:
+        """The engine's clock (seconds): wall time, or faster in a rehearsal."""
+        return self._clock
+
     # ------------------------------------------------------------------ agents
     async def upsert_agent(self, profile: AgentProfile) -> AgentProfile:
         """Create or change an agent (its actor journals it); an online agent's new skills

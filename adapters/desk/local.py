@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from adapters.redis.agent_actor import AgentBehaviour
+from adapters.redis.connect import redis_client
 from adapters.redis.dispatch_journal import DispatcherService
 from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
-from engine.dispatcher import DispatcherCore, QueueStatus
+from engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
 from engine.events import ClockTicked, Event, TicketQueued
 from engine.policies import RoutingPolicy
 from engine.service_rules import ServiceRules
@@ -26,7 +25,7 @@ from engine.service_rules import ServiceRules
 class LocalShards:
     def __init__(self, redis_url: str, clock: Any = time.time,
                  rules: ServiceRules | None = None) -> None:
-        client = aioredis.Redis.from_url(redis_url)
+        client = redis_client(redis_url)
         self.host: ActorHost[Any] = ActorHost(
             TicketBehaviour(TicketJournal(client), clock, rules), clock=clock)
         self.agents: ActorHost[Any] = ActorHost(AgentBehaviour(client, clock), clock=clock)
@@ -37,13 +36,16 @@ class LocalShards:
     async def ask_agent(self, agent_id: str, command: Any) -> Any:
         return await self.agents.ask(agent_id, command)
 
+    def passivate_idle(self) -> int:
+        return self.host.passivate_idle() + self.agents.passivate_idle()
+
 
 class LocalDispatcher:
     def __init__(self, redis_url: str, policy: RoutingPolicy | None = None,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, estimator: EstimatorConfig | None = None) -> None:
         self._clock = clock
-        self.service = DispatcherService(aioredis.Redis.from_url(redis_url),
-                                         lambda: DispatcherCore(policy), clock)
+        self.service = DispatcherService(redis_client(redis_url),
+                                         lambda: DispatcherCore(policy, estimator), clock)
 
     async def start(self) -> LocalDispatcher:
         await self.service.start()

@@ -363,7 +363,7 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
                 if estimate_moved(told, estimate):
                     told = estimate
                     yield common_pb2.TicketEvent(cursor=cursor, ticket_id=ticket_id,
-                                                 at=timestamp(time.time()), estimate=estimate)
+                                                 at=timestamp(self.desk.clock()), estimate=estimate)
                 continue
             cursor = entry.cursor
             record = None

@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 import ray
-import redis.asyncio as aioredis
 
 from adapters.ray.batching import Coalescer
 from adapters.ray.shards import NAMESPACE, portable
+from adapters.redis.connect import redis_client
 from adapters.redis.dispatch_journal import STREAM, DispatcherService
 from engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
 from engine.errors import SurgedeskError
@@ -28,8 +28,9 @@ from engine.policies import policy_named
 @ray.remote(max_restarts=-1, max_task_retries=-1)
 class DispatcherHost:
     def __init__(self, redis_url: str, policy: str = "default", stream: str = STREAM,
-                 prior_handle_s: float = 300.0) -> None:
+                 prior_handle_s: float = 300.0, clock: Any = None) -> None:
         self._redis_url = redis_url
+        self._clock = clock or time.time
         self._policy = policy_named(policy)
         self._estimator = EstimatorConfig(prior_handle_s=prior_handle_s)
         self._stream = stream
@@ -45,8 +46,8 @@ class DispatcherHost:
             async with self._starting:
                 if self._service is None:
                     service = DispatcherService(
-                        aioredis.Redis.from_url(self._redis_url),
-                        lambda: DispatcherCore(self._policy, self._estimator), time.time,
+                        redis_client(self._redis_url),
+                        lambda: DispatcherCore(self._policy, self._estimator), self._clock,
                         stream=self._stream)
                     await service.start()
                     self._service = service
@@ -73,7 +74,7 @@ class DispatcherHost:
                 assigned = await service.submit(event)
                 status = None
                 if service.core.is_waiting(event.ticket_id):
-                    status = service.core.queue_status(event.ticket_id, time.time())
+                    status = service.core.queue_status(event.ticket_id, self._clock())
                 out.append((assigned, status))
             except BaseException as exc:  # noqa: BLE001 - returned, not raised, per event
                 out.append(portable(exc, "dispatcher"))
@@ -83,7 +84,7 @@ class DispatcherHost:
         """Run due timers (relaxation wake-ups, sticky windows) if any is due."""
         service = await self._started()
         due = service.core.next_wakeup_s()
-        if due is None or due > time.time():
+        if due is None or due > self._clock():
             return []
         return await service.submit(ClockTicked())
 
@@ -92,7 +93,7 @@ class DispatcherHost:
 
     async def queue_status_many(self, ticket_ids: list[str]) -> list[QueueStatus | SurgedeskError]:
         service = await self._started()
-        now_s = time.time()
+        now_s = self._clock()
         out: list[QueueStatus | SurgedeskError] = []
         for ticket_id in ticket_ids:
             try:
@@ -115,14 +116,15 @@ class DispatcherHost:
         return (await self._started()).core.statistics()
 
     async def skill_report(self) -> list[dict[str, Any]]:
-        return (await self._started()).core.skill_report(time.time())
+        return (await self._started()).core.skill_report(self._clock())
 
 
-def start_dispatcher(redis_url: str, policy: str = "default", **options: Any) -> Any:
+def start_dispatcher(redis_url: str, policy: str = "default", clock: Any = None,
+                     **options: Any) -> Any:
     return DispatcherHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
         name="dispatcher", namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
         **options,
-    ).remote(redis_url, policy)
+    ).remote(redis_url, policy, clock=clock)
 
 
 class DispatcherClient:

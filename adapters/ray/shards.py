@@ -19,10 +19,10 @@ import time
 from typing import Any
 
 import ray
-import redis.asyncio as aioredis
 
 from adapters.ray.batching import Coalescer
 from adapters.redis.agent_actor import AgentBehaviour
+from adapters.redis.connect import redis_client
 from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from adapters.transient import is_transient
@@ -48,8 +48,10 @@ class ShardHost:
     """One shard of ticket actors. Methods run on the actor's asyncio loop."""
 
     def __init__(self, index: int, redis_url: str, idle_after_s: float = 300.0,
-                 mailbox_limit: int = 1000, rules: ServiceRules | None = None) -> None:
+                 mailbox_limit: int = 1000, rules: ServiceRules | None = None,
+                 clock: Any = None) -> None:
         self.index = index
+        self._clock = clock or time.time
         self._rules = rules or ServiceRules()
         self._redis_url = redis_url
         self._idle_after_s = idle_after_s
@@ -60,8 +62,8 @@ class ShardHost:
     def _tickets(self) -> ActorHost[Any]:
         # Created on the actor's own event loop, on first use.
         if self._host is None:
-            journal = TicketJournal(aioredis.Redis.from_url(self._redis_url))
-            self._host = ActorHost(TicketBehaviour(journal, time.time, self._rules), clock=time.monotonic,
+            journal = TicketJournal(redis_client(self._redis_url))
+            self._host = ActorHost(TicketBehaviour(journal, self._clock, self._rules), clock=time.monotonic,
                                    idle_after_s=self._idle_after_s,
                                    mailbox_limit=self._mailbox_limit)
         return self._host
@@ -69,7 +71,7 @@ class ShardHost:
     def _agent_host(self) -> ActorHost[Any]:
         if self._agents is None:
             self._agents = ActorHost(
-                AgentBehaviour(aioredis.Redis.from_url(self._redis_url), time.time),
+                AgentBehaviour(redis_client(self._redis_url), self._clock),
                 clock=time.monotonic, idle_after_s=self._idle_after_s,
                 mailbox_limit=self._mailbox_limit)
         return self._agents
@@ -101,7 +103,7 @@ class ShardHost:
 
 
 def start_shard_hosts(count: int, redis_url: str, rules: ServiceRules | None = None,
-                      **options: Any) -> list[Any]:
+                      clock: Any = None, **options: Any) -> list[Any]:
     """Create (or find, after a gateway restart) the named shard hosts.
 
     A host found running (on a Ray cluster that outlived the gateway) keeps the rules it was
@@ -110,7 +112,7 @@ def start_shard_hosts(count: int, redis_url: str, rules: ServiceRules | None = N
         ShardHost.options(  # type: ignore[attr-defined]  # added by @ray.remote
             name=f"shard-{i}", namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
             **options,
-        ).remote(i, redis_url, rules=rules)
+        ).remote(i, redis_url, rules=rules, clock=clock)
         for i in range(count)
     ]
 

@@ -75,6 +75,8 @@ class EmbeddedRedis:
                 f"pidfile {self.pid_path}",
                 f"logfile {self.data_dir / 'redis.log'}",
                 "databases 1",
+                # Each open watch stream holds one connection in a blocking read.
+                "maxclients 20000",
                 "",
             ])
         )
