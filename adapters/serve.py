@@ -15,6 +15,11 @@ Every call needs a bearer token signed by the deployment's secret (``SURGEDESK_T
 ``surgedesk token`` mints one. ``--tls-cert``/``--tls-key`` serve TLS, ``--tls-client-ca``
 mutual TLS; the desk file's ``[limits]`` table sets rate limits and the bounds on calls.
 SIGTERM or SIGINT stops it cleanly; a ``kill -9`` loses nothing that was acknowledged.
+
+``--hosting in-process`` keeps the ticket, agent and dispatcher actors on the gateway's own
+event loop instead of Ray actors (one process: the cheapest per call on a small machine, still
+durable in Redis first). ``--time-scale K`` runs the engine's clock K times faster, for
+rehearsals (``surgedesk surge``). The event loop is uvloop unless ``--event-loop asyncio``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""StartConversation throughput, end to end and durable, against a bare grpc.aio echo server.
+"""StartConversation (and, with ``--send``, SendMessage) throughput, end to end and durable,
+against a bare grpc.aio echo server.
 
-    python -m benchmarks.throughput [--seconds 10] [--concurrency 64] [--json out/throughput.json]
+    python -m benchmarks.throughput [--seconds 10] [--concurrency 64] [--send]
+                                    [--hosting ray|in-process] [--json out/throughput.json]
 
 Both servers run in this process's machine and are driven by the same load generator, a
 separate process (so it does not share the servers' interpreter) keeping ``concurrency``
@@ -14,6 +16,10 @@ requests in flight on one channel for ``seconds``:
   by the dispatcher (journaled too) and answered with its position and estimate. Calls carry a
   ``service`` bearer token and pass the gateway's default rate limits and admission bounds;
   the echo calls carry the same metadata, so both pay the same transport.
+* **SendMessage** (``--send``) -- customer messages on 512 open tickets, round robin (each
+  customer stays under its own rate limit), each journaled before the answer.
+
+Everything runs on uvloop, as ``surgedesk serve`` does by default.
 
 The ratio surgedesk / echo is the number to watch; absolute rates move with the machine's load.
 """
@@ -54,7 +60,23 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
     errors = 0
     deadline = time.perf_counter() + seconds
     metadata = _metadata()
-    if kind == "echo":
+    if kind == "send":
+        # SendMessage on open tickets of many customers (each stays under its own rate limit).
+        stub = customer_pb2_grpc.CustomerServiceStub(channel)
+        run = time.time_ns()
+        tickets = []
+        for i in range(512):
+            reply = await stub.StartConversation(customer_pb2.StartConversationRequest(
+                customer_id=f"send-{run}-{i}", channel=common_pb2.CHANNEL_APP, skill="presale",
+                first_message="hello"), metadata=metadata)
+            tickets.append((f"send-{run}-{i}", reply.ticket.ticket_id))
+
+        async def one(n: int) -> None:
+            customer_id, ticket_id = tickets[n % len(tickets)]
+            await stub.SendMessage(customer_pb2.CustomerSendMessageRequest(
+                ticket_id=ticket_id, text="still there?", idempotency_key=f"m{n}"),
+                metadata=(*metadata, ("x-on-behalf-of", customer_id)))
+    elif kind == "echo":
         call = channel.unary_unary(ECHO_METHOD)
         payload = customer_pb2.StartConversationRequest(
             customer_id="c", channel=common_pb2.CHANNEL_APP, skill="presale",
@@ -72,16 +94,17 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
 
     async def worker(w: int) -> None:
         nonlocal errors
-        n = 0
+        n = w
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             try:
-                await one(w * 1_000_000 + n)
+                await one(n)
             except grpc.aio.AioRpcError:
                 errors += 1
             latencies.append(time.perf_counter() - started)
-            n += 1
+            n += concurrency
 
+    deadline = time.perf_counter() + seconds  # after any set-up
     started = time.perf_counter()
     await asyncio.gather(*[worker(w) for w in range(concurrency)])
     elapsed = time.perf_counter() - started
@@ -123,7 +146,6 @@ async def echo_server() -> tuple[grpc.aio.Server, int]:
 
 async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[Any, int, Any]:
     import ray
-    import redis.asyncio as aioredis
 
     from adapters.desk.desk import Desk
     from adapters.desk.local import LocalDispatcher, LocalShards
@@ -132,12 +154,13 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
     from adapters.identity.tokens import TokenVerifier
     from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
     from adapters.ray.shards import ShardClient, ShardHost
+    from adapters.redis.connect import redis_client
     from adapters.redis.server import EmbeddedRedis
 
     redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
     if hosting == "in-process":
         desk = Desk(LocalShards(redis_server.url), await LocalDispatcher(redis_server.url).start(),
-                    aioredis.Redis.from_url(redis_server.url))
+                    redis_client(redis_server.url))
         server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
         await server.start()
         return server, port, redis_server
@@ -147,14 +170,14 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
              for i in range(shards)]
     dispatcher = DispatcherHost.remote(redis_server.url)  # type: ignore[attr-defined]
     desk = Desk(ShardClient(hosts), DispatcherClient(dispatcher),
-                aioredis.Redis.from_url(redis_server.url))
+                redis_client(redis_server.url))
     server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
     await server.start()
     return server, port, redis_server
 
 
 async def run(seconds: float, concurrency: int, shards: int,
-              hosting: str = "ray") -> dict[str, Any]:
+              hosting: str = "ray", send: bool = False) -> dict[str, Any]:
     echo, echo_port = await echo_server()
     loop = asyncio.get_running_loop()
     echo_result = await loop.run_in_executor(
@@ -165,17 +188,23 @@ async def run(seconds: float, concurrency: int, shards: int,
         warm = await loop.run_in_executor(None, load, f"127.0.0.1:{port}", "surgedesk", 2.0, 8)
         desk_result = await loop.run_in_executor(
             None, load, f"127.0.0.1:{port}", "surgedesk", seconds, concurrency)
+        send_result = (await loop.run_in_executor(
+            None, load, f"127.0.0.1:{port}", "send", seconds, concurrency) if send else None)
         await server.stop(None)
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
         redis_server.stop()
-    return {
+    report = {
         "seconds": seconds, "concurrency": concurrency, "shards": shards, "hosting": hosting,
         "echo": echo_result, "surgedesk": desk_result, "warmup": warm,
         "ratio": desk_result["per_s"] / echo_result["per_s"],
     }
+    if send_result is not None:
+        report["send_message"] = send_result
+        report["send_ratio"] = send_result["per_s"] / echo_result["per_s"]
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,13 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
                         help="shards and dispatcher as Ray actors, or in the gateway process")
+    parser.add_argument("--send", action="store_true", help="also measure SendMessage")
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args(argv)
-    report = asyncio.run(run(args.seconds, args.concurrency, args.shards, args.hosting))
+    from adapters.serve import run_loop
+
+    report = run_loop(run(args.seconds, args.concurrency, args.shards, args.hosting, args.send))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    for name in ("echo", "surgedesk"):
+    for name in ("echo", "surgedesk", "send_message"):
+        if name not in report:
+            continue
         r = report[name]
         print(f"{name:10} {r['per_s']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
               f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}")
