@@ -101,28 +101,21 @@ def lag_at_rates(rates_per_s: list[float], wall_s: float, speedup: float) -> lis
 async def _queue_tickets(target: str, secret: bytes, count: int, first: int) -> None:
     import grpc
 
-    from adapters.identity.tokens import mint
+    from adapters.identity.tokens import bearer_metadata
+    from benchmarks.surge_clients import until_accepted
     from surgedesk.v1 import common_pb2, customer_pb2, customer_pb2_grpc
 
-    md = (("authorization", f"Bearer {mint(secret, 'service', 'memory', time.time(), 3600)}"),)
+    md = bearer_metadata(secret, "service", "memory")
     sem = asyncio.Semaphore(64)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = customer_pb2_grpc.CustomerServiceStub(channel)
 
         async def one(i: int) -> None:
             async with sem:
-                for _ in range(50):
-                    try:
-                        await stub.StartConversation(customer_pb2.StartConversationRequest(
-                            customer_id=f"mem-{i}", channel=common_pb2.CHANNEL_APP,
-                            skill="presale", first_message="hello, anyone?"),
-                            metadata=md, timeout=30)
-                        return
-                    except grpc.aio.AioRpcError as exc:
-                        if exc.code() not in (grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                              grpc.StatusCode.UNAVAILABLE):
-                            raise
-                        await asyncio.sleep(0.05)
+                await until_accepted(lambda: stub.StartConversation(
+                    customer_pb2.StartConversationRequest(
+                        customer_id=f"mem-{i}", channel=common_pb2.CHANNEL_APP, skill="presale",
+                        first_message="hello, anyone?"), metadata=md, timeout=30), attempts=50)
 
         await asyncio.gather(*[one(i) for i in range(first, first + count)])
 

@@ -47,7 +47,7 @@ from benchmarks.population import Population
 from benchmarks.report import quantile
 from benchmarks.scenario import Scenario
 from benchmarks.simulator import CustomerRecord, TimelinePoint, timeline_bin_s
-from benchmarks.surge_clients import Shared, WorkerPlan, run_worker
+from benchmarks.surge_clients import Shared, WorkerPlan, run_worker, until_accepted
 from engine.errors import InvalidArgument
 
 WAIT_TOLERANCE = 0.10  # waits agree within 10% of the simulator's ...
@@ -154,22 +154,13 @@ async def configure_desk(target: str, secret: bytes, population: Population, pol
     """Skills (expected handle times), the routing policy and the agents, as an operator would."""
     import grpc
 
-    from adapters.identity.tokens import mint
+    from adapters.identity.tokens import bearer_metadata
     from surgedesk.v1 import admin_pb2, admin_pb2_grpc
 
-    md = (("authorization", f"Bearer {mint(secret, 'admin', 'surge', time.time(), 3600)}"),)
+    md = bearer_metadata(secret, "admin", "surge")
 
     async def call(method: Any, request: Any) -> Any:
-        # An operator's tool too keeps to the gateway's rate limits: it waits and retries.
-        for attempt in range(200):
-            try:
-                return await method(request, metadata=md, timeout=30)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in (grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                      grpc.StatusCode.UNAVAILABLE) or attempt == 199:
-                    raise
-                await asyncio.sleep(0.05)
-        return None
+        return await until_accepted(lambda: method(request, metadata=md, timeout=30))
 
     async with grpc.aio.insecure_channel(target) as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
@@ -193,10 +184,10 @@ async def engine_knows(target: str, secret: bytes, customer_ids: Sequence[str]) 
     """The customers whose ticket the engine can show (GetHistory, as their frontend)."""
     import grpc
 
-    from adapters.identity.tokens import mint
+    from adapters.identity.tokens import bearer_metadata
     from surgedesk.v1 import customer_pb2, customer_pb2_grpc
 
-    md = (("authorization", f"Bearer {mint(secret, 'service', 'surge-audit', time.time(), 3600)}"),)
+    md = bearer_metadata(secret, "service", "surge-audit")
     known: set[str] = set()
     sem = asyncio.Semaphore(48)
     async with grpc.aio.insecure_channel(target) as channel:
@@ -204,19 +195,14 @@ async def engine_knows(target: str, secret: bytes, customer_ids: Sequence[str]) 
 
         async def one(cid: str) -> None:
             async with sem:
-                for attempt in range(20):
-                    try:
-                        reply = await stub.GetHistory(customer_pb2.GetHistoryRequest(
-                            customer_id=cid, page_size=1), metadata=md, timeout=30)
-                    except grpc.aio.AioRpcError as exc:
-                        if exc.code() in (grpc.StatusCode.UNAVAILABLE,
-                                          grpc.StatusCode.RESOURCE_EXHAUSTED) and attempt < 19:
-                            await asyncio.sleep(0.2)
-                            continue
-                        return
-                    if reply.tickets:
-                        known.add(cid)
-                    return
+                try:
+                    reply = await until_accepted(lambda: stub.GetHistory(
+                        customer_pb2.GetHistoryRequest(customer_id=cid, page_size=1),
+                        metadata=md, timeout=30), attempts=20, pause_s=0.2)
+                except grpc.aio.AioRpcError:
+                    return  # not shown: counted lost
+                if reply.tickets:
+                    known.add(cid)
 
         await asyncio.gather(*[one(c) for c in customer_ids])
     return known

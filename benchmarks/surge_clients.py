@@ -128,6 +128,23 @@ class WorkerResult:
                 for k, v in self.__dict__.items()}
 
 
+BUSY = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
+
+
+async def until_accepted(call: Callable[[], Awaitable[Any]], attempts: int = 200,
+                         pause_s: float = 0.05) -> Any:
+    """An operator's or auditor's call that keeps to the gateway's limits: while the answer is
+    RESOURCE_EXHAUSTED or UNAVAILABLE, wait and try again (``attempts`` in all)."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in BUSY or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(pause_s)
+    return None
+
+
 def relax_delay_s(steps: tuple[tuple[float, float], ...], proficiency: float) -> float:
     """Scenario seconds a ticket waits before an agent of this proficiency qualifies."""
     for after_s, min_p in steps:
@@ -151,10 +168,9 @@ class Worker:
         return self.plan.t0 + scenario_s / self.plan.speedup
 
     def token(self, role: str, subject: str) -> tuple[tuple[str, str], ...]:
-        from adapters.identity.tokens import mint
+        from adapters.identity.tokens import bearer_metadata
 
-        return (("authorization",
-                 f"Bearer {mint(self.plan.secret, role, subject, time.time(), 6 * 3600)}"),)
+        return bearer_metadata(self.plan.secret, role, subject, 6 * 3600)
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -45,9 +45,9 @@ BENCH_SECRET = b"throughput-benchmark-secret-0123456789ab"
 
 
 def _metadata() -> tuple[tuple[str, str], ...]:
-    from adapters.identity.tokens import mint
+    from adapters.identity.tokens import bearer_metadata
 
-    return (("authorization", f"Bearer {mint(BENCH_SECRET, 'service', 'bench', time.time(), 3600)}"),)
+    return bearer_metadata(BENCH_SECRET, "service", "bench")
 
 
 async def _drive(target: str, kind: str, seconds: float, concurrency: int,

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -68,6 +69,12 @@ def mint(secret: bytes, role: str, subject: str, now_s: float, ttl_s: float) -> 
     signing_input = f"{_HEADER}.{payload}".encode("ascii")
     signature = hmac.new(check_secret(secret), signing_input, hashlib.sha256).digest()
     return f"{_HEADER}.{payload}.{_b64(signature)}"
+
+
+def bearer_metadata(secret: bytes, role: str, subject: str,
+                    ttl_s: float = 3600.0) -> tuple[tuple[str, str], ...]:
+    """gRPC call metadata carrying a fresh token: what a client of the engine sends."""
+    return (("authorization", f"Bearer {mint(secret, role, subject, time.time(), ttl_s)}"),)
 
 
 def _claims(secret: bytes, token: str) -> Claims:
