@@ -74,6 +74,7 @@ def _surge(args: argparse.Namespace) -> int:
         SurgeOptions,
         agreement,
         client_summary,
+        engine_usage,
         latency_summary,
         latency_timeline,
         records_of,
@@ -119,7 +120,6 @@ def _surge(args: argparse.Namespace) -> int:
         raw = run_surge(scenario, population, options)
     records = records_of(population, raw, args.speedup)
     lags = [x * 1000 for w in raw["workers"] for x in w["dispatch_lag_s"]]
-    rss = raw["rss"]
     report = build_report(
         scenario=scenario.name, mode="surge", target_wait_s=scenario.target_wait_s,
         records=records, timeline=timeline_of(population, raw, records, args.speedup),
@@ -131,7 +131,8 @@ def _surge(args: argparse.Namespace) -> int:
                                                     population.duration_s),
                "clients": client_summary(raw["workers"]),
                "engine": {"dispatch_lag_ms": raw["engine_lag_ms"],
-                          "rss_peak_bytes": max((b for _, b in rss), default=0)}})
+                          **engine_usage(raw["usage"], population.duration_s,
+                                         len(population.customers))}})
     sim_summary = {k: sim_report[k] for k in ("customers", "served", "abandoned", "lost",
                                                 "wait_s", "service_level", "p_wait", "estimate")}
     report["simulate"] = sim_summary

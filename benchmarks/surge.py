@@ -237,21 +237,63 @@ def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
+def _process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            pids.append(int(line))
+    return pids
+
+
 def process_rss_bytes(pid: int | None) -> int:
     """Resident memory of a process and its children (the engine and its Redis), from /proc."""
     if pid is None:
         return 0
     total = 0
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            pids.append(int(line))
-    for p in pids:
+    for p in _process_tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
     return total
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) a process and its children (the engine and its Redis) used so
+    far, from /proc."""
+    if pid is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            # Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def engine_usage(samples: list[tuple[float, float, int, float]], duration_s: float,
+                 customers: int, bins: int = 24) -> dict[str, Any]:
+    """Peak RSS and the CPU the engine (with its Redis) spent over the scenario: in all, per
+    customer, and in cores busy (CPU seconds per wall second) per bin of scenario time.
+    ``samples`` are ``(scenario_s, wall_s, rss_bytes, cpu_s)``."""
+    out: dict[str, Any] = {"rss_peak_bytes": max((s[2] for s in samples), default=0)}
+    inside = [s for s in samples if 0.0 <= s[0] <= duration_s]
+    if len(inside) < 2:
+        return out
+    cpu_s = inside[-1][3] - inside[0][3]
+    width = duration_s / bins
+    timeline = []
+    for b in range(bins):
+        pts = [s for s in inside if b * width <= s[0] <= (b + 1) * width]
+        if len(pts) >= 2 and pts[-1][1] > pts[0][1]:
+            timeline.append({"t_s": b * width,
+                             "cores": (pts[-1][3] - pts[0][3]) / (pts[-1][1] - pts[0][1])})
+    out.update(cpu_s=cpu_s, cpu_ms_per_customer=1000 * cpu_s / max(customers, 1),
+               cores_peak=max((p["cores"] for p in timeline), default=0.0),
+               cpu_timeline=timeline)
+    return out
 
 
 # ---------------------------------------------------------------- the run
@@ -307,7 +349,7 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
             procs.append(proc)
         results: list[dict[str, Any]] = []
         failures: list[str] = []
-        rss_samples: list[tuple[float, int]] = []
+        usage: list[tuple[float, float, int, float]] = []
         engine_pid = engine.pid() if engine else None
         while len(results) + len(failures) < n:
             with contextlib.suppress(Exception):
@@ -317,7 +359,8 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
             if progress is not None:
                 progress(min(max(0.0, (now - t0) * k), population.duration_s), population.duration_s)
             if engine_pid:
-                rss_samples.append(((now - t0) * k, process_rss_bytes(engine_pid)))
+                usage.append(((now - t0) * k, now, process_rss_bytes(engine_pid),
+                              process_cpu_seconds(engine_pid)))
             if now > give_up_at + 120 and not any(p.is_alive() for p in procs):
                 break
         for proc in procs:
@@ -338,7 +381,7 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
             engine.stop()
     return {"shared": shared, "t0": t0, "run_id": run_id, "known": known, "workers": results,
             "engine_lag_ms": engine_lag, "target": options.target or "own engine",
-            "policy": policy, "rss": rss_samples}
+            "policy": policy, "usage": usage}
 
 
 def records_of(population: Population, raw: dict[str, Any], speedup: float) -> list[CustomerRecord]:

@@ -7,8 +7,9 @@ and one channel each. Wall time maps to scenario time by ``t0 + scenario_s / spe
   at its arrival, keeps the position and estimate it was shown, and, if still unserved when its
   patience runs out, leaves the queue. The engine arbitrates that race: ``LeaveQueue`` on a
   ticket already assigned is FAILED_PRECONDITION, and the customer stays served.
-* An **agent** goes online at its shift start with its capacity, watches its assignments
-  (resuming from its cursor if the stream breaks), greets each customer at once, and after the
+* An **agent** opens its desk (watches its assignments, resuming from its cursor if the stream
+  breaks) at a random moment in the two minutes before its shift, goes online at its shift
+  start with its capacity, greets each customer at once, and after the
   customer's handle time closes the ticket, or transfers it / makes it a work order when the
   customer's conversation has a follow-up. At its shift end it goes away and finishes its
   conversations (``finish``), or hands them over with ``EndShift`` (``hand-over``).
@@ -43,6 +44,7 @@ from benchmarks.population import AgentPlan, Customer
 
 RETRY = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                    grpc.StatusCode.DEADLINE_EXCEEDED})
+SIGN_IN_AHEAD_S = 120.0  # scenario seconds before a shift in which an agent opens its desk
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
                    ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 1000),
@@ -373,11 +375,18 @@ class Worker:
 
         # The desk opens staffed: shifts starting at 0 begin during the lead-in before the
         # first arrival (the simulator, too, starts shifts before arrivals at equal times).
+        # An agent opens its desk (the watch) in the minutes before its shift, as people do,
+        # and goes online exactly at the shift start: availability is the simulator's, and
+        # a shift change is not 200 desks opening in the same millisecond.
         if plan.from_s > 0:
+            opens_s = max(0.0, plan.from_s - self._rng.uniform(0.0, SIGN_IN_AHEAD_S))
+            await self.sleep_until(self.wall(opens_s))
+            self.spawn(watch())
             await self.sleep_until(self.wall(plan.from_s))
+        else:
+            self.spawn(watch())
         if self._stop.is_set():
             return
-        self.spawn(watch())
         went_online = time.time()
         await self.call("SetPresence", lambda: stub.SetPresence(agent_pb2.SetPresenceRequest(
             agent_id=agent_id, presence=common_pb2.PRESENCE_ONLINE, capacity=plan.capacity),

@@ -49,6 +49,10 @@ class Behaviour(Protocol[S]):
     def finished(self, state: S) -> bool:
         """Whether the entity can be passivated at once (a closed ticket, say)."""
 
+    # Optional: ``presume(entity_id, message) -> S | None``, a state to start from without
+    # loading when ``message`` creates the entity (a new ticket): one store read fewer. The
+    # behaviour must detect a wrong guess when it writes (a versioned append) and reload.
+
 
 @dataclass(slots=True)
 class _Envelope:
@@ -127,8 +131,11 @@ class ActorHost(Generic[S]):
         try:
             while activation.mailbox:
                 if not activation.loaded:
+                    presume = getattr(self._behaviour, "presume", None)
+                    presumed = presume(entity_id, activation.mailbox[0].message) if presume else None
                     try:
-                        activation.state = await self._behaviour.load(entity_id)
+                        activation.state = (presumed if presumed is not None
+                                            else await self._behaviour.load(entity_id))
                         activation.loaded = True
                     except Exception as exc:  # the store failed: every waiting request learns
                         self._fail_all(activation, exc)

@@ -48,7 +48,9 @@ from adapters.redis.journal import (
     TicketJournal,
     agent_stream,
     decode,
+    stream_key,
 )
+from adapters.redis.stream_hub import StreamHub
 from adapters.redis.ticket_actor import CheckTimers, ReadTicket, TicketReply
 from adapters.transient import is_transient
 from engine.agent import (
@@ -163,6 +165,7 @@ class Desk:
         self.shards = shards
         self.dispatcher = dispatcher
         self.journal = TicketJournal(client)
+        self.hub = StreamHub(client)  # the watchers' one reader of Redis streams
         self.rules = rules or ServiceRules()
         self._redis: Any = client
         self._clock = clock
@@ -172,6 +175,10 @@ class Desk:
         # Told each dispatch lag (seconds from the fact reaching the gateway to the assignment
         # delivered to the ticket), for the metrics.
         self.on_dispatch: Callable[[float], None] | None = None
+
+    async def shutdown(self) -> None:
+        """Stop the watchers' reader (the watches themselves end with the server)."""
+        await self.hub.close()
 
     @property
     def clock(self) -> Any:
@@ -672,27 +679,31 @@ class Desk:
     async def watch_ticket(self, ticket_id: str, cursor: str = "", block_ms: int = 1000,
                            *, idle: bool = False) -> AsyncIterator[JournalEntry | None]:
         """Every event after ``cursor``, then live ones, until the consumer stops. With
-        ``idle``, ``None`` after each ``block_ms`` that brought nothing (time to look around)."""
-        while True:
-            entries = await self.journal.read_after(ticket_id, cursor, block_ms=block_ms)
-            if not entries and idle:
-                yield None
-            for entry in entries:
-                cursor = entry.cursor
-                yield entry
+        ``idle``, ``None`` after each ``block_ms`` that brought nothing (time to look around).
+        Live events come through the gateway's one reader of the journal's feed
+        (:mod:`adapters.redis.stream_hub`)."""
+        sub = await self.hub.subscribe(stream_key(ticket_id), cursor)
+        try:
+            while True:
+                rows = await sub.next(block_ms / 1000 if idle else None)
+                if not rows:
+                    yield None
+                for entry_id, fields in rows:
+                    yield JournalEntry(entry_id, decode(fields[b"e"]))
+        finally:
+            sub.close()
 
-    async def watch_agent(self, agent_id: str, cursor: str = "", block_ms: int = 1000
+    async def watch_agent(self, agent_id: str, cursor: str = ""
                           ) -> AsyncIterator[tuple[str, str, Event]]:
         """``(cursor, ticket_id, event)`` for every event of the agent's tickets after
         ``cursor``, then live ones: assignments, offers, transfers, messages, alarms."""
-        start = cursor or "0"
-        while True:
-            reply = await self._redis.xread({agent_stream(agent_id): start}, block=block_ms,
-                                            count=200)
-            for _stream, rows in reply or []:
-                for entry_id, fields in rows:
-                    start = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    yield start, fields[b"t"].decode(), decode(fields[b"e"])
+        sub = await self.hub.subscribe(agent_stream(agent_id), cursor)
+        try:
+            while True:
+                for entry_id, fields in await sub.next():
+                    yield entry_id, fields[b"t"].decode(), decode(fields[b"e"])
+        finally:
+            sub.close()
 
     async def history(self, customer_id: str) -> tuple[list[TicketRecord], list[MessagePosted]]:
         records: list[TicketRecord] = []

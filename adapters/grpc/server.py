@@ -396,7 +396,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         agent_id = caller.agent_named(request.agent_id)
         await self.desk.agent(agent_id)  # NOT_FOUND before streaming
         async for cursor, ticket_id, event in self.desk.watch_agent(
-                agent_id, request.cursor, block_ms=self.watch_block_ms):
+                agent_id, request.cursor):
             view = await self.desk.view(ticket_id)
             ticket_event = event_pb(ticket_id, cursor, event, view.record)
             yield agent_pb2.AgentEvent(cursor=cursor, at=ticket_event.at,

@@ -35,7 +35,7 @@ import contextlib
 import math
 import pickle
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import msgpack
@@ -66,7 +66,8 @@ _TYPES: dict[str, type] = {c.__name__: c for c in (AgentPresenceChanged, TicketQ
 
 
 def encode(event: Event, now_s: float) -> bytes:
-    fields = asdict(event)
+    # Routing events hold plain values (tuples, a skills mapping): a shallow copy is enough.
+    fields = {f.name: getattr(event, f.name) for f in dataclass_fields(event)}
     if isinstance(event, AgentPresenceChanged):
         fields["skills"] = dict(event.skills)
     return msgpack.packb({"type": type(event).__name__, "now_s": now_s, "f": fields},

@@ -11,6 +11,10 @@ a failover) is refused with :class:`StaleWriter` instead of interleaving events.
 keeps the customer's open-ticket pointer (``sd:c:{customer}:open``) and ticket list in the same
 atomic step, so continuity never sees a ticket half opened or half closed.
 
+Every appended event also goes, in the same step, to one feed stream (``sd:feed``, about the
+last two minutes) saying which streams it went to and at which cursors: a gateway follows all
+of its watchers' streams by reading that one stream (:mod:`adapters.redis.stream_hub`).
+
 The client is answered only after ``append`` returns: the events are in Redis (and in its
 append-only file) first.
 
@@ -32,9 +36,12 @@ from engine.outcomes import Count
 from engine.ticket import Event, StateMoved, TicketOpened, event_from_dict, event_to_dict
 
 AGENT_STREAM_KEEP = 10_000  # entries per agent watch stream; the tickets' own streams keep all
+FEED_KEY = "sd:feed"  # every appended event, with where it went: what watchers are fed from
+FEED_SEQ_KEY = FEED_KEY + ":seq"  # how many entries the feed has had (they are numbered)
+FEED_KEEP_MS = 120_000  # the feed keeps about the last two minutes
 
 _APPEND = """
--- KEYS: stream, open pointer, customer's tickets, timers, counters, mirror streams...
+-- KEYS: stream, open pointer, customer's tickets, timers, counters, feed, mirror streams...
 -- ARGV: version, n, events[n], op, ticket id, deadline, n counters, (field, amount)[...]
 local stream = KEYS[1]
 if redis.call('XLEN', stream) ~= tonumber(ARGV[1]) then
@@ -49,13 +56,21 @@ if op == 'open' then
   end
 end
 local ticket = ARGV[4 + n]
+local now = redis.call('TIME')
+local feed_min = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) - FEED_KEEP_MS
 local ids = {}
 for i = 1, n do
   ids[i] = redis.call('XADD', stream, '*', 'e', ARGV[2 + i])
-  for k = 6, #KEYS do
+  local copies = {}
+  for k = 7, #KEYS do
     -- watch streams are copies: keep about the last AGENT_STREAM_KEEP entries of each
-    redis.call('XADD', KEYS[k], 'MAXLEN', '~', 'AGENT_STREAM_KEEP', '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
+    copies[#copies + 1] = KEYS[k]
+    copies[#copies + 1] = redis.call('XADD', KEYS[k], 'MAXLEN', '~', 'AGENT_STREAM_KEEP', '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
   end
+  -- the gateways' watchers read this one stream (adapters/redis/stream_hub.py); numbered,
+  -- so that a reader knows it missed none
+  local seq = redis.call('INCR', KEYS[6] .. ':seq')
+  redis.call('XADD', KEYS[6], 'MINID', '~', feed_min, '*', 'n', seq, 's', stream, 'c', ids[i], 't', ticket, 'e', ARGV[2 + i], 'm', cmsgpack.pack(copies))
 end
 local deadline = ARGV[5 + n]
 if deadline == '' then
@@ -76,7 +91,8 @@ elseif op == 'close' then
   end
 end
 return ids
-""".replace("'AGENT_STREAM_KEEP'", f"'{AGENT_STREAM_KEEP}'")
+""".replace("'AGENT_STREAM_KEEP'", f"'{AGENT_STREAM_KEEP}'").replace(
+    "FEED_KEEP_MS", str(FEED_KEEP_MS))
 
 
 class StaleWriter(WorldChangedError):
@@ -155,8 +171,10 @@ class TicketJournal:
         O(len(events) * (1 + len(mirrors)) + len(counts) + log tickets with timers).
 
         In the same atomic step: the ticket's next timer is set to ``deadline_s`` (or cleared),
-        ``counts`` are added to the counters, and each event is copied to the agent streams
-        ``mirrors`` (the watch streams of the agents concerned). Returns the events' cursors.
+        ``counts`` are added to the counters, each event is copied to the agent streams
+        ``mirrors`` (the watch streams of the agents concerned), and one entry per event goes
+        to the feed (:data:`FEED_KEY`) naming the streams it went to, with their cursors.
+        Returns the events' cursors.
         Raises :class:`StaleWriter` (and writes nothing) if another writer got there first.
         """
         if not events:
@@ -174,7 +192,7 @@ class TicketJournal:
         try:
             ids: Any = await self._append(
                 keys=[stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
-                      TIMERS_KEY, COUNTERS_KEY, *[agent_stream(a) for a in mirrors]],
+                      TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *[agent_stream(a) for a in mirrors]],
                 args=args,
             )
         except aioredis.ResponseError as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.redis.journal import TicketJournal
+from adapters.redis.journal import StaleWriter, TicketJournal
 from engine.errors import InvalidArgument, NotFound
 from engine.outcomes import counts
 from engine.service_rules import ServiceRules
@@ -39,6 +39,7 @@ from engine.ticket import (
 class TicketActorState:
     record: TicketRecord | None = None
     version: int = 0  # events in the journal
+    presumed: bool = False  # not loaded: taken to be new (an open); the append checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,12 @@ class TicketBehaviour:
         self._journal = journal
         self._clock = clock
         self.rules = rules or ServiceRules()
+
+    def presume(self, entity_id: str, message: Any) -> TicketActorState | None:
+        """An open starts from nothing without reading the journal (a new ticket's journal is
+        empty); if the ticket was there after all -- a retried open -- the append is refused
+        as stale and :meth:`receive` loads and answers with the ticket as it is."""
+        return TicketActorState(presumed=True) if isinstance(message, OpenTicket) else None
 
     async def load(self, entity_id: str) -> TicketActorState:
         entries = await self._journal.load(entity_id)
@@ -107,10 +114,16 @@ class TicketBehaviour:
         for event in events:
             record = apply(record, event)
         assert record is not None
-        cursors = await self._journal.append(
-            entity_id, customer_id, state.version, events,
-            deadline_s=next_deadline(record, self.rules),
-            counts=counts(before, events, record), mirrors=self._mirrors(before, events, record))
+        try:
+            cursors = await self._journal.append(
+                entity_id, customer_id, state.version, events,
+                deadline_s=next_deadline(record, self.rules),
+                counts=counts(before, events, record),
+                mirrors=self._mirrors(before, events, record))
+        except StaleWriter:
+            if not state.presumed:
+                raise
+            return await self.receive(entity_id, await self.load(entity_id), message)
         new_state = TicketActorState(record, state.version + len(events))
         return new_state, TicketReply(record, tuple(events), tuple(cursors))
 

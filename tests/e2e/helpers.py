@@ -156,3 +156,4 @@ async def served(url, hosting="in-process", *, rules=None, policy="strict", duti
                 await background
         await channel.close()
         await server.stop(None)
+        await desk.shutdown()

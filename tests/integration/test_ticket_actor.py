@@ -52,6 +52,34 @@ def test_a_retried_open_returns_the_same_ticket_and_writes_nothing(redis_url, ru
     run(scenario())
 
 
+def test_an_open_is_written_without_reading_and_a_retry_elsewhere_finds_the_ticket(redis_url,
+                                                                                   run):
+    """A new ticket's actor starts without reading its (empty) journal; a retried open that
+    reaches a host where the ticket is not active is refused by the journal's version check,
+    loads, and answers with the ticket as it is -- nothing written twice."""
+    async def scenario():
+        clock = FakeClock()
+        host, journal = make_host(redis_url, clock)
+        reads = []
+        load = journal.load
+
+        async def counting_load(ticket_id):
+            reads.append(ticket_id)
+            return await load(ticket_id)
+
+        journal.load = counting_load
+        cmd = OpenTicket("t5", "c5", "web", "s", 0, "hello", idempotency_key="k")
+        first = await host.ask("t5", cmd)
+        assert reads == [] and len(first.events) == 2
+        other, other_journal = make_host(redis_url, clock)  # the retry lands elsewhere
+        again = await other.ask("t5", cmd)
+        assert again.record == first.record and again.events == ()
+        assert len(await other_journal.load("t5")) == 2
+        moved = await other.ask("t5", AssignAgent("ann", 1.0))  # and it carries on from there
+        assert moved.record.agent_id == "ann"
+    run(scenario())
+
+
 def test_a_customer_cannot_open_two_tickets_even_concurrently(redis_url, run):
     async def scenario():
         host, journal = make_host(redis_url, FakeClock())
