@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engine.errors import InvalidArgument, SurgedeskError
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, description: str, unit: str,
+              total: float) -> Iterator[Callable[[float, float], None] | None]:
+    """A rich progress bar on stderr (``--progress``, or a terminal unless ``--quiet``): yields
+    the ``progress(now, end)`` callback a long run reports to, or None when none is shown."""
+    if not (args.progress or (not args.quiet and sys.stderr.isatty())):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, force_terminal=True if args.progress else None)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn(f"{{task.completed:,.0f}}/{{task.total:,.0f}} {unit}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(description, total=total or 1)
+        yield lambda now, end: bar.update(task, completed=min(now, end), total=end)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -21,21 +42,10 @@ def _simulate(args: argparse.Namespace) -> int:
     policy_name = args.policy or scenario.policy or "default"
     policy = policy_named(policy_name)
     population = build_population(scenario)
-    show = args.progress or (not args.quiet and sys.stderr.isatty())
-    if show:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        console = Console(stderr=True, force_terminal=True if args.progress else None)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} virtual s"),
-                      TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task(f"simulate {scenario.name}", total=population.duration_s or 1)
-            result = simulate(population, policy, process=scenario.process, seed=scenario.seed,
-                              progress=lambda now, end: bar.update(task, completed=min(now, end),
-                                                                   total=end))
-    else:
-        result = simulate(population, policy, process=scenario.process, seed=scenario.seed)
+    with _progress(args, f"simulate {scenario.name}", "virtual s",
+                   population.duration_s) as progress:
+        result = simulate(population, policy, process=scenario.process, seed=scenario.seed,
+                          progress=progress)
     report = build_report(
         scenario=scenario.name,
         mode="simulate",
@@ -103,21 +113,9 @@ def _surge(args: argparse.Namespace) -> int:
     sim_report = build_report(scenario=scenario.name, mode="simulate",
                               target_wait_s=scenario.target_wait_s, records=simulated.records,
                               timeline=simulated.timeline, dispatch_lag_ms=simulated.decision_ms)
-    show = args.progress or (not args.quiet and sys.stderr.isatty())
-    if show:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        console = Console(stderr=True, force_terminal=True if args.progress else None)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} scenario s"),
-                      TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task(f"surge {scenario.name} x{args.speedup:g}",
-                                total=population.duration_s or 1)
-            raw = run_surge(scenario, population, options,
-                            progress=lambda now, end: bar.update(task, completed=now, total=end))
-    else:
-        raw = run_surge(scenario, population, options)
+    with _progress(args, f"surge {scenario.name} x{args.speedup:g}", "scenario s",
+                   population.duration_s) as progress:
+        raw = run_surge(scenario, population, options, progress=progress)
     records = records_of(population, raw, args.speedup)
     lags = [x * 1000 for w in raw["workers"] for x in w["dispatch_lag_s"]]
     report = build_report(

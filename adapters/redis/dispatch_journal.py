@@ -65,9 +65,13 @@ _TYPES: dict[str, type] = {c.__name__: c for c in (AgentPresenceChanged, TicketQ
                                                    TicketHandedOver, AgentShiftEnded)}
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclass_fields(cls)) for cls in _TYPES.values()}
+
+
 def encode(event: Event, now_s: float) -> bytes:
     # Routing events hold plain values (tuples, a skills mapping): a shallow copy is enough.
-    fields = {f.name: getattr(event, f.name) for f in dataclass_fields(event)}
+    fields = {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
     if isinstance(event, AgentPresenceChanged):
         fields["skills"] = dict(event.skills)
     return msgpack.packb({"type": type(event).__name__, "now_s": now_s, "f": fields},
