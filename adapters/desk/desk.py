@@ -312,8 +312,13 @@ class Desk:
             return await self.view(ticket_id)
         # A returning customer asks for their last agent (the sticky window of the policy).
         since = time.monotonic()
-        out, status = await self.dispatcher.queue(TicketQueued(
-            ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None))
+        try:
+            out, status = await self.dispatcher.queue(TicketQueued(
+                ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None))
+        except AlreadyExists:
+            # A retried call: the dispatcher journaled the first one and was restarted before
+            # it answered (Ray retries a dead actor's calls). Routing has the ticket.
+            return await self.view(ticket_id)
         if out:  # an agent was free: the ticket is assigned, not waiting
             await self._deliver(out, since=since)
         if status is None:

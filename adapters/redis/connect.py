@@ -5,7 +5,8 @@ which a busy shard reaches in a surge (every actor writing at once). The engine'
 a blocking pool instead: past ``max_connections`` a command waits its turn for a connection
 (up to ``wait_s``, then a ConnectionError, which the gateway answers as UNAVAILABLE).
 
-Commands issued together travel as one pipeline (:mod:`adapters.redis.batching`).
+Commands travel back to back on one connection (:mod:`adapters.redis.pipelined`); blocking
+commands and transactions use the pool.
 
 The library version is passed explicitly: left to itself, redis-py 8 reads its own package
 metadata from disk for every new connection (about 1.5 ms each, in a surge of new ones).
@@ -18,7 +19,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from adapters.redis.batching import BatchingRedis
+from adapters.redis.pipelined import PipelinedRedis
 
 DEFAULT_MAX_CONNECTIONS = 256
 
@@ -34,4 +35,4 @@ def redis_client(url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  wait_s: float = 20.0) -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
                                                     timeout=wait_s, **_DRIVER)
-    return BatchingRedis(connection_pool=pool)
+    return PipelinedRedis(connection_pool=pool)

@@ -126,3 +126,32 @@ def test_reconcile_delivers_an_assignment_a_crash_left_undelivered(redis_url, ru
         nxt = (await desk.view(b.record.ticket_id)).record
         assert nxt.agent_id == "ann" and nxt.state.value == "AWAITING_AGENT"
     run(scenario())
+
+
+class RetriedQueue:
+    """A dispatcher whose first answer to a queue call was lost: the call is made again (as
+    Ray does for an actor that died after journaling it), so routing sees the ticket twice."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def queue(self, event):
+        await self.inner.queue(event)
+        return await self.inner.queue(event)
+
+
+def test_a_start_whose_queue_call_was_retried_answers_the_queued_ticket(redis_url, run):
+    async def scenario():
+        inner = await LocalDispatcher(redis_url, policy_named("strict")).start()
+        desk = Desk(LocalShards(redis_url), RetriedQueue(inner), aioredis.Redis.from_url(redis_url))
+        await desk.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
+        view = await desk.start_conversation("c1", "app", "presale", 0, "hello", "k1")
+        assert view.record.state.value == "QUEUED" and view.status is not None
+        assert inner.service.core.is_waiting(view.record.ticket_id)
+        await desk.set_presence("ann", "online")
+        assert (await desk.view(view.record.ticket_id)).record.agent_id == "ann"
+
+    run(scenario())

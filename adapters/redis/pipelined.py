@@ -1,0 +1,315 @@
+"""A Redis client whose commands travel back to back on one connection.
+
+Who runs this: every engine process (gateway, shard hosts, dispatcher), through
+:func:`adapters.redis.connect.redis_client`.
+
+Why: redis-py 8 spends 35-190 us of CPU on each command (pool checkout, retry and telemetry
+bookkeeping, a ``Pipeline`` object per batch, several awaits), which was the largest single
+cost of a durable StartConversation. Redis answers the commands of one connection in the
+order it received them, so a client can write every command to one socket as it is issued
+and match the replies to their callers in order: encoding is ``hiredis.pack_command`` (C),
+parsing is ``hiredis.Reader`` (C), and the commands issued in one turn of the event loop leave
+in one ``write``. Cost per command: O(1), a few microseconds; one round trip per loop turn.
+
+Semantics are those of separate commands. Each caller gets its own reply or error (a
+``ResponseError`` belongs to that command only) through redis-py's own response callbacks,
+so every command method of ``redis.asyncio.Redis`` answers as it always did. If the
+connection drops, every command on it fails with ``redis.exceptions.ConnectionError`` (each
+may or may not have been applied, as for any command whose reply was lost) and the next
+command connects again. Commands from one caller keep their order; commands of all callers
+run in the order issued.
+
+Not on this connection: blocking commands (``XREAD BLOCK``, ``BLPOP``...), which would hold
+up every reply behind them, and transactions (``MULTI``/``EXEC``), which need a connection
+of their own. They use redis-py's connection pool as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import hiredis
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis._parsers.base import BaseParser
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
+from redis.commands import AsyncCoreCommands
+from redis.utils import DEFAULT_RESP_VERSION
+
+_BLOCKING = {"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "BLMPOP",
+             "BZMPOP", "WAIT", "SUBSCRIBE", "PSUBSCRIBE", "MONITOR", "MULTI", "EXEC",
+             "WATCH", "UNWATCH", "DISCARD"}
+
+
+def _word(arg: Any) -> str:
+    if isinstance(arg, bytes):
+        return arg.decode(errors="replace").upper()
+    return arg.upper() if isinstance(arg, str) else ""
+
+
+def _blocks(args: Sequence[Any]) -> bool:
+    name = _word(args[0])
+    if name in _BLOCKING:
+        return True
+    return name in ("XREAD", "XREADGROUP") and any(_word(a) == "BLOCK" for a in args[1:])
+
+
+_NOT_ENOUGH_DATA = object()
+
+
+class _Replies(asyncio.Protocol):
+    """One socket: commands written back to back, replies parsed as they arrive and handed
+    out in order."""
+
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader(protocolError=redis_errors.InvalidResponse,
+                                     replyError=BaseParser.parse_error,
+                                     notEnoughData=_NOT_ENOUGH_DATA)
+        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.outgoing: list[bytes] = []  # this loop turn's commands, written together
+        self.transport: asyncio.Transport | None = None
+        self.lost: BaseException | None = None
+        self.writes = 0
+
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        """Queue one command; its reply (or error) comes to the future. O(1)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.lost is not None:
+            future.set_exception(self.lost)
+            return future
+        self.waiting.append(future)
+        if not self.outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.outgoing.append(packed)
+        return future
+
+    def _flush(self) -> None:
+        out, self.outgoing = self.outgoing, []
+        if self.transport is None or self.lost is not None or not out:
+            return  # their futures have failed already
+        self.writes += 1
+        self.transport.write(b"".join(out))
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        gets, waiting = self.reader.gets, self.waiting
+        while True:
+            try:
+                reply = gets()
+            except redis_errors.InvalidResponse as exc:
+                self._broken(exc)
+                return
+            if reply is _NOT_ENOUGH_DATA:
+                return
+            if not waiting:  # a reply nobody asked for: the stream is out of step
+                self._broken(redis_errors.InvalidResponse("unexpected reply from Redis"))
+                return
+            future = waiting.popleft()
+            if future.done():  # its caller was cancelled; the reply was still its own
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(redis_errors.ConnectionError(
+            f"Connection to Redis lost{f': {exc}' if exc else ''}"))
+
+    def _broken(self, exc: BaseException) -> None:
+        self._fail(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = exc
+        self.outgoing = []
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(exc)
+
+
+class PipelinedConnection:
+    """One connection to Redis, opened on first use and again after it drops.
+
+    Runs on the event loop that first uses it. ``call`` is O(1): the command joins this loop
+    turn's write, its future joins the reply queue."""
+
+    def __init__(self, connection_kwargs: dict[str, Any]) -> None:
+        self._kwargs = connection_kwargs
+        self._replies: _Replies | None = None
+        self._connecting: asyncio.Future[_Replies] | None = None
+
+    @property
+    def writes(self) -> int:
+        """Socket writes on the current connection (tests and benchmarks look)."""
+        return 0 if self._replies is None else self._replies.writes
+
+    async def connected(self) -> _Replies:
+        replies = self._replies
+        if replies is not None and replies.lost is None:
+            return replies
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+        connecting = self._connecting
+        try:
+            return await asyncio.shield(connecting)
+        finally:
+            if connecting.done() and self._connecting is connecting:
+                self._connecting = None
+
+    async def call(self, packed: bytes) -> Any:
+        replies = self._replies
+        if replies is None or replies.lost is not None:
+            replies = await self.connected()
+        return await replies.send(packed)
+
+    async def _open(self) -> _Replies:
+        loop = asyncio.get_running_loop()
+        kw = self._kwargs
+        timeout = kw.get("socket_connect_timeout") or 5.0
+        try:
+            if kw.get("path"):
+                coro = loop.create_unix_connection(_Replies, kw["path"])
+            else:
+                coro = loop.create_connection(_Replies, kw.get("host", "localhost"),
+                                              int(kw.get("port", 6379)))
+            _, replies = await asyncio.wait_for(coro, timeout)
+        except (TimeoutError, OSError) as exc:
+            raise redis_errors.ConnectionError(f"cannot connect to Redis: {exc}") from None
+        # The protocol the client's response callbacks expect: that of its pool's connections.
+        protocol = int(kw.get("protocol") or DEFAULT_RESP_VERSION)
+        auth = ((kw.get("username") or "default", kw["password"]) if kw.get("password")
+                else ())
+        setup: list[tuple[Any, ...]] = []
+        if protocol >= 3:
+            setup.append(("HELLO", protocol, *(("AUTH", *auth) if auth else ())))
+        elif auth:
+            setup.append(("AUTH", *auth) if kw.get("username") else ("AUTH", auth[1]))
+        if int(kw.get("db") or 0):
+            setup.append(("SELECT", int(kw["db"])))
+        if setup:
+            try:
+                await asyncio.gather(*(replies.send(hiredis.pack_command(c)) for c in setup))
+            except BaseException:
+                if replies.transport is not None:
+                    replies.transport.close()
+                raise
+        self._replies = replies
+        return replies
+
+    def close(self) -> None:
+        if self._replies is not None and self._replies.transport is not None:
+            self._replies.transport.close()
+        self._replies = None
+
+
+class PipelinedRedis(aioredis.Redis):
+    """``redis.asyncio.Redis`` whose commands travel back to back on one connection.
+
+    Blocking commands and transactions go through the connection pool; so do pipelines with
+    ``transaction=True``. ``pipeline(transaction=False)`` sends its commands on the shared
+    connection (they may interleave with other callers' commands, as a non-transactional
+    pipeline's may on the server)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast = PipelinedConnection(dict(self.connection_pool.connection_kwargs))
+
+    def pack(self, args: tuple[Any, ...]) -> bytes:
+        name = args[0]
+        if isinstance(name, str) and " " in name:  # "SCRIPT LOAD": two words on the wire
+            args = (*name.split(), *args[1:])
+        try:
+            return hiredis.pack_command(args)
+        except TypeError:
+            encode = self.get_encoder().encode  # raises redis-py's DataError, naming the type
+            return hiredis.pack_command(tuple(encode(a) for a in args))
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if _blocks(args):
+            return await super().execute_command(*args, **options)
+        try:
+            response = await self.fast.call(self.pack(args))
+        except redis_errors.ResponseError:
+            if EMPTY_RESPONSE in options:
+                return options[EMPTY_RESPONSE]
+            raise
+        return await self._parsed(args[0], response, options)
+
+    async def _parsed(self, command_name: Any, response: Any, options: dict[str, Any]) -> Any:
+        options.pop(EMPTY_RESPONSE, None)
+        options.pop(NEVER_DECODE, None)
+        options.pop("keys", None)
+        callback = self.response_callbacks.get(command_name)
+        if callback is None:
+            return response
+        value = callback(response, **options)
+        return await value if inspect.isawaitable(value) else value
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        if transaction:
+            return super().pipeline(transaction=True, shard_hint=shard_hint)
+        return Batch(self)
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        self.fast.close()
+        await super().aclose(close_connection_pool)
+
+
+class Batch(AsyncCoreCommands):
+    """A non-transactional pipeline on the shared connection: commands are queued by the
+    usual command methods and written together by :meth:`execute`, replies in order."""
+
+    _event_dispatcher: Any = None  # redis-py's command protocol names it; nothing here uses it
+
+    def __init__(self, client: PipelinedRedis) -> None:
+        self._client = client
+        self._queued: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self._queued.append((args, options))
+        return self
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    async def __aenter__(self) -> Batch:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._queued = []
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        queued, self._queued = self._queued, []
+        client = self._client
+        if any(_blocks(args) for args, _ in queued):
+            raise redis_errors.DataError("blocking commands cannot join a pipeline")
+        replies = await client.fast.connected()
+        futures = [replies.send(client.pack(args)) for args, _ in queued]
+        results: list[Any] = []
+        try:
+            for (args, options), future in zip(queued, futures, strict=True):
+                try:
+                    results.append(await client._parsed(args[0], await future, options))
+                except redis_errors.ResponseError as exc:
+                    results.append(options.get(EMPTY_RESPONSE, exc))
+        except BaseException:
+            for future in futures:  # the connection failed them all; one error is enough
+                if future.done() and not future.cancelled():
+                    future.exception()
+            raise
+        if raise_on_error:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results

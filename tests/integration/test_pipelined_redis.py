@@ -1,0 +1,180 @@
+"""The engine's Redis client on a real Redis: commands written back to back on one connection
+answer exactly as redis-py's own client does, each caller its own reply or error, in order,
+and a lost connection fails what was on it and is opened again."""
+
+import asyncio
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.redis.connect import redis_client
+from adapters.redis.pipelined import PipelinedRedis
+from adapters.redis.server import EmbeddedRedis
+
+
+async def both(url):
+    return redis_client(url), aioredis.Redis.from_url(url)
+
+
+def test_every_kind_of_reply_matches_redis_py(redis_url, run):
+    async def scenario():
+        fast, plain = await both(redis_url)
+        assert isinstance(fast, PipelinedRedis)
+        try:
+            await plain.hset("h", mapping={"x": 1, "y": "z"})
+            await plain.zadd("z", {"a": 1.5, "b": 2})
+            await plain.rpush("l", "p", "q")
+            await plain.xadd("s", {"e": b"\x00\xff"})
+            await plain.set("n", 7)
+            for call in (
+                lambda c: c.get("n"), lambda c: c.get("missing"), lambda c: c.hgetall("h"),
+                lambda c: c.hgetall("missing"), lambda c: c.zrangebyscore(
+                    "z", "-inf", "+inf", withscores=True), lambda c: c.lindex("l", -1),
+                lambda c: c.xrange("s"), lambda c: c.xrevrange("s", count=1),
+                lambda c: c.exists("h", "l", "nope"), lambda c: c.ttl("n"),
+                lambda c: c.info("server"), lambda c: c.xlen("s"),
+            ):
+                mine, theirs = await call(fast), await call(plain)
+                if isinstance(theirs, dict) and "uptime_in_seconds" in theirs:
+                    assert mine["redis_version"] == theirs["redis_version"]
+                else:
+                    assert mine == theirs
+            assert sorted([k async for k in fast.scan_iter(match="*")]) == \
+                sorted([k async for k in plain.scan_iter(match="*")]) != []
+        finally:
+            await fast.aclose()
+            await plain.aclose()
+
+    run(scenario())
+
+
+def test_each_caller_gets_its_own_reply_and_its_own_error(redis_url, run):
+    async def scenario():
+        fast = redis_client(redis_url)
+        try:
+            await fast.set("str", "v")
+            good = [fast.incr("n") for _ in range(500)]
+            bad = fast.lpush("str", 1)  # wrong type: this command's error only
+            results = await asyncio.gather(*good, bad, fast.get("str"), return_exceptions=True)
+            assert results[:500] == list(range(1, 501))  # issued in order, applied in order
+            assert isinstance(results[500], redis.ResponseError)
+            assert results[501] == b"v"
+            assert fast.fast.writes < 100  # commands of one loop turn leave together
+            with pytest.raises(redis.DataError, match="NoneType"):
+                await fast.set("k", None)  # refused before it reaches the wire
+            assert await fast.get("str") == b"v"  # and the connection is still in step
+        finally:
+            await fast.aclose()
+
+    run(scenario())
+
+
+def test_a_script_loads_itself_and_a_pipeline_keeps_per_command_errors(redis_url, run):
+    async def scenario():
+        fast = redis_client(redis_url)
+        try:
+            script = fast.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+            assert await script(keys=["k"], args=[5]) == 5  # NOSCRIPT, SCRIPT LOAD, EVALSHA
+            assert await script(keys=["k"], args=[5]) == 10
+            pipe = fast.pipeline(transaction=False)
+            pipe.get("k")
+            pipe.hset("k", "f", "v")  # wrong type
+            pipe.get("nope")
+            got = await pipe.execute(raise_on_error=False)
+            assert got[0] == b"10" and isinstance(got[1], redis.ResponseError) and got[2] is None
+            pipe.get("k")
+            pipe.hset("k", "f", "v")
+            with pytest.raises(redis.ResponseError):
+                await pipe.execute()
+            tx = fast.pipeline(transaction=True)  # a real MULTI/EXEC, on a pooled connection
+            tx.incr("k")
+            tx.get("k")
+            assert await tx.execute() == [11, b"11"]
+            # A blocking read uses the pool and holds up nobody on the shared connection.
+            reader = asyncio.ensure_future(fast.xread({"s": "$"}, block=2000))
+            await asyncio.sleep(0.05)
+            assert await fast.get("k") == b"11"
+            await fast.xadd("s", {"e": 1})
+            assert (await reader)[0][0] == b"s"
+        finally:
+            await fast.aclose()
+
+    run(scenario())
+
+
+def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(tmp_path, run):
+    async def scenario():
+        server = EmbeddedRedis(tmp_path / "r").start()
+        fast = redis_client(server.url)
+        try:
+            await fast.set("k", "v")
+            server.kill()
+            with pytest.raises(redis.ConnectionError):
+                await fast.get("k")
+            with pytest.raises(redis.ConnectionError):
+                await fast.get("k")  # still down: refused, not hung
+            server.start()
+            assert await fast.get("k") == b"v"  # durable, and the client found it again
+        finally:
+            await fast.aclose()
+            server.stop()
+
+    run(scenario())
+
+
+def test_a_cancelled_caller_does_not_put_the_replies_out_of_step(redis_url, run):
+    async def scenario():
+        fast = redis_client(redis_url)
+        try:
+            await fast.set("a", "A")
+            await fast.set("b", "B")
+            first = asyncio.ensure_future(fast.get("a"))
+            second = asyncio.ensure_future(fast.get("b"))
+            await asyncio.sleep(0)
+            first.cancel()
+            assert await second == b"B"
+            assert await fast.get("a") == b"A"
+        finally:
+            await fast.aclose()
+
+    run(scenario())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "get", "incr", "rpush", "del"]),
+                          st.sampled_from(["k1", "k2", "k3"]),
+                          st.binary(max_size=20)), min_size=1, max_size=40))
+def test_any_mix_of_commands_issued_together_answers_as_sent_one_by_one(redis_server, ops):
+    async def scenario():
+        redis.Redis.from_url(redis_server.url).flushall()
+        fast, plain = await both(redis_server.url)
+
+        def call(client, op, key, value):
+            if op == "set":
+                return client.set(key, value)
+            if op == "del":
+                return client.delete(key)
+            if op in ("get", "incr"):
+                return getattr(client, op)(key)
+            return client.rpush(key, value)
+
+        try:
+            together = await asyncio.gather(*(call(fast, *o) for o in ops),
+                                            return_exceptions=True)
+            await plain.flushall()
+            alone = []
+            for o in ops:
+                try:
+                    alone.append(await call(plain, *o))
+                except redis.ResponseError as exc:
+                    alone.append(exc)
+            assert [type(x) if isinstance(x, Exception) else x for x in together] == \
+                [type(x) if isinstance(x, Exception) else x for x in alone]
+        finally:
+            await fast.aclose()
+            await plain.aclose()
+
+    asyncio.run(scenario())
