@@ -211,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
     serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates (mTLS)")
     serve.add_argument("--no-reflection", action="store_true", help="hide server reflection")
+    serve.add_argument("--redis-fsync", choices=("no", "always", "everysec"), default="no",
+                       help="the embedded Redis's appendfsync: a kill -9 loses nothing with "
+                            "any; always also survives a power loss, at about 0.3 ms per "
+                            "write round (default no; everysec can lose a kill -9's last "
+                            "seconds, see adapters/redis/server.py)")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
     serve.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
                        help="ticket, agent and dispatcher actors on Ray (default), or all in "

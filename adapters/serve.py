@@ -117,7 +117,8 @@ async def run(args: Any) -> int:
     embedded = None
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
-        embedded = EmbeddedRedis(Path(args.data_dir) / "redis").start()
+        embedded = EmbeddedRedis(Path(args.data_dir) / "redis",
+                                 appendfsync=args.redis_fsync).start()
         redis_url = embedded.url
     ray_address = os.environ.get("RAY_ADDRESS")
     # Every open watch stream holds one connection of the gateway's pool in a blocking read

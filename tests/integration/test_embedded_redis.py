@@ -1,16 +1,21 @@
 """The embedded Redis server is real, and what it acknowledged survives kill -9."""
 
+import pytest
 import redis
 
 from adapters.redis.server import EmbeddedRedis
 
 
-def test_the_embedded_server_answers_and_keeps_data_across_kill_9(tmp_path):
-    server = EmbeddedRedis(tmp_path / "data").start()
+@pytest.mark.parametrize("fsync", [None, "always"])
+def test_the_embedded_server_answers_and_keeps_data_across_kill_9(tmp_path, fsync):
+    server = (EmbeddedRedis(tmp_path / "data") if fsync is None
+              else EmbeddedRedis(tmp_path / "data", appendfsync=fsync)).start()
     try:
         client = redis.Redis.from_url(server.url)
         assert client.info("server")["redis_version"].startswith("6.2")
         assert client.config_get("appendonly")["appendonly"] == "yes"
+        # The default never postpones the AOF write past the reply (everysec can).
+        assert client.config_get("appendfsync")["appendfsync"] == (fsync or "no")
         for i in range(500):
             client.xadd("journal", {"seq": i})
         client.set("ticket:t1", "queued")
