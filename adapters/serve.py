@@ -156,13 +156,7 @@ async def run(args: Any) -> int:
         await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                              int(agent.get("capacity", 1)), agent.get("name", "")))
     await desk.reconcile()  # assignments a killed gateway decided but did not deliver
-    # Every call allocates many short-lived objects; the collector's default (a young
-    # collection every 700 allocations, and full ones over the whole heap of tickets and
-    # agents) took a few percent of the gateway at a surge's peak. What startup built is
-    # frozen out of collections; young collections run every 20,000 allocations.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
+    tune_gc()
     metrics = await serve_metrics(desk, args.metrics_host, args.metrics_port)
     server, port = await build_server(desk, f"{args.host}:{args.port}", gate,
                                       reflection_on=not args.no_reflection,
@@ -210,6 +204,17 @@ async def run(args: Any) -> int:
     if embedded is not None:
         embedded.stop()
     return 0
+
+
+def tune_gc() -> None:
+    """Once the engine has started. Every call allocates many short-lived objects; the
+    collector's default (a young collection every 700 allocations, and full ones over the
+    whole heap of tickets and agents) took a few percent of the gateway at a surge's peak.
+    What startup built is frozen out of collections; young collections run every 20,000
+    allocations."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 def run_loop(main: Any, event_loop: str = "uvloop") -> Any:

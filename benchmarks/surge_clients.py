@@ -277,6 +277,10 @@ class Worker:
         free: collections.deque[float] = collections.deque()  # wall times slots became free
         holding: dict[str, tuple[int, float, asyncio.Task[Any] | None]] = {}
         state = {"online": False}
+        # A conversation the agent lets go of as its shift ends may have been handed over by
+        # its EndShift first: the engine then refuses the close (not the agent's any more).
+        let_go = frozenset({grpc.StatusCode.FAILED_PRECONDITION} | (
+            {grpc.StatusCode.PERMISSION_DENIED} if p.shift_end == "hand-over" else set()))
 
         async def converse(ticket_id: str, i: int, received: float) -> None:
             c = self.population[i]
@@ -302,20 +306,20 @@ class Worker:
                 if c.follow_up == "transfer":
                     await self.call("Transfer", lambda: stub.Transfer(agent_pb2.TransferRequest(
                         ticket_id=ticket_id, skill=c.follow_skill, summary="over to you"),
-                        metadata=md, timeout=10), ok=frozenset({grpc.StatusCode.FAILED_PRECONDITION}))
+                        metadata=md, timeout=10), ok=let_go)
                 else:
                     priority = getattr(common_pb2, f"WORK_ORDER_PRIORITY_{c.priority.upper()}")
                     await self.call("CreateWorkOrder", lambda: stub.CreateWorkOrder(
                         agent_pb2.CreateWorkOrderRequest(
                             ticket_id=ticket_id, department=c.follow_skill, priority=priority,
                             description="follow-up"), metadata=md, timeout=10),
-                        ok=frozenset({grpc.StatusCode.FAILED_PRECONDITION}))
+                        ok=let_go)
                 return
             if state["online"]:
                 free.append(ended + p.wrap_up_s / p.speedup)
             await self.call("CloseTicket", lambda: stub.CloseTicket(
                 agent_pb2.CloseTicketRequest(ticket_id=ticket_id, summary="served"),
-                metadata=md, timeout=10), ok=frozenset({grpc.StatusCode.FAILED_PRECONDITION}))
+                metadata=md, timeout=10), ok=let_go)
 
         def assigned(ticket: Any) -> None:
             received = time.time()
@@ -323,6 +327,10 @@ class Worker:
             if i is None or ticket.ticket_id in holding:
                 return
             c = self.population[i]
+            if not state["online"] and p.shift_end == "hand-over":
+                # Routed to us in the instant our shift ended: our EndShift hands it on.
+                self.result.assigned_while_away += 1
+                return
             self.s.assignments[i] += 1
             if self.s.holder[i]:
                 self.result.double_assignments.append(ticket.ticket_id)

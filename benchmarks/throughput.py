@@ -156,12 +156,14 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
     from adapters.ray.shards import ShardClient, ShardHost
     from adapters.redis.connect import redis_client
     from adapters.redis.server import EmbeddedRedis
+    from adapters.serve import tune_gc
 
     redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
     if hosting == "in-process":
         desk = Desk(LocalShards(redis_server.url), await LocalDispatcher(redis_server.url).start(),
                     redis_client(redis_server.url))
         server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
+        tune_gc()  # as surgedesk serve does once it has started
         await server.start()
         return server, port, redis_server
     ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
@@ -172,6 +174,7 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
     desk = Desk(ShardClient(hosts), DispatcherClient(dispatcher),
                 redis_client(redis_server.url))
     server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
+    tune_gc()
     await server.start()
     return server, port, redis_server
 

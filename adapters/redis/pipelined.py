@@ -223,7 +223,11 @@ class PipelinedRedis(aioredis.Redis):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast = PipelinedConnection(dict(self.connection_pool.connection_kwargs))
+        pool = self.connection_pool
+        # Plain TCP and unix sockets; anything else (TLS: rediss://) keeps redis-py's path.
+        plain = pool.connection_class in (aioredis.Connection, aioredis.UnixDomainSocketConnection)
+        self.fast: PipelinedConnection | None = (
+            PipelinedConnection(dict(pool.connection_kwargs)) if plain else None)
 
     def pack(self, args: tuple[Any, ...]) -> bytes:
         name = args[0]
@@ -236,7 +240,7 @@ class PipelinedRedis(aioredis.Redis):
             return hiredis.pack_command(tuple(encode(a) for a in args))
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        if _blocks(args):
+        if self.fast is None or _blocks(args):
             return await super().execute_command(*args, **options)
         try:
             response = await self.fast.call(self.pack(args))
@@ -257,12 +261,13 @@ class PipelinedRedis(aioredis.Redis):
         return await value if inspect.isawaitable(value) else value
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        if transaction:
-            return super().pipeline(transaction=True, shard_hint=shard_hint)
+        if transaction or self.fast is None:
+            return super().pipeline(transaction=transaction, shard_hint=shard_hint)
         return Batch(self)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        self.fast.close()
+        if self.fast is not None:
+            self.fast.close()
         await super().aclose(close_connection_pool)
 
 
@@ -294,6 +299,7 @@ class Batch(AsyncCoreCommands):
         client = self._client
         if any(_blocks(args) for args, _ in queued):
             raise redis_errors.DataError("blocking commands cannot join a pipeline")
+        assert client.fast is not None  # a Batch is made only for the shared connection
         replies = await client.fast.connected()
         futures = [replies.send(client.pack(args)) for args, _ in queued]
         results: list[Any] = []

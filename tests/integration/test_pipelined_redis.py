@@ -178,3 +178,11 @@ def test_any_mix_of_commands_issued_together_answers_as_sent_one_by_one(redis_se
             await plain.aclose()
 
     asyncio.run(scenario())
+
+
+def test_only_plain_connections_take_the_shared_connection():
+    assert redis_client("redis://127.0.0.1:6379/0").fast is not None
+    assert redis_client("unix:///tmp/redis.sock").fast is not None
+    tls = redis_client("rediss://127.0.0.1:6380/0")  # TLS stays on redis-py's own path
+    assert tls.fast is None and not isinstance(tls.pipeline(transaction=False),
+                                               type(redis_client("redis://x").pipeline(False)))
