@@ -276,7 +276,7 @@ class Worker:
         stub = self.agent_stub
         free: collections.deque[float] = collections.deque()  # wall times slots became free
         holding: dict[str, tuple[int, float, asyncio.Task[Any] | None]] = {}
-        state = {"online": False}
+        state = {"online": False, "gone": False}
         # A conversation the agent lets go of as its shift ends may have been handed over by
         # its EndShift first: the engine then refuses the close (not the agent's any more).
         let_go = frozenset({grpc.StatusCode.FAILED_PRECONDITION} | (
@@ -290,7 +290,7 @@ class Worker:
                         agent_pb2.AgentSendMessageRequest(
                             ticket_id=ticket_id, text="hello, I am here",
                             idempotency_key=f"greet-{agent_id}-{i}"),
-                        metadata=md, timeout=10))
+                        metadata=md, timeout=10), ok=let_go)
             await self.sleep_until(received + self.s.remaining[i] / p.speedup)
             holding.pop(ticket_id, None)
             self.s.holder[i] = 0
@@ -327,8 +327,7 @@ class Worker:
             if i is None or ticket.ticket_id in holding:
                 return
             c = self.population[i]
-            if not state["online"] and p.shift_end == "hand-over":
-                # Routed to us in the instant our shift ended: our EndShift hands it on.
+            if state["gone"]:  # routed to us before our EndShift, which handed it on
                 self.result.assigned_while_away += 1
                 return
             self.s.assignments[i] += 1
@@ -407,17 +406,24 @@ class Worker:
         state["online"] = False
         free.clear()
         if p.shift_end == "hand-over":
-            left = time.time()
-            for i, since, task in list(holding.values()):
-                if task is not None:
-                    task.cancel()
-                self.s.remaining[i] = max(0.0, self.s.remaining[i] - (left - since) * p.speedup)
-                self.s.holder[i] = 0
-                self.s.ready_at[i] = left
-                self.result.conversations.append((since, left))
-            holding.clear()
+            def let_go_of_all() -> None:  # the engine hands these on to colleagues or lines
+                left = time.time()
+                for i, since, task in list(holding.values()):
+                    if task is not None:
+                        task.cancel()
+                    self.s.remaining[i] = max(0.0,
+                                              self.s.remaining[i] - (left - since) * p.speedup)
+                    self.s.holder[i] = 0
+                    self.s.ready_at[i] = left
+                    self.result.conversations.append((since, left))
+                holding.clear()
+
+            let_go_of_all()
             await self.call("EndShift", lambda: stub.EndShift(
                 agent_pb2.EndShiftRequest(agent_id=agent_id), metadata=md, timeout=10))
+            # What was routed to us while the EndShift was on its way went on with it.
+            state["gone"] = True
+            let_go_of_all()
         else:
             await self.call("SetPresence", lambda: stub.SetPresence(agent_pb2.SetPresenceRequest(
                 agent_id=agent_id, presence=common_pb2.PRESENCE_AWAY), metadata=md, timeout=10))

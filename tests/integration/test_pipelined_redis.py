@@ -186,3 +186,13 @@ def test_only_plain_connections_take_the_shared_connection():
     tls = redis_client("rediss://127.0.0.1:6380/0")  # TLS stays on redis-py's own path
     assert tls.fast is None and not isinstance(tls.pipeline(transaction=False),
                                                type(redis_client("redis://x").pipeline(False)))
+
+
+def test_the_client_benchmark_measures_both_clients_on_the_same_commands():
+    from benchmarks.redis_client import run as bench
+
+    report = asyncio.run(bench(300))
+    assert [row["callers"] for row in report["rows"]] == [1, 16, 64]
+    for row in report["rows"]:
+        assert row["redis_py"]["commands"] == row["pipelined"]["commands"] > 0
+        assert row["cpu_ratio"] > 0
