@@ -21,7 +21,8 @@ repeated, and each stream's order is kept (a stream's entries enter the feed in 
 The feed keeps about two minutes (:data:`~adapters.redis.journal.FEED_KEEP_MS`) and numbers
 its entries; a reader that finds a number missing (it fell that far behind, or Redis lost its
 data), or a Redis outage, ends every subscription with an error: the watch reports UNAVAILABLE
-and the client resumes from its cursor.
+and the client resumes from its cursor. After an outage the reader reads on from where it was
+(never from the feed's end, which would skip what a watch resumed meanwhile has not read).
 
 Costs: a feed batch is O(entries x streams each names) for the reader; a subscription is O(1)
 to join and leave, plus its own catch-up read.
@@ -193,8 +194,9 @@ class StreamHub:
                     log.exception("stream hub read failed")
                 self._fail_all(exc)
                 await asyncio.sleep(0.1)
-                with contextlib.suppress(Exception):
-                    await self._feed_end()
+                # Read on from where we were, never from the feed's end: a watch resumed
+                # meanwhile has read its stream up to now, and what is written after that
+                # read must still reach it. (If Redis lost the feed, the numbering says so.)
                 continue
             finally:
                 self.reads += 1

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -177,6 +178,37 @@ def test_redis_away_ends_every_subscription_with_the_error(redis_url, run):
                 await sub.next()
         assert not isinstance(err.value, TimeoutError)
         await hub.close()
+
+    run(scenario())
+
+
+def test_a_watch_resumed_while_the_reader_recovers_misses_nothing(redis_url, run):
+    """Found by the long chaos run (Redis killed three times): an agent resumed its watch
+    while the reader was recovering from the outage; the reader then jumped to the feed's end
+    and skipped an assignment written between the watch's catch-up read and that jump."""
+
+    async def scenario():
+        async with feed(redis_url, block_ms=50) as (r, j, hub):
+            conv = await Conversation(j, "tr").open()
+            first = await hub.subscribe(agent_stream("ann"))
+            assert len(await take(first, 1)) == 1
+            real_xread, outage = r.xread, asyncio.Event()
+
+            async def xread(*args, **kwargs):
+                if outage.is_set():
+                    outage.clear()
+                    raise redis.exceptions.ConnectionError("Redis away (injected)")
+                return await real_xread(*args, **kwargs)
+
+            r.xread = xread
+            outage.set()
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await take(first, 1)  # the watch ends; its agent resumes from its cursor
+            cursor = (await stream_after(r, agent_stream("ann"), ""))[-1][0]
+            resumed = await hub.subscribe(agent_stream("ann"), cursor)
+            assert await resumed.next(timeout_s=0.01) == []  # caught up: nothing new yet
+            await conv.post(1, "after")  # written while the reader is still recovering
+            assert [t for _, _, t in await take(resumed, 1, timeout_s=3.0)] == ["after0"]
 
     run(scenario())
 
