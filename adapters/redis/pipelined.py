@@ -73,17 +73,18 @@ class _Replies(asyncio.Protocol):
         self.outgoing: list[bytes] = []  # this loop turn's commands, written together
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
+        self.loop = asyncio.get_running_loop()  # a connection serves the loop that opened it
         self.writes = 0
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one command; its reply (or error) comes to the future. O(1)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self.loop.create_future()
         if self.lost is not None:
             future.set_exception(self.lost)
             return future
         self.waiting.append(future)
         if not self.outgoing:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
         self.outgoing.append(packed)
         return future
 
@@ -157,7 +158,9 @@ class PipelinedConnection:
     async def connected(self) -> _Replies:
         replies = self._replies
         if replies is not None and replies.lost is None:
-            return replies
+            if replies.loop is asyncio.get_running_loop():
+                return replies
+            self.close()  # opened by an earlier event loop (one asyncio.run after another)
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
         connecting = self._connecting
@@ -169,7 +172,8 @@ class PipelinedConnection:
 
     async def call(self, packed: bytes) -> Any:
         replies = self._replies
-        if replies is None or replies.lost is not None:
+        if replies is None or replies.lost is not None or (
+                replies.loop is not asyncio.get_running_loop()):
             replies = await self.connected()
         return await replies.send(packed)
 
@@ -208,9 +212,12 @@ class PipelinedConnection:
         return replies
 
     def close(self) -> None:
-        if self._replies is not None and self._replies.transport is not None:
-            self._replies.transport.close()
-        self._replies = None
+        replies, self._replies = self._replies, None
+        if replies is None or replies.transport is None:
+            return
+        if replies.loop.is_closed():
+            return  # nothing runs there any more; its socket goes with the transport
+        replies.transport.close()
 
 
 class PipelinedRedis(aioredis.Redis):

@@ -196,3 +196,9 @@ def test_the_client_benchmark_measures_both_clients_on_the_same_commands():
     for row in report["rows"]:
         assert row["redis_py"]["commands"] == row["pipelined"]["commands"] > 0
         assert row["cpu_ratio"] > 0
+
+
+def test_a_client_used_by_one_event_loop_after_another_opens_its_own_connection(redis_url):
+    fast = redis_client(redis_url)
+    asyncio.run(fast.set("k", "first loop"))
+    assert asyncio.run(fast.get("k")) == b"first loop"  # a new loop: not the old socket
