@@ -1,7 +1,7 @@
 """StartConversation (and, with ``--send``, SendMessage) throughput, end to end and durable,
 against a bare grpc.aio echo server.
 
-    python -m benchmarks.throughput [--seconds 10] [--concurrency 64] [--send]
+    python -m benchmarks.throughput [--seconds 10] [--concurrency 64] [--send] [--rounds 3]
                                     [--hosting ray|in-process] [--json out/throughput.json]
 
 Both servers run in this process's machine and are driven by the same load generator, a
@@ -22,6 +22,10 @@ requests in flight on one channel for ``seconds``:
 Everything runs on uvloop, as ``surgedesk serve`` does by default.
 
 The ratio surgedesk / echo is the number to watch; absolute rates move with the machine's load.
+With ``--rounds N`` (in-process hosting) echo and surgedesk run N times in turn and the median
+ratio is reported. Each run also reports the CPU spent per call by this process (the server;
+with in-process hosting the whole engine but Redis), by Redis and by the load generator: on a
+small machine they share the cores, which bounds the rate.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import asyncio
 import json
 import logging
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -78,9 +83,9 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
                 metadata=(*metadata, ("x-on-behalf-of", customer_id)))
     elif kind == "echo":
         call = channel.unary_unary(ECHO_METHOD)
-        payload = customer_pb2.StartConversationRequest(
-            customer_id="c", channel=common_pb2.CHANNEL_APP, skill="presale",
-            first_message="hello").SerializeToString()
+        payload = customer_pb2.StartConversationRequest(  # the size of the real requests
+            customer_id=f"bench-{time.time_ns()}-0", channel=common_pb2.CHANNEL_APP,
+            skill="presale", first_message="hello").SerializeToString()
 
         async def one(n: int) -> None:
             await call(payload, metadata=metadata)
@@ -106,13 +111,17 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
 
     deadline = time.perf_counter() + seconds  # after any set-up
     started = time.perf_counter()
+    cpu = time.process_time()
     await asyncio.gather(*[worker(w) for w in range(concurrency)])
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     await channel.close()
     latencies.sort()
     out.put({
         "requests": len(latencies), "errors": errors, "seconds": elapsed,
         "per_s": len(latencies) / elapsed,
+        # the load generator's own CPU per call (it shares the machine with the servers)
+        "client_cpu_us": cpu / max(1, len(latencies)) * 1e6,
         "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0.0,
     })
@@ -129,6 +138,31 @@ def load(target: str, kind: str, seconds: float, concurrency: int) -> dict[str, 
     proc.start()
     result = queue.get(timeout=seconds + 120)
     proc.join(30)
+    return result
+
+
+def _cpu_s_of(pid: int | None) -> float | None:
+    """CPU seconds a process has used so far (Linux /proc), or None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(target: str, kind: str, seconds: float, concurrency: int,
+                   redis_pid: int | None = None) -> dict[str, Any]:
+    """``load`` with the CPU each side spent per call: this process (the server: with
+    in-process hosting, the whole engine but Redis) and Redis."""
+    loop = asyncio.get_running_loop()
+    cpu, redis_cpu = time.process_time(), _cpu_s_of(redis_pid)
+    result = await loop.run_in_executor(None, load, target, kind, seconds, concurrency)
+    calls = max(1, result["requests"])
+    result["server_cpu_us"] = (time.process_time() - cpu) / calls * 1e6
+    if redis_cpu is not None:
+        after = _cpu_s_of(redis_pid)
+        if after is not None:
+            result["redis_cpu_us"] = (after - redis_cpu) / calls * 1e6
     return result
 
 
@@ -180,33 +214,48 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
 
 
 async def run(seconds: float, concurrency: int, shards: int,
-              hosting: str = "ray", send: bool = False) -> dict[str, Any]:
-    echo, echo_port = await echo_server()
+              hosting: str = "ray", send: bool = False, rounds: int = 1) -> dict[str, Any]:
+    """Echo, then surgedesk, ``rounds`` times in turn (in-process hosting; with Ray, one round,
+    the echo measured before Ray starts, whose idle processes would slow it). The ratio
+    reported is the median of the rounds' ratios: on a shared machine the capacity on offer
+    drifts between runs, and a round's two runs are close in time."""
+    if hosting == "ray":
+        rounds = 1
     loop = asyncio.get_running_loop()
-    echo_result = await loop.run_in_executor(
-        None, load, f"127.0.0.1:{echo_port}", "echo", seconds, concurrency)
-    await echo.stop(None)
+    echo, echo_port = await echo_server()
+    echo_target = f"127.0.0.1:{echo_port}"
+    first_echo = (await measured(echo_target, "echo", seconds, concurrency)
+                  if hosting == "ray" else None)
     with tempfile.TemporaryDirectory() as data_dir:
         server, port, redis_server = await surgedesk_server(data_dir, shards, hosting)
-        warm = await loop.run_in_executor(None, load, f"127.0.0.1:{port}", "surgedesk", 2.0, 8)
-        desk_result = await loop.run_in_executor(
-            None, load, f"127.0.0.1:{port}", "surgedesk", seconds, concurrency)
-        send_result = (await loop.run_in_executor(
-            None, load, f"127.0.0.1:{port}", "send", seconds, concurrency) if send else None)
+        redis_pid = redis_server.process.pid if redis_server.process is not None else None
+        target = f"127.0.0.1:{port}"
+        warm = await loop.run_in_executor(None, load, target, "surgedesk", 2.0, 8)
+        measured_rounds = []
+        for _ in range(max(1, rounds)):
+            echo_result = first_echo or await measured(echo_target, "echo", seconds,
+                                                       concurrency)
+            desk_result = await measured(target, "surgedesk", seconds, concurrency, redis_pid)
+            measured_rounds.append({"echo": echo_result, "surgedesk": desk_result,
+                                    "ratio": desk_result["per_s"] / echo_result["per_s"]})
+        send_result = (await measured(target, "send", seconds, concurrency, redis_pid)
+                       if send else None)
         await server.stop(None)
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
         redis_server.stop()
+    await echo.stop(None)
+    median = sorted(measured_rounds, key=lambda r: r["ratio"])[len(measured_rounds) // 2]
     report = {
         "seconds": seconds, "concurrency": concurrency, "shards": shards, "hosting": hosting,
-        "echo": echo_result, "surgedesk": desk_result, "warmup": warm,
-        "ratio": desk_result["per_s"] / echo_result["per_s"],
+        "echo": median["echo"], "surgedesk": median["surgedesk"], "warmup": warm,
+        "ratio": median["ratio"], "rounds": measured_rounds,
     }
     if send_result is not None:
         report["send_message"] = send_result
-        report["send_ratio"] = send_result["per_s"] / echo_result["per_s"]
+        report["send_ratio"] = send_result["per_s"] / median["echo"]["per_s"]
     return report
 
 
@@ -218,11 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
                         help="shards and dispatcher as Ray actors, or in the gateway process")
     parser.add_argument("--send", action="store_true", help="also measure SendMessage")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="echo and surgedesk this many times in turn (in-process hosting); "
+                             "the median ratio is reported")
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args(argv)
     from adapters.serve import run_loop
 
-    report = run_loop(run(args.seconds, args.concurrency, args.shards, args.hosting, args.send))
+    report = run_loop(run(args.seconds, args.concurrency, args.shards, args.hosting, args.send,
+                          args.rounds))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -230,8 +283,13 @@ def main(argv: list[str] | None = None) -> int:
         if name not in report:
             continue
         r = report[name]
+        redis_cpu = f"  Redis {r['redis_cpu_us']:4.0f}" if "redis_cpu_us" in r else ""
         print(f"{name:10} {r['per_s']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-              f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}")
+              f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}  CPU us/call: server "
+              f"{r['server_cpu_us']:4.0f}{redis_cpu}  load generator {r['client_cpu_us']:4.0f}")
+    if len(report["rounds"]) > 1:
+        print("ratios of the rounds: " + ", ".join(f"{r['ratio']:.3f}" for r in report["rounds"])
+              + " (the median round is shown above)")
     print(f"ratio surgedesk/echo: {report['ratio']:.3f}")
     return 0
 

@@ -14,7 +14,8 @@ Messages are handled one at a time, in arrival order, by ``receive``, which retu
 state and the reply; a message that raises gets the error as its reply and leaves the state as
 it was. An entity with an empty mailbox owns no task at all, so idle entities cost a dict entry.
 An entity is *passivated* (dropped from memory; its state lives in the store) right after a
-message leaves it ``finished``, or by :meth:`ActorHost.passivate_idle` once it has been idle
+message leaves it ``finished`` or after a failure that left its state to be reloaded (nothing
+in memory is worth keeping then), or by :meth:`ActorHost.passivate_idle` once it has been idle
 for ``idle_after_s``. When the host stops, every request still in a mailbox fails with
 :class:`~engine.errors.ActorStopped` instead of hanging (as in pykka).
 
@@ -92,6 +93,8 @@ class ActorHost(Generic[S]):
         self.mailbox_limit = mailbox_limit
         self._active: dict[str, _Activation[S]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._serving: set[asyncio.Task[Any]] = set()  # callers serving their own request
+        self._stopping: set[asyncio.Task[Any]] = set()  # those stop() cancelled
         self._stopped = False
         self._messages = 0
         self._activations = 0
@@ -100,16 +103,36 @@ class ActorHost(Generic[S]):
 
     # ------------------------------------------------------------------ sending
     async def ask(self, entity_id: str, message: Any) -> Any:
-        """Send ``message`` and wait for the reply (or the error it raised)."""
+        """Send ``message`` and wait for the reply (or the error it raised).
+
+        An idle entity is served in the caller's own task -- no task created, no hand-over
+        from task to task -- and what arrives for it meanwhile is served by a task of its own
+        afterwards. A caller cancelled in the middle leaves the entity to reload its state
+        (the command may or may not have been stored)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._post(entity_id, _Envelope(message, future))
+        activation = self._post(entity_id, _Envelope(message, future), start=False)
+        if not activation.running:
+            activation.running = True
+            task = asyncio.current_task()
+            assert task is not None
+            self._serving.add(task)
+            try:
+                await self._drain(activation, until=future)
+            except asyncio.CancelledError:
+                if task not in self._stopping:
+                    raise  # the caller itself was cancelled
+                task.uncancel()  # cancelled by stop(), not by its caller: answer as stopped
+                raise ActorStopped(f"{entity_id!r} stopped") from None
+            finally:
+                self._serving.discard(task)
         return await future
 
     def tell(self, entity_id: str, message: Any) -> None:
         """Send ``message`` without waiting; errors are counted, not returned."""
         self._post(entity_id, _Envelope(message, None))
 
-    def _post(self, entity_id: str, envelope: _Envelope) -> None:
+    def _post(self, entity_id: str, envelope: _Envelope, *, start: bool = True
+              ) -> _Activation[S]:
         if self._stopped:
             raise ActorStopped(f"host stopped; {entity_id!r} takes no messages")
         activation = self._active.get(entity_id)
@@ -119,17 +142,23 @@ class ActorHost(Generic[S]):
         if len(activation.mailbox) >= self.mailbox_limit:
             raise Overloaded(f"mailbox of {entity_id!r} is full ({self.mailbox_limit})")
         activation.mailbox.append(envelope)
-        if not activation.running:
-            activation.running = True
-            task = asyncio.get_running_loop().create_task(self._drain(activation))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if start and not activation.running:
+            self._start_worker(activation)
+        return activation
+
+    def _start_worker(self, activation: _Activation[S]) -> None:
+        activation.running = True
+        task = asyncio.get_running_loop().create_task(self._drain(activation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ the one worker
-    async def _drain(self, activation: _Activation[S]) -> None:
+    async def _drain(self, activation: _Activation[S],
+                     until: asyncio.Future[Any] | None = None) -> None:
+        """Serve the mailbox in order (with ``until``: until that request is answered)."""
         entity_id = activation.entity_id
         try:
-            while activation.mailbox:
+            while activation.mailbox and (until is None or not until.done()):
                 if not activation.loaded:
                     presume = getattr(self._behaviour, "presume", None)
                     presumed = presume(entity_id, activation.mailbox[0].message) if presume else None
@@ -147,7 +176,12 @@ class ActorHost(Generic[S]):
                     activation.state, reply = await self._behaviour.receive(
                         entity_id, activation.state, envelope.message)
                 except asyncio.CancelledError:
-                    if envelope.reply is not None and not envelope.reply.done():
+                    # The host stopping, or the caller serving its own request cancelled: the
+                    # command may or may not have been stored. The next message reloads.
+                    activation.loaded = False
+                    if until is not None and envelope.reply is until:
+                        until.cancel()
+                    elif envelope.reply is not None and not envelope.reply.done():
                         envelope.reply.set_exception(ActorStopped(f"{entity_id!r} stopped"))
                     raise
                 except Exception as exc:
@@ -162,16 +196,15 @@ class ActorHost(Generic[S]):
                     if envelope.reply is not None and not envelope.reply.done():
                         envelope.reply.set_result(reply)
                 activation.last_active_s = self._clock()
-            if self._behaviour.finished(activation.state):
+            if not activation.loaded or self._behaviour.finished(activation.state):
+                # Nothing worth keeping: the state reloads from the store (a refused open of
+                # a ticket that does not exist leaves nothing behind), or the entity is done.
                 self._passivate(activation)
         finally:
             activation.running = False
             if activation.mailbox and not self._stopped and entity_id in self._active:
                 # Someone posted while the last reply was being delivered: keep going.
-                activation.running = True
-                task = asyncio.get_running_loop().create_task(self._drain(activation))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start_worker(activation)
 
     def _fail_all(self, activation: _Activation[S], exc: BaseException) -> None:
         while activation.mailbox:
@@ -202,6 +235,9 @@ class ActorHost(Generic[S]):
         self._stopped = True
         for activation in list(self._active.values()):
             self._fail_all(activation, ActorStopped(f"{activation.entity_id!r} stopped"))
+        self._stopping = set(self._serving)
+        for caller in self._stopping:
+            caller.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -31,9 +31,10 @@ import collections
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import math
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ import redis.asyncio as aioredis
 
 from adapters.redis.agent_actor import PRESENCE_KEY
 from adapters.redis.journal import (
+    CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
     JournalEntry,
     TicketJournal,
@@ -137,6 +139,27 @@ class SkillProfile:
 
 
 SKILLS_KEY = "sd:skills"
+class _RandomBytes:
+    """Random bytes from the OS's generator, read 4 KiB at a time: one system call per few
+    hundred ticket ids instead of one each. A forked child starts with a fresh pool (it must
+    not hand out the parent's ids)."""
+
+    def __init__(self) -> None:
+        self._pool = bytearray()
+        os.register_at_fork(after_in_child=self._pool.clear)
+
+    def hex(self, n: int) -> str:
+        if len(self._pool) < n:
+            self._pool[:] = os.urandom(4096)
+        out = self._pool[-n:]
+        del self._pool[-n:]
+        return out.hex()
+
+
+_random_hex = _RandomBytes().hex
+
+
+_START_ATTEMPTS = 5  # opens of one start that may find the customer's latest ticket changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,21 +316,30 @@ class Desk:
     async def start_conversation(self, customer_id: str, channel: str, skill: str,
                                  vip_tier: int = 0, first_message: str = "",
                                  idempotency_key: str = "") -> TicketView:
-        open_id, previous_id = (await self.journal.tickets_state_of(customer_id)
-                                if customer_id else (None, None))
-        if open_id is not None:
-            return await self._resume(open_id, customer_id, first_message, channel,
-                                      idempotency_key)
+        """Open a ticket and queue it, or answer the customer's open one (continuity).
+
+        The open is written without reading the customer's tickets first: the journal's
+        append refuses it if the customer has an open ticket (that one is resumed) or a
+        latest ticket it does not name (then it is opened again naming that one, with its
+        agent asked for). A new customer's start is two Redis round trips: the ticket's
+        append, then the routing journal's."""
         ticket_id = self._ticket_id(customer_id, idempotency_key)
-        last_agent = await self._last_agent(previous_id)
-        command = OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
-                             previous_ticket_id=previous_id or "",
-                             idempotency_key=idempotency_key)
-        try:
-            reply: TicketReply = await self.shards.ask(ticket_id, command)
-        except CustomerHasOpenTicket as exc:  # opened meanwhile on another channel
-            return await self._resume(exc.ticket_id, customer_id, first_message, channel,
-                                      idempotency_key)
+        previous_id, last_agent = "", ""
+        for attempt in itertools.count(1):
+            command = OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
+                                 previous_ticket_id=previous_id,
+                                 idempotency_key=idempotency_key)
+            try:
+                reply: TicketReply = await self.shards.ask(ticket_id, command)
+                break
+            except CustomerHasOpenTicket as exc:  # open already, perhaps on another channel
+                return await self._resume(exc.ticket_id, customer_id, first_message, channel,
+                                          idempotency_key)
+            except CustomerHasEarlierTicket as exc:  # a returning customer
+                if attempt >= _START_ATTEMPTS:  # the customer's tickets keep changing
+                    raise
+                previous_id = exc.ticket_id
+                last_agent = await self._last_agent(previous_id or None)
         if not reply.events:  # a retried start re-sends nothing to the dispatcher
             return await self.view(ticket_id)
         # A returning customer asks for their last agent (the sticky window of the policy).
@@ -383,7 +415,7 @@ class Desk:
     @staticmethod
     def _ticket_id(customer_id: str, idempotency_key: str) -> str:
         if not idempotency_key:
-            return f"t-{uuid.uuid4().hex[:20]}"
+            return f"t-{_random_hex(10)}"
         digest = hashlib.blake2b(f"{customer_id}\0{idempotency_key}".encode(), digest_size=10)
         return f"t-{digest.hexdigest()}"
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -99,17 +100,13 @@ class Admission:
         self.streams = 0
         self.shed = 0
 
-    @contextlib.contextmanager
-    def unary(self) -> Iterator[None]:
-        if self.max_inflight and self.inflight >= self.max_inflight:
-            self.shed += 1
-            raise Overloaded(f"the gateway is serving {self.inflight} calls, its limit; "
-                             "retry with backoff")
-        self.inflight += 1
-        try:
-            yield
-        finally:
-            self.inflight -= 1
+    def unary(self) -> _UnarySlot:
+        """``with admission.unary():`` holds one call slot (refused at once past the bound)."""
+        return self._unary_slot
+
+    @functools.cached_property
+    def _unary_slot(self) -> _UnarySlot:
+        return _UnarySlot(self)
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
@@ -122,3 +119,24 @@ class Admission:
             yield
         finally:
             self.streams -= 1
+
+
+class _UnarySlot:
+    """The context manager of :meth:`Admission.unary`: a plain class, as every unary call
+    enters it (a generator-based one costs several times more)."""
+
+    __slots__ = ("_admission",)
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    def __enter__(self) -> None:
+        a = self._admission
+        if a.max_inflight and a.inflight >= a.max_inflight:
+            a.shed += 1
+            raise Overloaded(f"the gateway is serving {a.inflight} calls, its limit; "
+                             "retry with backoff")
+        a.inflight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._admission.inflight -= 1

@@ -67,9 +67,14 @@ SERVICE_NAMES = (
 # ---------------------------------------------------------------- conversions
 def timestamp(seconds: float) -> Timestamp:
     ts = Timestamp()
-    if math.isfinite(seconds):
-        ts.FromNanoseconds(int(seconds * 1e9))
+    set_timestamp(ts, seconds)
     return ts
+
+
+def set_timestamp(ts: Timestamp, seconds: float) -> None:
+    """``ts`` to ``seconds`` (left unset if infinite), in place: no message built and copied."""
+    if math.isfinite(seconds):
+        ts.seconds, ts.nanos = divmod(int(seconds * 1e9), 1_000_000_000)
 
 
 def channel_name(value: int, field: str = "channel", *, optional: bool = False) -> str:
@@ -82,16 +87,22 @@ def channel_name(value: int, field: str = "channel", *, optional: bool = False) 
 
 
 def estimate_pb(status: QueueStatus | None) -> common_pb2.WaitEstimate:
+    out = common_pb2.WaitEstimate()
+    set_estimate(out, status)
+    return out
+
+
+def set_estimate(out: common_pb2.WaitEstimate, status: QueueStatus | None) -> None:
+    """``out`` to the status's estimate (empty while not queued), in place."""
+    out.SetInParent()  # present even when empty: a client reads "not waiting"
     if status is None:
-        return common_pb2.WaitEstimate()
+        return
     est = status.estimate
     unknown = not math.isfinite(est.p90_s)
-    return common_pb2.WaitEstimate(
-        position=est.position, tickets_ahead=est.ahead,
-        wait_p50_seconds=0.0 if unknown else est.p50_s,
-        wait_p90_seconds=0.0 if unknown else est.p90_s,
-        agents_serving=status.agents_serving, wait_unknown=unknown,
-    )
+    out.position, out.tickets_ahead = est.position, est.ahead
+    if not unknown:
+        out.wait_p50_seconds, out.wait_p90_seconds = est.p50_s, est.p90_s
+    out.agents_serving, out.wait_unknown = status.agents_serving, unknown
 
 
 PRIORITY_NAMES: dict[int, str] = {
@@ -114,20 +125,33 @@ def work_order_pb(record: TicketRecord) -> common_pb2.WorkOrder:
         sla_breached=wo.breached)
 
 
+TICKET_STATES: dict[str, Any] = dict(common_pb2.TicketState.items())
+
+
 def ticket_pb(record: TicketRecord, status: QueueStatus | None = None) -> common_pb2.Ticket:
-    return common_pb2.Ticket(
-        ticket_id=record.ticket_id, customer_id=record.customer_id,
-        channel=CHANNEL_VALUES.get(record.channel, common_pb2.CHANNEL_UNSPECIFIED),
-        skill=record.skill, vip_tier=record.vip_tier,
-        state=common_pb2.TicketState.Value(f"TICKET_STATE_{record.state.value}"),
-        agent_id=record.agent_id, created_at=timestamp(record.created_s),
-        updated_at=timestamp(record.updated_s), estimate=estimate_pb(status),
-        previous_ticket_id=record.previous_ticket_id, close_reason=record.close_reason,
-        collaborator_ids=list(record.collaborators), transfer_summary=record.transfer_summary,
-        work_order_id=record.work_order.work_order_id if record.work_order else "",
-        offered_to_agent_id=record.offered_to,
-        work_order=work_order_pb(record) if record.work_order else None,
-    )
+    out = common_pb2.Ticket()
+    set_ticket(out, record, status)
+    return out
+
+
+def set_ticket(out: common_pb2.Ticket, record: TicketRecord,
+               status: QueueStatus | None = None) -> None:
+    """``out`` (a new message) to the ticket, in place: every answer about a ticket is built
+    this way, field by field, instead of nested messages built and then copied in."""
+    out.ticket_id, out.customer_id = record.ticket_id, record.customer_id
+    out.channel = CHANNEL_VALUES.get(record.channel, common_pb2.CHANNEL_UNSPECIFIED)
+    out.skill, out.vip_tier = record.skill, record.vip_tier
+    out.state = TICKET_STATES[f"TICKET_STATE_{record.state.value}"]
+    out.agent_id = record.agent_id
+    set_timestamp(out.created_at, record.created_s)
+    set_timestamp(out.updated_at, record.updated_s)
+    set_estimate(out.estimate, status)
+    out.previous_ticket_id, out.close_reason = record.previous_ticket_id, record.close_reason
+    out.collaborator_ids.extend(record.collaborators)
+    out.transfer_summary, out.offered_to_agent_id = record.transfer_summary, record.offered_to
+    if record.work_order is not None:
+        out.work_order_id = record.work_order.work_order_id
+        out.work_order.CopyFrom(work_order_pb(record))
 
 
 def view_pb(view: TicketView) -> common_pb2.Ticket:
@@ -295,7 +319,9 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
         view = await self.desk.start_conversation(
             customer_id, channel_name(request.channel), skill, request.vip_tier,
             request.first_message, request.idempotency_key)
-        return customer_pb2.StartConversationResponse(ticket=view_pb(view), resumed=view.resumed)
+        reply = customer_pb2.StartConversationResponse(resumed=view.resumed)
+        set_ticket(reply.ticket, view.record, view.status)
+        return reply
 
     @rpc
     async def GetQueueStatus(self, request: Any, context: Any, caller: Caller) -> Any:

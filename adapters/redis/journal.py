@@ -20,16 +20,22 @@ append-only file) first.
 
 Opening a ticket for a customer who has another one open is refused in the same script
 (:class:`CustomerHasOpenTicket`): two concurrent starts on two channels cannot both open one.
+So is an open whose ``previous_ticket_id`` is not the customer's latest ticket
+(:class:`CustomerHasEarlierTicket`, naming it): a start needs no read of the customer's
+tickets before it writes -- the common case, a new customer, is one round trip, and a
+returning customer's history is linked to the right ticket even when starts race.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from engine.errors import WorldChangedError
 from engine.outcomes import Count
@@ -42,7 +48,8 @@ FEED_KEEP_MS = 120_000  # the feed keeps about the last two minutes
 
 _APPEND = """
 -- KEYS: stream, open pointer, customer's tickets, timers, counters, feed, mirror streams...
--- ARGV: version, n, events[n], op, ticket id, deadline, n counters, (field, amount)[...]
+-- ARGV: version, n, events[n], op, ticket id, deadline, m counters, (field, amount)[m],
+--       the customer's previous ticket (an open: the one its history continues)
 local stream = KEYS[1]
 if redis.call('XLEN', stream) ~= tonumber(ARGV[1]) then
   return redis.error_reply('STALE ' .. redis.call('XLEN', stream))
@@ -53,6 +60,11 @@ if op == 'open' then
   local current = redis.call('GET', KEYS[2])
   if current and current ~= ARGV[4 + n] then
     return redis.error_reply('OPEN ' .. current)
+  end
+  -- continuity: the new ticket names the customer's latest one as its previous
+  local last = redis.call('LINDEX', KEYS[3], -1) or ''
+  if last ~= ARGV[7 + n + 2 * tonumber(ARGV[6 + n])] then
+    return redis.error_reply('PREVIOUS =' .. last)
   end
 end
 local ticket = ARGV[4 + n]
@@ -99,6 +111,19 @@ class StaleWriter(WorldChangedError):
     """Another writer appended to this ticket since this one read it."""
 
 
+class CustomerHasEarlierTicket(WorldChangedError):
+    """An open named another previous ticket than the customer's latest (``ticket_id``;
+    "" if the customer has none): open again naming that one."""
+
+    def __init__(self, customer_id: str, ticket_id: str) -> None:
+        super().__init__(f"customer {customer_id!r}'s latest ticket is {ticket_id!r}")
+        self.customer_id = customer_id
+        self.ticket_id = ticket_id
+
+    def __reduce__(self):  # crosses process boundaries (Ray) by pickle
+        return (type(self), (self.customer_id, self.ticket_id))
+
+
 class CustomerHasOpenTicket(WorldChangedError):
     """The customer already has an open ticket (continuity): use that one."""
 
@@ -129,6 +154,7 @@ TIMERS_KEY = "sd:timers"  # sorted set: ticket id -> when its next timer is due
 COUNTERS_KEY = "sd:counters"  # hash: counter_field(metric, labels) -> total
 
 
+@functools.lru_cache(maxsize=4096)  # a few metrics times their label values, on every append
 def counter_field(metric: str, labels: tuple[tuple[str, str], ...]) -> bytes:
     return msgpack.packb([metric, [list(pair) for pair in labels]], use_bin_type=True)
 
@@ -175,35 +201,48 @@ class TicketJournal:
         ``mirrors`` (the watch streams of the agents concerned), and one entry per event goes
         to the feed (:data:`FEED_KEY`) naming the streams it went to, with their cursors.
         Returns the events' cursors.
-        Raises :class:`StaleWriter` (and writes nothing) if another writer got there first.
+        Raises :class:`StaleWriter` (and writes nothing) if another writer got there first;
+        for an open, :class:`CustomerHasOpenTicket` or :class:`CustomerHasEarlierTicket` (and
+        writes nothing) if the customer has an open ticket or a latest ticket other than the
+        opened one's ``previous_ticket_id``.
         """
         if not events:
             return []
-        op = ""
+        op, previous = "", ""
         for e in events:
             if isinstance(e, TicketOpened):
-                op = "open"
+                op, previous = "open", e.previous_ticket_id
             elif isinstance(e, StateMoved) and e.to_state in ("CLOSED", "SYSTEM_CLOSED"):
                 op = "close"
         args: list[Any] = [version, len(events), *[encode(e) for e in events], op, ticket_id,
                            "" if deadline_s is None else repr(float(deadline_s)), len(counts)]
         for metric, labels, amount in counts:
             args += [counter_field(metric, labels), repr(float(amount))]
+        args.append(previous)
+        keys = [stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
+                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *[agent_stream(a) for a in mirrors]]
         try:
-            ids: Any = await self._append(
-                keys=[stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
-                      TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *[agent_stream(a) for a in mirrors]],
-                args=args,
-            )
+            ids: Any = await self._run_append(keys, args)
         except aioredis.ResponseError as exc:
             if str(exc).startswith("OPEN "):
                 raise CustomerHasOpenTicket(customer_id, str(exc)[5:]) from None
+            if str(exc).startswith("PREVIOUS ="):
+                raise CustomerHasEarlierTicket(customer_id, str(exc)[10:]) from None
             if str(exc).startswith("STALE"):
                 raise StaleWriter(
                     f"ticket {ticket_id}: journal has moved on ({exc}), expected {version}"
                 ) from None
             raise
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    async def _run_append(self, keys: list[str], args: list[Any]) -> Any:
+        # EVALSHA directly: redis-py's Script.__call__ spends more than the command itself
+        # (an isinstance against a typing Protocol on every call).
+        try:
+            return await self._redis.evalsha(self._append.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or another server: load the script, once
+            self._append.sha = await self._redis.script_load(self._append.script)
+            return await self._redis.evalsha(self._append.sha, len(keys), *keys, *args)
 
     async def load(self, ticket_id: str) -> list[JournalEntry]:
         """Every event of the ticket, in order. O(events)."""

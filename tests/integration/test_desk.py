@@ -155,3 +155,48 @@ def test_a_start_whose_queue_call_was_retried_answers_the_queued_ticket(redis_ur
         assert (await desk.view(view.record.ticket_id)).record.agent_id == "ann"
 
     run(scenario())
+
+
+def test_racing_starts_of_a_returning_customer_open_one_ticket_linked_to_the_last(redis_url,
+                                                                                  run):
+    """Starts write without reading the customer's tickets first: each is refused once for
+    not naming the latest ticket, then one opens (naming it, with its agent asked for) and
+    the others resume that one."""
+    async def scenario():
+        import asyncio
+
+        desk = await make_desk(redis_url)
+        await desk.set_presence("ann", "online")
+        first = await desk.start_conversation("c7", "app", "presale", 0, "hello")
+        t1 = first.record.ticket_id
+        await desk.close("ann", t1)
+        views = await asyncio.gather(*[
+            desk.start_conversation("c7", channel, "presale", 0, f"back on {channel}")
+            for channel in ("app", "web", "mini_program", "social")])
+        opened = {v.record.ticket_id for v in views}
+        assert len(opened) == 1 and t1 not in opened
+        t2 = opened.pop()
+        assert sorted(v.resumed for v in views) == [False, True, True, True]
+        record = (await desk.view(t2)).record
+        assert record.previous_ticket_id == t1 and record.agent_id == "ann"  # sticky
+        tickets, _ = await desk.history("c7")
+        assert [t.ticket_id for t in tickets] == [t1, t2]
+        assert desk.shards.host.statistics().active <= 2  # refused opens left nothing behind
+    run(scenario())
+
+
+def test_ticket_ids_are_random_and_a_forked_child_draws_its_own():
+    import os
+
+    from adapters.desk.desk import _random_hex
+
+    ids = {_random_hex(10) for _ in range(20_000)}  # several refills of the pool
+    assert len(ids) == 20_000 and all(len(i) == 20 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id must not be the parent's next one
+        os.write(write, _random_hex(10).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != _random_hex(10) and child not in ids

@@ -5,7 +5,12 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.redis.journal import CustomerHasOpenTicket, StaleWriter, TicketJournal
+from adapters.redis.journal import (
+    CustomerHasEarlierTicket,
+    CustomerHasOpenTicket,
+    StaleWriter,
+    TicketJournal,
+)
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
 from engine.errors import NotFound
@@ -93,6 +98,36 @@ def test_a_customer_cannot_open_two_tickets_even_concurrently(redis_url, run):
         assert len(refused) == 1 and len(opened) == 1
         assert refused[0].ticket_id == opened[0].record.ticket_id
         assert await journal.open_ticket_of("c3") == opened[0].record.ticket_id
+        refused_id = ({"ta", "tb"} - {opened[0].record.ticket_id}).pop()
+        assert not host.is_active(refused_id)  # the refused open left nothing in memory
+    run(scenario())
+
+
+def test_an_open_must_name_the_customers_latest_ticket_as_its_previous(redis_url, run):
+    """Continuity without a read first: an open naming another previous ticket than the
+    customer's latest is refused, writes nothing, names the latest one, and leaves nothing
+    active; named right, it opens."""
+    async def scenario():
+        clock = FakeClock()
+        host, journal = make_host(redis_url, clock)
+        with pytest.raises(CustomerHasEarlierTicket) as none_yet:
+            await host.ask("p0", OpenTicket("p0", "c6", "app", "s", previous_ticket_id="old"))
+        assert none_yet.value.ticket_id == ""  # the customer has no ticket at all
+        await host.ask("p1", OpenTicket("p1", "c6", "app", "s", 0, "hi"))
+        await host.ask("p1", AssignAgent("ann", 1.0))
+        await host.ask("p1", RequestClose("ann"))
+        await host.ask("p1", ConfirmResolution("c6", True))
+        for wrong in ("", "p0", "elsewhere"):
+            with pytest.raises(CustomerHasEarlierTicket) as refused:
+                await host.ask("p2", OpenTicket("p2", "c6", "web", "s", previous_ticket_id=wrong))
+            assert refused.value.ticket_id == "p1" and refused.value.customer_id == "c6"
+            assert not host.is_active("p2")  # the refused open left nothing in memory
+        assert await journal.load("p2") == [] and await journal.tickets_of("c6") == ["p1"]
+        assert await journal.open_ticket_of("c6") is None
+        opened = await host.ask("p2", OpenTicket("p2", "c6", "web", "s", previous_ticket_id="p1"))
+        assert opened.record.previous_ticket_id == "p1"
+        assert await journal.tickets_of("c6") == ["p1", "p2"]
+        assert await journal.open_ticket_of("c6") == "p2"
     run(scenario())
 
 

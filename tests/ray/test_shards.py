@@ -5,7 +5,7 @@ import asyncio
 import ray
 
 from adapters.ray.shards import ShardClient, ShardHost
-from adapters.redis.journal import CustomerHasOpenTicket
+from adapters.redis.journal import CustomerHasEarlierTicket, CustomerHasOpenTicket
 from engine.errors import PermissionDenied
 from engine.sharding import shard_of
 from engine.ticket import AssignAgent, OpenTicket, PostMessage
@@ -61,6 +61,12 @@ def test_errors_cross_the_process_boundary_with_their_type(ray_session, redis_ur
             assert exc.ticket_id == "x1"
         else:
             raise AssertionError("a second open ticket was allowed")
+        try:
+            await client.ask("x3", OpenTicket("x3", "cy", "web", "s", previous_ticket_id="x0"))
+        except CustomerHasEarlierTicket as exc:
+            assert exc.customer_id == "cy" and exc.ticket_id == ""
+        else:
+            raise AssertionError("an open naming a previous ticket the customer lacks")
         try:
             await client.ask("x1", PostMessage("customer", "intruder", "hi"))
         except PermissionDenied:

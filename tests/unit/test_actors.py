@@ -3,6 +3,8 @@
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.actors import ActorHost
 from engine.errors import ActorStopped, Overloaded
@@ -154,9 +156,93 @@ def test_a_full_mailbox_refuses_instead_of_growing():
     async def main():
         b = Counter(delay_s=0.01)
         host = ActorHost(b, clock=FakeClock(), mailbox_limit=5)
-        asks = [asyncio.ensure_future(host.ask("t1", i)) for i in range(5)]
+        # one served at once (by its caller), five waiting: the mailbox is full
+        asks = [asyncio.ensure_future(host.ask("t1", i)) for i in range(6)]
         await asyncio.sleep(0)
+        assert host.statistics().waiting_messages == 5
         with pytest.raises(Overloaded):
             await host.ask("t1", "one too many")
-        assert len(await asyncio.gather(*asks)) == 5
+        assert len(await asyncio.gather(*asks)) == 6
+    run(main())
+
+
+def test_an_idle_entity_is_served_in_the_callers_task_and_later_messages_by_its_own():
+    async def main():
+        b = Counter(delay_s=0.01)
+        served_by = []
+        receive = b.receive
+
+        async def recording(entity_id, state, message):
+            served_by.append((message, asyncio.current_task()))
+            return await receive(entity_id, state, message)
+
+        b.receive = recording
+        host = ActorHost(b, clock=FakeClock())
+        first = asyncio.ensure_future(host.ask("t1", "a"))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(host.ask("t1", "b"))  # t1 is busy: this one waits
+        assert await asyncio.gather(first, second) == [1, 2]
+        (m1, task1), (m2, task2) = served_by
+        assert (m1, task1) == ("a", first) and m2 == "b" and task2 not in (first, second)
+    run(main())
+
+
+def test_a_caller_cancelled_while_served_leaves_the_entity_to_reload_and_others_served():
+    async def main():
+        b = Counter(delay_s=0.01)
+        host = ActorHost(b, clock=FakeClock())
+        await host.ask("t1", "a")
+        doomed = asyncio.ensure_future(host.ask("t1", "b"))  # served by its own caller
+        await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(host.ask("t1", "c"))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        assert await waiting == 2  # "b" never reached the store; "c" came after "a"
+        assert b.store["t1"] == ["a", "c"] and b.loads == ["t1", "t1"]  # reloaded
+        assert await host.ask("t1", "d") == 3
+    run(main())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from(["ask", "tell", "cancel"]),
+                          st.integers(0, 3)), min_size=1, max_size=20))
+def test_any_mix_of_asks_tells_and_cancelled_callers_keeps_entities_serial_and_true(ops):
+    """Whatever the interleaving: one message at a time per entity; what is stored is in the
+    order it was sent, without repeats; every tell is stored; every answered ask was stored
+    and its answer counts it."""
+    async def main():
+        b = Counter(delay_s=0.0005)
+        host = ActorHost(b, clock=FakeClock())
+        sent, asks, told = [], [], []  # sent: in the order the host received them
+
+        async def ask(entity, message):
+            sent.append((entity, message))  # ask posts before its first await
+            return await host.ask(entity, message)
+
+        for i, (entity, kind, pause) in enumerate(ops):
+            message = f"{entity}{i}"
+            if kind == "tell":
+                sent.append((entity, message))
+                host.tell(entity, message)
+                told.append((entity, message))
+            else:
+                asks.append((entity, message, asyncio.ensure_future(ask(entity, message))))
+            for _ in range(pause):
+                await asyncio.sleep(0)
+            if kind == "cancel":
+                asks[-1][2].cancel()
+        results = await asyncio.gather(*[t for *_, t in asks], return_exceptions=True)
+        while host.statistics().running:  # the tells still being served
+            await asyncio.sleep(0.001)
+        assert b.max_in_flight <= 1
+        for entity in "ab":
+            stored = b.store.get(entity, [])
+            in_order = [m for e, m in sent if e == entity and m in stored]
+            assert stored == in_order and len(set(stored)) == len(stored)
+            assert all(m in stored for e, m in told if e == entity)
+            for (e, message, _), result in zip(asks, results, strict=True):
+                if e == entity and not isinstance(result, BaseException):
+                    assert stored.index(message) + 1 == result
     run(main())
