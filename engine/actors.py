@@ -93,6 +93,7 @@ class ActorHost(Generic[S]):
         self.mailbox_limit = mailbox_limit
         self._active: dict[str, _Activation[S]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one asks run on
         self._serving: set[asyncio.Task[Any]] = set()  # callers serving their own request
         self._stopping: set[asyncio.Task[Any]] = set()  # those stop() cancelled
         self._stopped = False
@@ -109,11 +110,14 @@ class ActorHost(Generic[S]):
         from task to task -- and what arrives for it meanwhile is served by a task of its own
         afterwards. A caller cancelled in the middle leaves the entity to reload its state
         (the command may or may not have been stored)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None or not loop.is_running():  # not asking the OS each time (3.11 does)
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         activation = self._post(entity_id, _Envelope(message, future), start=False)
         if not activation.running:
             activation.running = True
-            task = asyncio.current_task()
+            task = asyncio.current_task(loop)
             assert task is not None
             self._serving.add(task)
             try:

@@ -149,7 +149,7 @@ class DispatcherService:
         """Journal ``event``, apply it, and return the assignments it caused."""
         if self._worker is None:
             raise SurgedeskError("dispatcher not started")
-        future: asyncio.Future[list[Command]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Command]] = self._worker.get_loop().create_future()
         self._pending.append((event, future))
         self._wake.set()
         return await future

@@ -51,11 +51,20 @@ def _word(arg: Any) -> str:
     return arg.upper() if isinstance(arg, str) else ""
 
 
+_NEVER_BLOCK: set[Any] = set()  # command names seen that block with no arguments
+
+
 def _blocks(args: Sequence[Any]) -> bool:
+    if args[0] in _NEVER_BLOCK:
+        return False
     name = _word(args[0])
     if name in _BLOCKING:
         return True
-    return name in ("XREAD", "XREADGROUP") and any(_word(a) == "BLOCK" for a in args[1:])
+    if name in ("XREAD", "XREADGROUP"):
+        return any(_word(a) == "BLOCK" for a in args[1:])
+    if len(_NEVER_BLOCK) < 1024 and isinstance(args[0], str | bytes):
+        _NEVER_BLOCK.add(args[0])
+    return False
 
 
 _NOT_ENOUGH_DATA = object()
@@ -170,11 +179,17 @@ class PipelinedConnection:
             if connecting.done() and self._connecting is connecting:
                 self._connecting = None
 
-    async def call(self, packed: bytes) -> Any:
+    def current(self) -> _Replies | None:
+        """The open connection, if it serves the running loop; else None (connect first).
+        O(1), without a system call: a loop still running is this thread's (a connection
+        opened by an earlier ``asyncio.run`` sees its loop closed)."""
         replies = self._replies
-        if replies is None or replies.lost is not None or (
-                replies.loop is not asyncio.get_running_loop()):
-            replies = await self.connected()
+        if replies is None or replies.lost is not None or not replies.loop.is_running():
+            return None
+        return replies
+
+    async def call(self, packed: bytes) -> Any:
+        replies = self.current() or await self.connected()
         return await replies.send(packed)
 
     async def _open(self) -> _Replies:
@@ -247,25 +262,31 @@ class PipelinedRedis(aioredis.Redis):
             return hiredis.pack_command(tuple(encode(a) for a in args))
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        if self.fast is None or _blocks(args):
+        # The hot path of every engine command: kept flat (one coroutine, one await).
+        fast = self.fast
+        if fast is None or _blocks(args):
             return await super().execute_command(*args, **options)
+        replies = fast.current()
+        if replies is None:
+            replies = await fast.connected()
         try:
-            response = await self.fast.call(self.pack(args))
+            response = await replies.send(self.pack(args))
         except redis_errors.ResponseError:
             if EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
             raise
-        return await self._parsed(args[0], response, options)
+        value = self._parsed(args[0], response, options)
+        return await value if inspect.isawaitable(value) else value
 
-    async def _parsed(self, command_name: Any, response: Any, options: dict[str, Any]) -> Any:
+    def _parsed(self, command_name: Any, response: Any, options: dict[str, Any]) -> Any:
+        """The reply as redis-py's callback for the command makes it (or an awaitable)."""
         options.pop(EMPTY_RESPONSE, None)
         options.pop(NEVER_DECODE, None)
         options.pop("keys", None)
         callback = self.response_callbacks.get(command_name)
         if callback is None:
             return response
-        value = callback(response, **options)
-        return await value if inspect.isawaitable(value) else value
+        return callback(response, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         if transaction or self.fast is None:
@@ -307,13 +328,14 @@ class Batch(AsyncCoreCommands):
         if any(_blocks(args) for args, _ in queued):
             raise redis_errors.DataError("blocking commands cannot join a pipeline")
         assert client.fast is not None  # a Batch is made only for the shared connection
-        replies = await client.fast.connected()
+        replies = client.fast.current() or await client.fast.connected()
         futures = [replies.send(client.pack(args)) for args, _ in queued]
         results: list[Any] = []
         try:
             for (args, options), future in zip(queued, futures, strict=True):
                 try:
-                    results.append(await client._parsed(args[0], await future, options))
+                    value = client._parsed(args[0], await future, options)
+                    results.append(await value if inspect.isawaitable(value) else value)
                 except redis_errors.ResponseError as exc:
                     results.append(options.get(EMPTY_RESPONSE, exc))
         except BaseException:

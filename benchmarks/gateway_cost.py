@@ -1,0 +1,166 @@
+"""Where a StartConversation's CPU goes in the gateway: the same load against the gateway with
+its layers added one at a time, each run next to the echo server.
+
+    python -m benchmarks.gateway_cost [--seconds 8] [--concurrency 64] [--json out/gateway-cost.json]
+
+The layers, each measured as CPU per call of the serving process (with in-process hosting:
+the whole engine but Redis), Redis's CPU per call, and the rate:
+
+* **echo** -- :func:`benchmarks.throughput.echo_server`: bytes in, the same bytes out.
+* **servicer** -- the generated ``CustomerService`` servicer answering a fixed
+  ``StartConversationResponse``: request and response (de)serialized, no engine code.
+* **gate** -- plus the gateway's gate (bearer token, rate limits, admission) and the error
+  mapping of every RPC (:func:`adapters.grpc.server.rpc`).
+* **answer** -- the real ``StartConversation`` method, answer built from a ticket, with the
+  desk replaced by one that answers a fixed ticket view at once.
+* **answer+yield** -- the same, the desk yielding to the event loop twice before it answers
+  (a durable start suspends twice: the ticket's append, the routing journal's).
+* **answer+redis** -- the same, the desk making two Redis round trips (``PING``) in turn.
+* **durable** -- the real gateway of :mod:`benchmarks.throughput` (in-process hosting).
+
+The difference between two neighbours is what that layer costs under this load. Rates and CPU
+move with the machine's load; compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from benchmarks import throughput as tp
+
+
+def _canned_view() -> Any:
+    from adapters.desk.desk import TicketView
+    from engine.dispatcher import DispatcherCore
+    from engine.events import TicketQueued
+    from engine.ticket import OpenTicket, apply, open_ticket
+
+    record: Any = None
+    for event in open_ticket(OpenTicket("t-0123456789abcdef0123", "bench-1", "app", "presale",
+                                        0, "hello"), 1.8e9):
+        record = apply(record, event)
+    core = DispatcherCore()
+    core.handle(TicketQueued("t-0123456789abcdef0123", "presale", 0), 1.8e9)
+    return TicketView(record, core.queue_status("t-0123456789abcdef0123", 1.8e9))
+
+
+class _CannedDesk:
+    """A desk that answers every start with the same queued ticket: at once, after yielding
+    to the event loop twice, or after two Redis round trips (``PING``) in turn."""
+
+    def __init__(self, wait: str = "", redis: Any = None) -> None:
+        self.answer = _canned_view()
+        self.wait, self.redis = wait, redis
+
+    async def start_conversation(self, *args: Any, **kwargs: Any) -> Any:
+        for _ in range(2 if self.wait else 0):
+            if self.wait == "yield":
+                await asyncio.sleep(0)
+            else:
+                await self.redis.ping()
+        return self.answer
+
+
+async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Server, int]:
+    from adapters.grpc.authorization import Gate
+    from adapters.grpc.server import CustomerService, rpc, set_ticket
+    from adapters.identity.tokens import TokenVerifier
+    from adapters.redis.connect import redis_client
+    from surgedesk.v1 import customer_pb2, customer_pb2_grpc
+
+    wait = layer.partition("+")[2]
+    desk = _CannedDesk(wait, redis_client(redis_url) if wait == "redis" else None)
+    fixed = customer_pb2.StartConversationResponse()
+    set_ticket(fixed.ticket, desk.answer.record, desk.answer.status)
+
+    class Servicer(CustomerService):
+        async def StartConversation(self, request: Any, context: Any) -> Any:  # noqa: N802
+            return fixed
+
+    class Gated(CustomerService):
+        @rpc
+        async def StartConversation(self, request: Any, context: Any,  # noqa: N802
+                                    caller: Any) -> Any:
+            self.gate.count_for(caller, caller.customer_named(request.customer_id))
+            return fixed
+
+    service = {"servicer": Servicer, "gate": Gated}.get(layer, CustomerService)
+    server = grpc.aio.server()
+    customer_pb2_grpc.add_CustomerServiceServicer_to_server(
+        service(desk, Gate(TokenVerifier(tp.BENCH_SECRET))), server)  # type: ignore[arg-type]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+LAYERS = ("servicer", "gate", "answer", "answer+yield", "answer+redis", "durable")
+
+
+async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[str, Any]:
+    from adapters.serve import tune_gc
+
+    tune_gc()  # as the gateway runs
+    echo, echo_port = await tp.echo_server()
+    echo_target = f"127.0.0.1:{echo_port}"
+    report: dict[str, Any] = {"seconds": seconds, "concurrency": concurrency, "layers": {}}
+    from adapters.redis.server import EmbeddedRedis
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        for layer in LAYERS:
+            redis_server, redis_pid = None, None
+            if layer == "durable":
+                server, port, redis_server = await tp.surgedesk_server(data_dir, 1, "in-process")
+            else:
+                if layer.endswith("+redis"):
+                    redis_server = EmbeddedRedis(Path(data_dir) / "ping").start()
+                server, port = await _layer_server(
+                    layer, redis_server.url if redis_server is not None else "")
+            if redis_server is not None and redis_server.process is not None:
+                redis_pid = redis_server.process.pid
+            target = f"127.0.0.1:{port}"
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, tp.load, target, "surgedesk", warmup_s, 8)
+            echo_result = await tp.measured(echo_target, "echo", seconds, concurrency)
+            result = await tp.measured(target, "surgedesk", seconds, concurrency, redis_pid)
+            result["echo"] = echo_result
+            result["ratio"] = result["per_s"] / echo_result["per_s"]
+            report["layers"][layer] = result
+            await server.stop(None)
+            if redis_server is not None:
+                redis_server.stop()
+    await echo.stop(None)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--json", default="out/gateway-cost.json")
+    args = parser.parse_args(argv)
+    from adapters.serve import run_loop
+
+    report = run_loop(run(args.seconds, args.concurrency))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print("| layer | rate (echo beside it) | ratio | server CPU/call | Redis CPU/call |"
+          " load generator CPU/call |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for layer, r in report["layers"].items():
+        redis = f"{r['redis_cpu_us']:.0f} us" if "redis_cpu_us" in r else "--"
+        print(f"| {layer} | {r['per_s']:,.0f}/s ({r['echo']['per_s']:,.0f}/s) | "
+              f"{r['ratio']:.2f} | {r['server_cpu_us']:.0f} us (echo {r['echo']['server_cpu_us']:.0f}) | "
+              f"{redis} | {r['client_cpu_us']:.0f} us |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

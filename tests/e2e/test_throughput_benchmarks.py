@@ -1,0 +1,27 @@
+"""The throughput benchmarks run end to end (briefly) and report what BENCHMARKS.md quotes."""
+
+from adapters.serve import run_loop
+
+
+def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
+    from benchmarks.throughput import run
+
+    report = run_loop(run(0.5, 8, 1, "in-process", rounds=2))
+    assert len(report["rounds"]) == 2
+    assert report["ratio"] in [r["ratio"] for r in report["rounds"]]
+    for r in report["rounds"]:
+        for side in ("echo", "surgedesk"):
+            assert r[side]["requests"] > 0 and r[side]["errors"] == 0
+            assert r[side]["server_cpu_us"] > 0 and r[side]["client_cpu_us"] > 0
+        assert r["surgedesk"]["redis_cpu_us"] > 0  # the durable starts cost Redis work
+        assert "redis_cpu_us" not in r["echo"]
+
+
+def test_the_gateway_cost_benchmark_measures_every_layer_beside_the_echo_server():
+    from benchmarks.gateway_cost import LAYERS, run
+
+    report = run_loop(run(0.3, 8, warmup_s=0.2))
+    assert list(report["layers"]) == list(LAYERS)
+    for layer, r in report["layers"].items():
+        assert r["errors"] == 0 and r["requests"] > 0 and r["echo"]["requests"] > 0, layer
+        assert ("redis_cpu_us" in r) == (layer in ("answer+redis", "durable")), layer
