@@ -129,9 +129,10 @@ async def run(args: Any) -> int:
     gateway_redis = redis_client(redis_url, max_connections=streams + 1_000)
     passivate: Any
     if args.hosting == "in-process":
-        local_shards = LocalShards(redis_url, clock, config.rules)
+        # One client, so one connection, for the whole engine in this process.
+        local_shards = LocalShards(redis_url, clock, config.rules, client=gateway_redis)
         dispatcher_client: Any = await LocalDispatcher(redis_url, policy_named(config.policy),
-                                                       clock).start()
+                                                       clock, client=gateway_redis).start()
         desk = Desk(local_shards, dispatcher_client, gateway_redis, clock=clock,
                     rules=config.rules)
 

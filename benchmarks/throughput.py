@@ -194,8 +194,9 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
 
     redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
     if hosting == "in-process":
-        desk = Desk(LocalShards(redis_server.url), await LocalDispatcher(redis_server.url).start(),
-                    redis_client(redis_server.url))
+        client = redis_client(redis_server.url)  # one connection for the engine, as serve does
+        desk = Desk(LocalShards(redis_server.url, client=client),
+                    await LocalDispatcher(redis_server.url, client=client).start(), client)
         server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
         tune_gc()  # as surgedesk serve does once it has started
         await server.start()

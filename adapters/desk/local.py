@@ -2,7 +2,9 @@
 
 The same interfaces as :class:`adapters.ray.shards.ShardClient` and
 :class:`adapters.ray.dispatcher.DispatcherClient`, without Ray: for tests that exercise the
-desk's flows, and for a single-process engine.
+desk's flows, and for a single-process engine. Give both the gateway's own Redis ``client``:
+then the process's commands share one connection, and the commands of one event-loop turn
+leave in one write whichever part issued them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from engine.service_rules import ServiceRules
 
 class LocalShards:
     def __init__(self, redis_url: str, clock: Any = time.time,
-                 rules: ServiceRules | None = None) -> None:
-        client = redis_client(redis_url)
+                 rules: ServiceRules | None = None, *, client: Any = None) -> None:
+        client = client if client is not None else redis_client(redis_url)
         self.host: ActorHost[Any] = ActorHost(
             TicketBehaviour(TicketJournal(client), clock, rules), clock=clock)
         self.agents: ActorHost[Any] = ActorHost(AgentBehaviour(client, clock), clock=clock)
@@ -42,9 +44,10 @@ class LocalShards:
 
 class LocalDispatcher:
     def __init__(self, redis_url: str, policy: RoutingPolicy | None = None,
-                 clock: Any = time.time, estimator: EstimatorConfig | None = None) -> None:
+                 clock: Any = time.time, estimator: EstimatorConfig | None = None, *,
+                 client: Any = None) -> None:
         self._clock = clock
-        self.service = DispatcherService(redis_client(redis_url),
+        self.service = DispatcherService(client if client is not None else redis_client(redis_url),
                                          lambda: DispatcherCore(policy, estimator), clock)
 
     async def start(self) -> LocalDispatcher:

@@ -12,6 +12,7 @@ import contextlib
 import socket
 import time
 import uuid
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
@@ -22,6 +23,7 @@ from adapters.grpc.authorization import Gate
 from adapters.grpc.limits import Limits
 from adapters.grpc.server import build_server
 from adapters.identity.tokens import TokenVerifier, mint
+from adapters.redis.connect import redis_client
 from engine.policies import policy_named
 from engine.service_rules import ServiceRules
 
@@ -129,10 +131,12 @@ async def served(url, hosting="in-process", *, rules=None, policy="strict", duti
         RAY_ACTORS.extend([*hosts, dispatcher_host])
         shards = ShardClient(hosts)
         dispatcher = DispatcherClient(dispatcher_host)
-    else:
-        shards = LocalShards(url, rules=rules)
-        dispatcher = await LocalDispatcher(url, policy_named(policy)).start()
-    desk = Desk(shards, dispatcher, aioredis.Redis.from_url(url), rules=rules)
+        client: Any = aioredis.Redis.from_url(url)
+    else:  # as surgedesk serve wires it: one client, one connection, for the whole engine
+        client = redis_client(url)
+        shards = LocalShards(url, rules=rules, client=client)
+        dispatcher = await LocalDispatcher(url, policy_named(policy), client=client).start()
+    desk = Desk(shards, dispatcher, client, rules=rules)
     gate = Gate(TokenVerifier(SECRET), limits or Limits.unlimited())
     server, port = await build_server(desk, "127.0.0.1:0", gate, watch_block_ms=100,
                                       estimate_every_s=0.1)
