@@ -18,6 +18,9 @@ the whole engine but Redis), Redis's CPU per call, and the rate:
 * **answer+redis** -- the same, the desk making two Redis round trips (``PING``) in turn.
 * **durable** -- the real gateway of :mod:`benchmarks.throughput` (in-process hosting).
 
+And, without gRPC at all, **desk alone**: ``Desk.start_conversation`` called by as many
+concurrent callers in this process -- the engine's own CPU per durable start.
+
 The difference between two neighbours is what that layer costs under this load. Rates and CPU
 move with the machine's load; compare within one run.
 """
@@ -103,6 +106,53 @@ async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Serve
 LAYERS = ("servicer", "gate", "answer", "answer+yield", "answer+redis", "durable")
 
 
+async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[str, Any]:
+    """The durable start without gRPC: ``concurrency`` callers of ``Desk.start_conversation``
+    in this process (in-process hosting, one Redis client), for ``seconds``; CPU per start of
+    this process and of Redis."""
+    import time
+
+    from adapters.desk.desk import Desk
+    from adapters.desk.local import LocalDispatcher, LocalShards
+    from adapters.redis.connect import redis_client
+    from adapters.redis.server import EmbeddedRedis
+
+    redis_server = EmbeddedRedis(Path(data_dir) / "desk").start()
+    try:
+        client = redis_client(redis_server.url)
+        dispatcher = await LocalDispatcher(redis_server.url, client=client).start()
+        desk = Desk(LocalShards(redis_server.url, client=client), dispatcher, client)
+        run_id = time.time_ns()
+        starts = 0
+
+        async def caller(c: int, until: float) -> None:
+            nonlocal starts
+            i = 0
+            while time.perf_counter() < until:
+                await desk.start_conversation(f"alone-{run_id}-{c}-{i}", "app", "presale", 0,
+                                              "hello")
+                i += 1
+                starts += 1
+
+        await asyncio.gather(*[caller(c, time.perf_counter() + min(seconds, 1.0))
+                               for c in range(concurrency)])  # warm up
+        starts = 0
+        pid = redis_server.process.pid if redis_server.process else None
+        cpu, redis_cpu, began = time.process_time(), tp._cpu_s_of(pid), time.perf_counter()
+        await asyncio.gather(*[caller(c, began + seconds) for c in range(concurrency)])
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        result: dict[str, Any] = {"requests": starts, "errors": 0, "per_s": starts / elapsed,
+                                  "server_cpu_us": cpu / max(1, starts) * 1e6}
+        after = tp._cpu_s_of(pid)
+        if redis_cpu is not None and after is not None:
+            result["redis_cpu_us"] = (after - redis_cpu) / max(1, starts) * 1e6
+        await desk.shutdown()
+        await dispatcher.service.stop()
+        return result
+    finally:
+        redis_server.stop()
+
+
 async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[str, Any]:
     from adapters.serve import tune_gc
 
@@ -135,6 +185,7 @@ async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[s
             await server.stop(None)
             if redis_server is not None:
                 redis_server.stop()
+        report["desk_alone"] = await desk_alone(seconds, concurrency, data_dir)
     await echo.stop(None)
     return report
 
@@ -159,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {layer} | {r['per_s']:,.0f}/s ({r['echo']['per_s']:,.0f}/s) | "
               f"{r['ratio']:.2f} | {r['server_cpu_us']:.0f} us (echo {r['echo']['server_cpu_us']:.0f}) | "
               f"{redis} | {r['client_cpu_us']:.0f} us |")
+    alone = report["desk_alone"]
+    print(f"desk alone (no gRPC): {alone['per_s']:,.0f} starts/s, {alone['server_cpu_us']:.0f} us "
+          f"CPU per start, Redis {alone.get('redis_cpu_us', 0):.0f} us")
     return 0
 
 

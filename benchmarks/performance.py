@@ -36,7 +36,7 @@ def throughput(seconds: float) -> dict[str, Any]:
     from adapters.serve import run_loop
     from benchmarks import throughput as tp
 
-    return run_loop(tp.run(seconds, 64, 2, "in-process", send=True))
+    return run_loop(tp.run(seconds, 64, 2, "in-process", send=True, rounds=3))
 
 
 def surge_latency(scenario: str, speedup: float, out: Path) -> dict[str, Any]:

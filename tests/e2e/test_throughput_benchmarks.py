@@ -25,3 +25,5 @@ def test_the_gateway_cost_benchmark_measures_every_layer_beside_the_echo_server(
     for layer, r in report["layers"].items():
         assert r["errors"] == 0 and r["requests"] > 0 and r["echo"]["requests"] > 0, layer
         assert ("redis_cpu_us" in r) == (layer in ("answer+redis", "durable")), layer
+    alone = report["desk_alone"]
+    assert alone["requests"] > 0 and alone["server_cpu_us"] > 0 and alone["redis_cpu_us"] > 0
