@@ -139,6 +139,8 @@ class SkillProfile:
 
 
 SKILLS_KEY = "sd:skills"
+
+
 class _RandomBytes:
     """Random bytes from the OS's generator, read 4 KiB at a time: one system call per few
     hundred ticket ids instead of one each. A forked child starts with a fresh pool (it must
@@ -157,8 +159,6 @@ class _RandomBytes:
 
 
 _random_hex = _RandomBytes().hex
-
-
 _START_ATTEMPTS = 5  # opens of one start that may find the customer's latest ticket changed
 
 

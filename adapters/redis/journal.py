@@ -280,15 +280,6 @@ class TicketJournal:
         rows = await self._redis.hgetall(COUNTERS_KEY)
         return {parse_counter_field(k): float(v) for k, v in rows.items()}
 
-    async def tickets_state_of(self, customer_id: str) -> tuple[str | None, str | None]:
-        """The customer's open ticket and latest ticket (None if none), in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.get(open_key(customer_id))
-        pipe.lindex(tickets_key(customer_id), -1)
-        open_id, last_id = await pipe.execute()
-        return (None if open_id is None else _id(open_id),
-                None if last_id is None else _id(last_id))
-
     async def open_tickets(self) -> AsyncIterator[str]:
         """Every open ticket (one per customer with one), by a SCAN of the open-ticket keys:
         O(keys) in batches, without blocking Redis."""
