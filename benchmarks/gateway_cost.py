@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -197,11 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="out/gateway-cost.json")
     args = parser.parse_args(argv)
     from adapters.serve import run_loop
+    from benchmarks.report import write_report
 
     report = run_loop(run(args.seconds, args.concurrency))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.json)
     print("| layer | rate (echo beside it) | ratio | server CPU/call | Redis CPU/call |"
           " load generator CPU/call |")
     print("|---|---:|---:|---:|---:|---:|")

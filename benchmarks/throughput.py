@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -274,12 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args(argv)
     from adapters.serve import run_loop
+    from benchmarks.report import write_report
 
     report = run_loop(run(args.seconds, args.concurrency, args.shards, args.hosting, args.send,
                           args.rounds))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.json)
     for name in ("echo", "surgedesk", "send_message"):
         if name not in report:
             continue

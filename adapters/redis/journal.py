@@ -111,29 +111,32 @@ class StaleWriter(WorldChangedError):
     """Another writer appended to this ticket since this one read it."""
 
 
-class CustomerHasEarlierTicket(WorldChangedError):
+class _CustomersTicket(WorldChangedError):
+    """An open refused for what the customer's tickets are: names the customer and the
+    ticket that decides."""
+
+    template = ""
+
+    def __init__(self, customer_id: str, ticket_id: str) -> None:
+        super().__init__(self.template.format(customer=customer_id, ticket=ticket_id))
+        self.customer_id = customer_id
+        self.ticket_id = ticket_id
+
+    def __reduce__(self):  # crosses process boundaries (Ray) by pickle
+        return (type(self), (self.customer_id, self.ticket_id))
+
+
+class CustomerHasEarlierTicket(_CustomersTicket):
     """An open named another previous ticket than the customer's latest (``ticket_id``;
     "" if the customer has none): open again naming that one."""
 
-    def __init__(self, customer_id: str, ticket_id: str) -> None:
-        super().__init__(f"customer {customer_id!r}'s latest ticket is {ticket_id!r}")
-        self.customer_id = customer_id
-        self.ticket_id = ticket_id
-
-    def __reduce__(self):  # crosses process boundaries (Ray) by pickle
-        return (type(self), (self.customer_id, self.ticket_id))
+    template = "customer {customer!r}'s latest ticket is {ticket!r}"
 
 
-class CustomerHasOpenTicket(WorldChangedError):
+class CustomerHasOpenTicket(_CustomersTicket):
     """The customer already has an open ticket (continuity): use that one."""
 
-    def __init__(self, customer_id: str, ticket_id: str) -> None:
-        super().__init__(f"customer {customer_id!r} already has open ticket {ticket_id!r}")
-        self.customer_id = customer_id
-        self.ticket_id = ticket_id
-
-    def __reduce__(self):  # crosses process boundaries (Ray) by pickle
-        return (type(self), (self.customer_id, self.ticket_id))
+    template = "customer {customer!r} already has open ticket {ticket!r}"
 
 
 @dataclass(frozen=True, slots=True)
