@@ -339,7 +339,7 @@ class Desk:
                 if attempt >= _START_ATTEMPTS:  # the customer's tickets keep changing
                     raise
                 previous_id = exc.ticket_id
-                last_agent = await self._last_agent(previous_id or None)
+                last_agent = await self._last_agent(previous_id)
         if not reply.events:  # a retried start re-sends nothing to the dispatcher
             return await self.view(ticket_id)
         # A returning customer asks for their last agent (the sticky window of the policy).
@@ -358,9 +358,9 @@ class Desk:
         record = await self._warn_if_over_target(reply.record, status)
         return TicketView(record, status)
 
-    async def _last_agent(self, previous_id: str | None) -> str:
-        """The agent who had the customer's last ticket (whose history the new one carries)."""
-        if previous_id is None:
+    async def _last_agent(self, previous_id: str) -> str:
+        """The agent who had the customer's last ticket ("" for none: a first ticket)."""
+        if not previous_id:
             return ""
         try:
             record = (await self.shards.ask(previous_id, ReadTicket())).record

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -99,14 +98,11 @@ class Admission:
         self.inflight = 0
         self.streams = 0
         self.shed = 0
+        self._unary_slot = _UnarySlot(self)  # stateless beyond this: one serves every call
 
     def unary(self) -> _UnarySlot:
         """``with admission.unary():`` holds one call slot (refused at once past the bound)."""
         return self._unary_slot
-
-    @functools.cached_property
-    def _unary_slot(self) -> _UnarySlot:
-        return _UnarySlot(self)
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:

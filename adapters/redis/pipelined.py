@@ -151,8 +151,8 @@ class _Replies(asyncio.Protocol):
 class PipelinedConnection:
     """One connection to Redis, opened on first use and again after it drops.
 
-    Runs on the event loop that first uses it. ``call`` is O(1): the command joins this loop
-    turn's write, its future joins the reply queue."""
+    Runs on the event loop that first uses it. Sending on it is O(1): the command joins this
+    loop turn's write, its future joins the reply queue."""
 
     def __init__(self, connection_kwargs: dict[str, Any]) -> None:
         self._kwargs = connection_kwargs
@@ -165,10 +165,11 @@ class PipelinedConnection:
         return 0 if self._replies is None else self._replies.writes
 
     async def connected(self) -> _Replies:
-        replies = self._replies
-        if replies is not None and replies.lost is None:
-            if replies.loop is asyncio.get_running_loop():
-                return replies
+        """The open connection, opening one first if there is none for the running loop."""
+        replies = self.current()
+        if replies is not None:
+            return replies
+        if self._replies is not None and self._replies.lost is None:
             self.close()  # opened by an earlier event loop (one asyncio.run after another)
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
@@ -187,10 +188,6 @@ class PipelinedConnection:
         if replies is None or replies.lost is not None or not replies.loop.is_running():
             return None
         return replies
-
-    async def call(self, packed: bytes) -> Any:
-        replies = self.current() or await self.connected()
-        return await replies.send(packed)
 
     async def _open(self) -> _Replies:
         loop = asyncio.get_running_loop()

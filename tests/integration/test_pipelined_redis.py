@@ -3,6 +3,7 @@ answer exactly as redis-py's own client does, each caller its own reply or error
 and a lost connection fails what was on it and is opened again."""
 
 import asyncio
+import contextlib
 
 import pytest
 import redis
@@ -13,6 +14,16 @@ from hypothesis import strategies as st
 from adapters.redis.connect import redis_client
 from adapters.redis.pipelined import PipelinedRedis
 from adapters.redis.server import EmbeddedRedis
+
+
+@contextlib.asynccontextmanager
+async def opened(url):
+    """The engine's client on ``url``, closed after the block."""
+    client = redis_client(url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def both(url):
@@ -53,8 +64,7 @@ def test_every_kind_of_reply_matches_redis_py(redis_url, run):
 
 def test_each_caller_gets_its_own_reply_and_its_own_error(redis_url, run):
     async def scenario():
-        fast = redis_client(redis_url)
-        try:
+        async with opened(redis_url) as fast:
             await fast.set("str", "v")
             good = [fast.incr("n") for _ in range(500)]
             bad = fast.lpush("str", 1)  # wrong type: this command's error only
@@ -66,16 +76,13 @@ def test_each_caller_gets_its_own_reply_and_its_own_error(redis_url, run):
             with pytest.raises(redis.DataError, match="NoneType"):
                 await fast.set("k", None)  # refused before it reaches the wire
             assert await fast.get("str") == b"v"  # and the connection is still in step
-        finally:
-            await fast.aclose()
 
     run(scenario())
 
 
 def test_a_script_loads_itself_and_a_pipeline_keeps_per_command_errors(redis_url, run):
     async def scenario():
-        fast = redis_client(redis_url)
-        try:
+        async with opened(redis_url) as fast:
             script = fast.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
             assert await script(keys=["k"], args=[5]) == 5  # NOSCRIPT, SCRIPT LOAD, EVALSHA
             assert await script(keys=["k"], args=[5]) == 10
@@ -99,8 +106,6 @@ def test_a_script_loads_itself_and_a_pipeline_keeps_per_command_errors(redis_url
             assert await fast.get("k") == b"11"
             await fast.xadd("s", {"e": 1})
             assert (await reader)[0][0] == b"s"
-        finally:
-            await fast.aclose()
 
     run(scenario())
 
@@ -108,8 +113,7 @@ def test_a_script_loads_itself_and_a_pipeline_keeps_per_command_errors(redis_url
 def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(tmp_path, run):
     async def scenario():
         server = EmbeddedRedis(tmp_path / "r").start()
-        fast = redis_client(server.url)
-        try:
+        async with opened(server.url) as fast:
             await fast.set("k", "v")
             server.kill()
             with pytest.raises(redis.ConnectionError):
@@ -118,8 +122,6 @@ def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(tmp_pa
                 await fast.get("k")  # still down: refused, not hung
             server.start()
             assert await fast.get("k") == b"v"  # durable, and the client found it again
-        finally:
-            await fast.aclose()
             server.stop()
 
     run(scenario())
@@ -127,8 +129,7 @@ def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(tmp_pa
 
 def test_a_cancelled_caller_does_not_put_the_replies_out_of_step(redis_url, run):
     async def scenario():
-        fast = redis_client(redis_url)
-        try:
+        async with opened(redis_url) as fast:
             await fast.set("a", "A")
             await fast.set("b", "B")
             first = asyncio.ensure_future(fast.get("a"))
@@ -137,8 +138,6 @@ def test_a_cancelled_caller_does_not_put_the_replies_out_of_step(redis_url, run)
             first.cancel()
             assert await second == b"B"
             assert await fast.get("a") == b"A"
-        finally:
-            await fast.aclose()
 
     run(scenario())
 
