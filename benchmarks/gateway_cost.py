@@ -13,9 +13,9 @@ the whole engine but Redis), Redis's CPU per call, and the rate:
   mapping of every RPC (:func:`adapters.grpc.server.rpc`).
 * **answer** -- the real ``StartConversation`` method, answer built from a ticket, with the
   desk replaced by one that answers a fixed ticket view at once.
-* **answer+yield** -- the same, the desk yielding to the event loop twice before it answers
-  (a durable start suspends twice: the ticket's append, the routing journal's).
-* **answer+redis** -- the same, the desk making two Redis round trips (``PING``) in turn.
+* **answer+yield** -- the same, the desk yielding to the event loop once before it answers
+  (a durable start suspends once: for the ticket's append, which carries its routing entry).
+* **answer+redis** -- the same, the desk making one Redis round trip (``PING``).
 * **durable** -- the real gateway of :mod:`benchmarks.throughput` (in-process hosting).
 
 And, without gRPC at all, **desk alone**: ``Desk.start_conversation`` called by as many
@@ -55,18 +55,18 @@ def _canned_view() -> Any:
 
 class _CannedDesk:
     """A desk that answers every start with the same queued ticket: at once, after yielding
-    to the event loop twice, or after two Redis round trips (``PING``) in turn."""
+    to the event loop once, or after one Redis round trip (``PING``), as a durable start
+    waits once for Redis."""
 
     def __init__(self, wait: str = "", redis: Any = None) -> None:
         self.answer = _canned_view()
         self.wait, self.redis = wait, redis
 
     async def start_conversation(self, *args: Any, **kwargs: Any) -> Any:
-        for _ in range(2 if self.wait else 0):
-            if self.wait == "yield":
-                await asyncio.sleep(0)
-            else:
-                await self.redis.ping()
+        if self.wait == "yield":
+            await asyncio.sleep(0)
+        elif self.wait:
+            await self.redis.ping()
         return self.answer
 
 

@@ -53,7 +53,7 @@ from adapters.redis.journal import (
     stream_key,
 )
 from adapters.redis.stream_hub import StreamHub
-from adapters.redis.ticket_actor import CheckTimers, ReadTicket, TicketReply
+from adapters.redis.ticket_actor import CheckTimers, OpenQueued, ReadTicket, TicketReply
 from adapters.transient import is_transient
 from engine.agent import (
     AgentRecord,
@@ -321,14 +321,17 @@ class Desk:
         The open is written without reading the customer's tickets first: the journal's
         append refuses it if the customer has an open ticket (that one is resumed) or a
         latest ticket it does not name (then it is opened again naming that one, with its
-        agent asked for). A new customer's start is two Redis round trips: the ticket's
-        append, then the routing journal's."""
+        agent asked for). The ticket's ``TicketQueued`` goes to the routing journal in the
+        same append, and the dispatcher applies that entry without reading Redis: a new
+        customer's start is one round trip to Redis."""
         ticket_id = self._ticket_id(customer_id, idempotency_key)
         previous_id, last_agent = "", ""
         for attempt in itertools.count(1):
-            command = OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
-                                 previous_ticket_id=previous_id,
-                                 idempotency_key=idempotency_key)
+            # A returning customer asks for their last agent (the sticky window of the policy).
+            command = OpenQueued(
+                OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
+                           previous_ticket_id=previous_id, idempotency_key=idempotency_key),
+                TicketQueued(ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None))
             try:
                 reply: TicketReply = await self.shards.ask(ticket_id, command)
                 break
@@ -340,13 +343,11 @@ class Desk:
                     raise
                 previous_id = exc.ticket_id
                 last_agent = await self._last_agent(previous_id)
-        if not reply.events:  # a retried start re-sends nothing to the dispatcher
+        if reply.routed is None:  # a retried start: the first one queued the ticket
             return await self.view(ticket_id)
-        # A returning customer asks for their last agent (the sticky window of the policy).
         since = time.monotonic()
         try:
-            out, status = await self.dispatcher.queue(TicketQueued(
-                ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None))
+            out, status = await self.dispatcher.queue_landed(reply.routed)
         except AlreadyExists:
             # A retried call: the dispatcher journaled the first one and was restarted before
             # it answered (Ray retries a dead actor's calls). Routing has the ticket.

@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.redis.agent_actor import AgentBehaviour
 from adapters.redis.connect import redis_client
-from adapters.redis.dispatch_journal import DispatcherService
+from adapters.redis.dispatch_journal import DispatcherService, RoutingEntry
 from adapters.redis.journal import TicketJournal
 from adapters.redis.ticket_actor import TicketBehaviour
 from engine.actors import ActorHost
@@ -58,10 +58,17 @@ class LocalDispatcher:
         return await self.service.submit(event)
 
     async def queue(self, event: TicketQueued) -> tuple[list[Any], QueueStatus | None]:
-        assigned = await self.service.submit(event)
+        return self._queued(event.ticket_id, await self.service.submit(event))
+
+    async def queue_landed(self, entry: RoutingEntry) -> tuple[list[Any], QueueStatus | None]:
+        """A ``TicketQueued`` a ticket journaled with its open: applied, and answered as
+        :meth:`queue` answers."""
+        return self._queued(entry.ticket_id, await self.service.landed(entry))
+
+    def _queued(self, ticket_id: str, assigned: list[Any]) -> tuple[list[Any], QueueStatus | None]:
         core = self.service.core
-        status = (core.queue_status(event.ticket_id, float(self._clock()))
-                  if core.is_waiting(event.ticket_id) else None)
+        status = (core.queue_status(ticket_id, float(self._clock()))
+                  if core.is_waiting(ticket_id) else None)
         return assigned, status
 
     async def skill_report(self) -> list[dict[str, Any]]:

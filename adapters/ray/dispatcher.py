@@ -18,7 +18,7 @@ import ray
 from adapters.ray.batching import Coalescer
 from adapters.ray.shards import NAMESPACE, portable
 from adapters.redis.connect import redis_client
-from adapters.redis.dispatch_journal import STREAM, DispatcherService
+from adapters.redis.dispatch_journal import STREAM, DispatcherService, RoutingEntry
 from engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
 from engine.errors import SurgedeskError
 from engine.events import ClockTicked, Event, TicketQueued
@@ -77,6 +77,24 @@ class DispatcherHost:
                     status = service.core.queue_status(event.ticket_id, self._clock())
                 out.append((assigned, status))
             except BaseException as exc:  # noqa: BLE001 - returned, not raised, per event
+                out.append(portable(exc, "dispatcher"))
+        return out
+
+    async def queue_landed_many(self, entries: list[RoutingEntry]) -> list[Any]:
+        """As :meth:`queue_many`, for ``TicketQueued`` entries the tickets journaled with
+        their opens. All are handed over before any is awaited: they may come out of order."""
+        service = await self._started()
+        tasks = [asyncio.ensure_future(service.landed(entry)) for entry in entries]
+        out: list[Any] = []
+        for entry, task in zip(entries, tasks, strict=True):
+            try:
+                assigned = await task
+                status = None
+                ticket_id = entry.ticket_id
+                if service.core.is_waiting(ticket_id):
+                    status = service.core.queue_status(ticket_id, self._clock())
+                out.append((assigned, status))
+            except BaseException as exc:  # noqa: BLE001 - returned, not raised, per entry
                 out.append(portable(exc, "dispatcher"))
         return out
 
@@ -148,9 +166,18 @@ class DispatcherClient:
 
         self._queue_lane = Coalescer(queue, batch_max=batch_max, name="dispatcher")
 
+        async def landed(entries: list[RoutingEntry]) -> list[Any]:
+            return await host.queue_landed_many.remote(entries)
+
+        self._landed_lane = Coalescer(landed, batch_max=batch_max, name="dispatcher")
+
     async def queue(self, event: TicketQueued) -> tuple[list[Any], QueueStatus | None]:
         """Queue a ticket: its assignments (if an agent was free) and its status (if not)."""
         return await self._queue_lane.submit(event)
+
+    async def queue_landed(self, entry: RoutingEntry) -> tuple[list[Any], QueueStatus | None]:
+        """Apply a ticket's journaled ``TicketQueued``: answered as :meth:`queue`."""
+        return await self._landed_lane.submit(entry)
 
     async def submit(self, event: Event) -> Any:
         return await self._lane.submit(event)

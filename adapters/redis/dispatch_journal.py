@@ -4,28 +4,42 @@ Who runs this: the dispatcher host (one per routing domain), on its asyncio loop
 
 :class:`DispatcherService` owns a :class:`~engine.dispatcher.DispatcherCore`. Every event is
 appended to the stream ``sd:dispatch`` (msgpack, with the ``now_s`` it is applied at) *before*
-the core applies it, and events are applied in exactly the stream's order: concurrent callers
-are coalesced into micro-batches by one worker (one round trip to Redis for up to
-``batch_max`` events). The core is deterministic, so on start :meth:`DispatcherService.start`
-replays the stream and gets back the same lines in the same order, the same agent loads and the
-same measured rates -- a killed dispatcher loses nothing. Assignments made during replay were
-delivered (or are re-delivered idempotently by the shard hosts' reconciliation) and are not
-returned again.
+the core applies it, and events are applied in exactly the stream's order. The core is
+deterministic, so on start :meth:`DispatcherService.start` replays the stream and gets back the
+same lines in the same order, the same agent loads and the same measured rates -- a killed
+dispatcher loses nothing. Assignments made during replay were delivered (or are re-delivered
+by the desk's reconciliation) and are not returned again.
+
+Two kinds of writer append to the stream:
+
+* the dispatcher itself (:meth:`DispatcherService.submit`): concurrent callers are coalesced
+  into micro-batches by one worker, one script call to Redis for up to ``batch_max`` events;
+* a ticket's own append (:mod:`adapters.redis.journal`): a new ticket's ``TicketQueued`` is
+  written in the same atomic step as the ticket, so a start costs one round trip to Redis and
+  a crash cannot leave a ticket that routing never heard of. The desk then hands the entry to
+  :meth:`DispatcherService.landed`, which applies it without reading Redis.
+
+Every entry is numbered (field ``n``, from the counter ``{stream}:seq``, incremented in the
+same atomic step as the entry is added), so the stream's order is the numbers' order and a gap
+is visible: the dispatcher applies entry ``n`` only after ``n - 1``. An entry handed over
+before its predecessors waits for them; the dispatcher's own appends bring back, in the same
+script, every entry it has not applied yet, and a gap no one fills within
+:data:`GAP_WAIT_S` (its writer's caller was cancelled or died) is read from Redis.
 
 An event the core refuses was journaled all the same; it is refused again, identically, on
 replay, and changes nothing either time.
 
 Redis failing under a batch (killed, restarting) is answered with :class:`Recovering` and the
-core is left as it was. The append may nevertheless have landed (the reply was lost), so before
-the next batch the service reads the stream after the last id it applied and applies whatever
-landed, as a replay would: memory never drifts from the journal. Assignments those events cause
-are handed to the next caller with its own (the desk delivers every assignment it gets back).
+core is left as it was. The append may nevertheless have landed (the reply was lost); the next
+script brings those entries back and they are applied as a replay would: memory never drifts
+from the journal. Assignments of entries applied without a caller waiting for them are handed
+to the next caller with its own (the desk delivers every assignment it gets back).
 
 Snapshots keep restarts short: every ``snapshot_every`` events the core is saved (pickled: it
 is plain Python data, and Redis is the engine's own trusted store) under ``{stream}:snapshot``
-with the stream id it covers, and the stream is trimmed up to that id. A restart loads the
-snapshot and replays only what came after it. A crash between saving and trimming only leaves
-entries the replay skips.
+with the stream id and number it covers, and the stream is trimmed up to that id. A restart
+loads the snapshot and replays only what came after it. A crash between saving and trimming
+only leaves entries the replay skips.
 """
 
 from __future__ import annotations
@@ -35,11 +49,13 @@ import contextlib
 import math
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from engine.dispatcher import DispatcherCore
 from engine.errors import InvalidArgument, Recovering, SurgedeskError
@@ -90,6 +106,55 @@ def decode(payload: bytes) -> tuple[Event, float]:
     return cls(**fields), float(data["now_s"])
 
 
+GAP_WAIT_S = 0.005  # an entry handed over early waits this long for its predecessors
+_UNCLAIMED_S = 2.0  # assignments of an entry no caller came for go to the next caller after this
+
+# The dispatcher's own append: its events, numbered, then every entry of other writers it has
+# not applied yet (those numbered between the last it applied and its first).
+_APPEND = """
+-- KEYS: stream, its counter. ARGV: last applied entry id ('' for none), its number, events...
+local k = #ARGV - 2
+local first = redis.call('INCRBY', KEYS[2], k) - k + 1
+local ids = {}
+for i = 1, k do
+  ids[i] = redis.call('XADD', KEYS[1], '*', 'n', first + i - 1, 'e', ARGV[2 + i])
+end
+local missed = {}
+local gap = first - 1 - tonumber(ARGV[2])
+if gap > 0 then
+  local from = '-'
+  if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+  missed = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', gap)
+end
+return {first, ids, missed}
+"""
+
+
+def seq_key(stream: str = STREAM) -> str:
+    """The counter that numbers the entries of ``stream``."""
+    return f"{stream}:seq"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingEntry:
+    """An entry another writer added to the routing stream: its number and id, and what it
+    says (the event and the ``now_s`` it was journaled with)."""
+
+    seq: int
+    cursor: str
+    event: Event
+    now_s: float
+
+    @property
+    def ticket_id(self) -> str:
+        """The ticket the entry is about ("" for one about agents or policy)."""
+        return str(getattr(self.event, "ticket_id", ""))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class DispatcherService:
     """A journaled :class:`DispatcherCore`."""
 
@@ -102,6 +167,7 @@ class DispatcherService:
         self.stream = stream
         self.batch_max = batch_max
         self.core = core_factory()
+        self._script = client.register_script(_APPEND)
         self._pending: list[tuple[Event, asyncio.Future[list[Command]]]] = []
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -110,15 +176,24 @@ class DispatcherService:
         self.replayed = 0
         self.batches = 0
         self.snapshots = 0
+        self.gap_reads = 0  # gaps no writer's caller filled in time: read from Redis
         self._last_id = "-"
+        self._applied = 0  # the number of the last entry applied
         self._since_snapshot = 0
-        self._unsure = False  # an append failed: it may have landed all the same
+        # Entries handed over ahead of their predecessors, and their callers: number -> ...
+        self._early: dict[int, tuple[RoutingEntry, asyncio.Future[list[Command]]]] = {}
+        # Outcomes of entries applied before their caller came (a read filled a gap).
+        self._unclaimed: dict[int, tuple[list[Command], float]] = {}
         self._orphans: list[Command] = []  # assignments of events that landed unanswered
-        self.resyncs = 0
 
     @property
     def snapshot_key(self) -> str:
         return f"{self.stream}:snapshot"
+
+    @property
+    def applied(self) -> int:
+        """The number of the last routing entry applied."""
+        return self._applied
 
     async def start(self) -> DispatcherService:
         """Rebuild the core from the journal, then start taking events."""
@@ -130,8 +205,12 @@ class DispatcherService:
             self.core = pickle.loads(data["core"])
             self._last_now_s = float(data["now_s"])
             last = data["cursor"]
+            self._applied = int(data.get("seq", 0))
         self._last_id = last
         await self._catch_up()
+        # A journal of an earlier version has entries without numbers: number on from them.
+        if int(await self._redis.get(seq_key(self.stream)) or 0) < self._applied:
+            await self._redis.set(seq_key(self.stream), self._applied)
         self._worker = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -140,10 +219,12 @@ class DispatcherService:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
-        for _, future in self._pending:
+        stopped = SurgedeskError("dispatcher stopped")
+        for future in [f for _, f in self._pending] + [f for _, f in self._early.values()]:
             if not future.done():
-                future.set_exception(SurgedeskError("dispatcher stopped"))
+                future.set_exception(stopped)
         self._pending.clear()
+        self._early.clear()
 
     async def submit(self, event: Event) -> list[Command]:
         """Journal ``event``, apply it, and return the assignments it caused."""
@@ -154,22 +235,97 @@ class DispatcherService:
         self._wake.set()
         return await future
 
+    async def landed(self, entry: RoutingEntry) -> list[Command]:
+        """Apply an entry another writer journaled (a new ticket's ``TicketQueued``) and return
+        the assignments it caused. The next entry in order is applied at once, without Redis:
+        O(1) besides the core's own work. One ahead of a gap waits for it (at most about
+        :data:`GAP_WAIT_S`, then the gap is read). One applied already (a read filled a gap,
+        or a replay after a restart) answers what it caused if that is still known."""
+        if self._worker is None:
+            raise SurgedeskError("dispatcher not started")
+        if entry.seq <= self._applied:
+            out, _ = self._unclaimed.pop(entry.seq, ([], 0.0))
+            return self._with_orphans(out)
+        if entry.seq == self._applied + 1:
+            out = self._apply_entry(entry.seq, entry.cursor, entry.event, entry.now_s)
+            self._apply_early()
+            return self._with_orphans(out)
+        if entry.seq in self._early:  # handed over twice (a retried call): one outcome
+            return self._with_orphans(await asyncio.shield(self._early[entry.seq][1]))
+        future: asyncio.Future[list[Command]] = self._worker.get_loop().create_future()
+        self._early[entry.seq] = (entry, future)
+        self._wake.set()  # the worker reads the gap if no one fills it
+        return self._with_orphans(await future)
+
+    def _with_orphans(self, out: list[Command]) -> list[Command]:
+        if self._orphans:
+            out, self._orphans = [*self._orphans, *out], []
+        return out
+
+    def _apply_entry(self, seq: int, cursor: str, event: Event, now_s: float, *,
+                     replaying: bool = False) -> list[Command]:
+        """Apply the entry numbered ``seq`` (the next one); its refusal is raised live."""
+        self._applied, self._last_id = seq, cursor
+        self._since_snapshot += 1
+        if self._since_snapshot >= self.snapshot_every:
+            self._wake.set()
+        return self._apply(event, now_s, replaying=replaying)
+
+    def _apply_early(self) -> None:
+        """Apply the entries that were waiting for the ones just applied."""
+        while self._early:
+            item = self._early.pop(self._applied + 1, None)
+            if item is None:
+                return
+            entry, future = item
+            self._settle(future, entry.seq, entry.cursor, entry.event, entry.now_s)
+
+    def _settle(self, future: asyncio.Future[list[Command]] | None, seq: int, cursor: str,
+                event: Event, now_s: float) -> None:
+        try:
+            out = self._apply_entry(seq, cursor, event, now_s)
+        except SurgedeskError as exc:
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return
+        if future is None:
+            loop = asyncio.get_running_loop()
+            self._unclaimed[seq] = (out, loop.time())
+            loop.call_later(_UNCLAIMED_S * 1.1, self._wake.set)  # then sweep it
+        elif not future.done():
+            future.set_result(self._with_orphans(out))
+
+    def _apply_read(self, rows: list[Any]) -> None:
+        """Apply entries a script read from the stream (those after the last applied), settling
+        the callers of any of them that were handed over early."""
+        for cursor, flat in rows:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            seq = int(fields.get(b"n", self._applied + 1))
+            if seq <= self._applied:
+                continue  # applied meanwhile (handed over while the read was under way)
+            event, now_s = decode(fields[b"e"])
+            item = self._early.pop(seq, None)
+            self._settle(item[1] if item else None, seq, _text(cursor), event, now_s)
+        self._apply_early()
+
     async def _catch_up(self, *, collect: bool = False) -> None:
-        """Apply the stream's entries after the last applied id, as a replay does. O(entries)."""
+        """Apply the stream's entries after the last applied id, as a replay does (with
+        ``collect``, their assignments go to the next caller). O(entries)."""
         last = self._last_id
         while True:
             start = last if last == "-" else f"({last}"  # exclusive: after the last applied
             rows = await self._redis.xrange(self.stream, min=start, count=5000)
             if not rows:
                 break
-            for _cursor, fields in rows:
+            for cursor, fields in rows:
                 event, now_s = decode(fields[b"e"])
-                out = self._apply(event, now_s, replaying=True)
+                # entries of an earlier version are not numbered: they keep the count
+                seq = int(fields.get(b"n", self._applied + 1))
+                out = self._apply_entry(seq, _text(cursor), event, now_s, replaying=True)
                 if collect:
                     self._orphans.extend(out)
                 self.replayed += 1
-            last = rows[-1][0].decode()
-            self._last_id = last
+            last = self._last_id
 
     @staticmethod
     def _fail(batch: list[tuple[Event, asyncio.Future[list[Command]]]],
@@ -179,50 +335,72 @@ class DispatcherService:
             if not future.done():
                 future.set_exception(error)
 
+    async def _append(self, batch: list[tuple[Event, asyncio.Future[list[Command]]]]) -> None:
+        """Journal ``batch`` in one script call, apply what others journaled before it, then
+        the batch. O(batch + entries missed)."""
+        now_s = max(self._last_now_s, float(self._clock()))
+        args = [self._last_id if self._last_id != "-" else "", self._applied,
+                *[encode(event, now_s) for event, _ in batch]]
+        try:
+            first, ids, missed = await self._run_script(args)
+        except Exception as exc:  # noqa: BLE001 - Redis down: nothing applied here
+            self._fail(batch, exc)
+            raise
+        self.batches += 1 if batch else 0
+        self._apply_read(missed)
+        if self._applied != int(first) - 1:
+            # Entries missing between (the stream was changed behind the dispatcher's back):
+            # apply the stream as it is, as a replay would, and let the callers retry.
+            await self._catch_up(collect=True)
+            error = SurgedeskError(f"routing stream {self.stream}: entries up to {first} were "
+                                   f"missing; applied the stream as it is")
+            self._fail(batch, error)
+            raise error
+        for offset, (event, future) in enumerate(batch):
+            self._settle(future, int(first) + offset, _text(ids[offset]), event, now_s)
+        self._apply_early()  # entries handed over while this batch was under way
+
+    async def _run_script(self, args: list[Any]) -> Any:
+        keys = [self.stream, seq_key(self.stream)]
+        try:
+            return await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or another server: load the script, once
+            self._script.sha = await self._redis.script_load(self._script.script)
+            return await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
+
+    def _sweep_unclaimed(self, now: float) -> None:
+        """Outcomes no caller came for (its caller was cancelled, or its gateway died) go to
+        the next caller, so their assignments are delivered all the same."""
+        for seq in [s for s, (_, at) in self._unclaimed.items() if now - at > _UNCLAIMED_S]:
+            self._orphans.extend(self._unclaimed.pop(seq)[0])
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._unclaimed:
+                self._sweep_unclaimed(loop.time())
+            if self._early and not self._pending:
+                await asyncio.sleep(GAP_WAIT_S)  # its predecessors are likely under way
+                if self._early and not self._pending:
+                    try:
+                        await self._append([])
+                        self.gap_reads += 1
+                    except Exception:  # noqa: BLE001 - Redis away: read again shortly
+                        await asyncio.sleep(0.05)
+                        self._wake.set()
+                        continue
             while self._pending:
                 batch = self._pending[: self.batch_max]
                 del self._pending[: len(batch)]
-                if self._unsure:
-                    try:
-                        await self._catch_up(collect=True)
-                    except Exception as exc:  # noqa: BLE001 - still down: answer, retry later
-                        self._fail(batch, exc)
-                        await asyncio.sleep(0.05)
-                        continue
-                    self._unsure = False
-                    self.resyncs += 1
-                now_s = max(self._last_now_s, float(self._clock()))
-                pipe = self._redis.pipeline(transaction=False)
-                for event, _ in batch:
-                    pipe.xadd(self.stream, {"e": encode(event, now_s)})
-                try:
-                    ids = await pipe.execute()
-                except Exception as exc:  # noqa: BLE001 - Redis down: nothing applied here
-                    self._unsure = True
-                    self._fail(batch, exc)
-                    continue
-                self.batches += 1
-                last = ids[-1]
-                self._last_id = last.decode() if isinstance(last, bytes) else str(last)
-                self._since_snapshot += len(batch)
-                for event, future in batch:
-                    try:
-                        out = self._apply(event, now_s)
-                    except SurgedeskError as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if self._orphans and not future.done():
-                            out, self._orphans = [*self._orphans, *out], []
-                        if not future.done():
-                            future.set_result(out)
-                if self._since_snapshot >= self.snapshot_every:
-                    with contextlib.suppress(Exception):  # Redis away: the next batch retries
-                        await self.snapshot()
+                with contextlib.suppress(Exception):  # answered with the error; next batch
+                    await self._append(batch)
+            if self._early:
+                self._wake.set()  # still waiting for a gap
+            if self._since_snapshot >= self.snapshot_every:
+                with contextlib.suppress(Exception):  # Redis away: the next batch retries
+                    await self.snapshot()
 
     async def snapshot(self) -> None:
         """Save the core with the stream id it covers, then trim the stream up to it."""
@@ -231,13 +409,17 @@ class DispatcherService:
             return
         blob = pickle.dumps(self.core, protocol=pickle.HIGHEST_PROTOCOL)
         await self._redis.set(self.snapshot_key, msgpack.packb(
-            {"cursor": cursor, "now_s": self._last_now_s, "core": blob}, use_bin_type=True))
+            {"cursor": cursor, "seq": self._applied, "now_s": self._last_now_s, "core": blob},
+            use_bin_type=True))
         await self._redis.xtrim(self.stream, minid=cursor)
         self._since_snapshot = 0
         self.snapshots += 1
 
     def _apply(self, event: Event, now_s: float, *, replaying: bool = False) -> list[Command]:
-        self._last_now_s = max(self._last_now_s, now_s)
+        # Writers' clocks differ a little (the tickets' and the dispatcher's): an entry is
+        # applied at the latest time seen so far, live and in a replay alike.
+        now_s = max(self._last_now_s, now_s)
+        self._last_now_s = now_s
         try:
             return self.core.handle(event, now_s)
         except SurgedeskError:

@@ -37,7 +37,10 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from adapters.redis import dispatch_journal
+from adapters.redis.dispatch_journal import RoutingEntry
 from engine.errors import WorldChangedError
+from engine.events import Event as RoutingEvent
 from engine.outcomes import Count
 from engine.ticket import Event, StateMoved, TicketOpened, event_from_dict, event_to_dict
 
@@ -47,9 +50,11 @@ FEED_SEQ_KEY = FEED_KEY + ":seq"  # how many entries the feed has had (they are 
 FEED_KEEP_MS = 120_000  # the feed keeps about the last two minutes
 
 _APPEND = """
--- KEYS: stream, open pointer, customer's tickets, timers, counters, feed, mirror streams...
+-- KEYS: stream, open pointer, customer's tickets, timers, counters, feed, routing stream,
+--       its counter, mirror streams...
 -- ARGV: version, n, events[n], op, ticket id, deadline, m counters, (field, amount)[m],
---       the customer's previous ticket (an open: the one its history continues)
+--       the customer's previous ticket (an open: the one its history continues),
+--       a routing entry ('' for none)
 local stream = KEYS[1]
 if redis.call('XLEN', stream) ~= tonumber(ARGV[1]) then
   return redis.error_reply('STALE ' .. redis.call('XLEN', stream))
@@ -74,7 +79,7 @@ local ids = {}
 for i = 1, n do
   ids[i] = redis.call('XADD', stream, '*', 'e', ARGV[2 + i])
   local copies = {}
-  for k = 7, #KEYS do
+  for k = 9, #KEYS do
     -- watch streams are copies: keep about the last AGENT_STREAM_KEEP entries of each
     copies[#copies + 1] = KEYS[k]
     copies[#copies + 1] = redis.call('XADD', KEYS[k], 'MAXLEN', '~', 'AGENT_STREAM_KEEP', '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
@@ -102,7 +107,13 @@ elseif op == 'close' then
     redis.call('DEL', KEYS[2])
   end
 end
-return ids
+-- the routing fact of this change, numbered like every routing entry (dispatch_journal.py)
+local routing = ARGV[8 + n + 2 * m]
+if routing ~= '' then
+  local rseq = redis.call('INCR', KEYS[8])
+  return {ids, rseq, redis.call('XADD', KEYS[7], '*', 'n', rseq, 'e', routing)}
+end
+return {ids, 0, ''}
 """.replace("'AGENT_STREAM_KEEP'", f"'{AGENT_STREAM_KEEP}'").replace(
     "FEED_KEEP_MS", str(FEED_KEEP_MS))
 
@@ -196,21 +207,34 @@ class TicketJournal:
     async def append(self, ticket_id: str, customer_id: str, version: int,
                      events: Sequence[Event], *, deadline_s: float | None = None,
                      counts: Sequence[Count] = (), mirrors: Sequence[str] = ()) -> list[str]:
+        """Append ``events`` (see :meth:`append_routed`); returns their cursors."""
+        cursors, _ = await self.append_routed(ticket_id, customer_id, version, events,
+                                              deadline_s=deadline_s, counts=counts,
+                                              mirrors=mirrors)
+        return cursors
+
+    async def append_routed(self, ticket_id: str, customer_id: str, version: int,
+                            events: Sequence[Event], *, deadline_s: float | None = None,
+                            counts: Sequence[Count] = (), mirrors: Sequence[str] = (),
+                            routing: tuple[RoutingEvent, float] | None = None,
+                            ) -> tuple[list[str], RoutingEntry | None]:
         """Append ``events`` if the stream holds exactly ``version`` events.
         O(len(events) * (1 + len(mirrors)) + len(counts) + log tickets with timers).
 
         In the same atomic step: the ticket's next timer is set to ``deadline_s`` (or cleared),
         ``counts`` are added to the counters, each event is copied to the agent streams
         ``mirrors`` (the watch streams of the agents concerned), and one entry per event goes
-        to the feed (:data:`FEED_KEY`) naming the streams it went to, with their cursors.
-        Returns the events' cursors.
+        to the feed (:data:`FEED_KEY`) naming the streams it went to, with their cursors, and
+        ``routing`` -- a routing event and its time, such as a new ticket's ``TicketQueued``
+        -- goes to the routing journal, numbered (:mod:`adapters.redis.dispatch_journal`).
+        Returns the events' cursors and the routing entry written (None without one).
         Raises :class:`StaleWriter` (and writes nothing) if another writer got there first;
         for an open, :class:`CustomerHasOpenTicket` or :class:`CustomerHasEarlierTicket` (and
         writes nothing) if the customer has an open ticket or a latest ticket other than the
         opened one's ``previous_ticket_id``.
         """
         if not events:
-            return []
+            return [], None
         op, previous = "", ""
         for e in events:
             if isinstance(e, TicketOpened):
@@ -222,10 +246,12 @@ class TicketJournal:
         for metric, labels, amount in counts:
             args += [counter_field(metric, labels), repr(float(amount))]
         args.append(previous)
+        args.append(dispatch_journal.encode(*routing) if routing is not None else "")
         keys = [stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
-                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *[agent_stream(a) for a in mirrors]]
+                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, dispatch_journal.STREAM,
+                dispatch_journal.seq_key(), *[agent_stream(a) for a in mirrors]]
         try:
-            ids: Any = await self._run_append(keys, args)
+            ids, routed_seq, routed_id = await self._run_append(keys, args)
         except aioredis.ResponseError as exc:
             if str(exc).startswith("OPEN "):
                 raise CustomerHasOpenTicket(customer_id, str(exc)[5:]) from None
@@ -236,7 +262,10 @@ class TicketJournal:
                     f"ticket {ticket_id}: journal has moved on ({exc}), expected {version}"
                 ) from None
             raise
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        cursors = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        if routing is None:
+            return cursors, None
+        return cursors, RoutingEntry(int(routed_seq), _id(routed_id), *routing)
 
     async def _run_append(self, keys: list[str], args: list[Any]) -> Any:
         # EVALSHA directly: redis-py's Script.__call__ spends more than the command itself

@@ -17,8 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.redis.dispatch_journal import RoutingEntry
 from adapters.redis.journal import StaleWriter, TicketJournal
 from engine.errors import InvalidArgument, NotFound
+from engine.events import TicketQueued
 from engine.outcomes import counts
 from engine.service_rules import ServiceRules
 from engine.ticket import (
@@ -48,6 +50,15 @@ class ReadTicket:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenQueued:
+    """Open a ticket and queue it for routing in the same atomic append: the ticket and its
+    ``TicketQueued`` in the routing journal are written together or not at all."""
+
+    open: OpenTicket
+    queued: TicketQueued
+
+
+@dataclass(frozen=True, slots=True)
 class CheckTimers:
     """Fire the ticket's timers that are due now (none if a reply or a change came first)."""
 
@@ -57,6 +68,7 @@ class TicketReply:
     record: TicketRecord
     events: tuple[Event, ...] = ()  # what this command added (empty for a retry)
     cursors: tuple[str, ...] = field(default=())
+    routed: RoutingEntry | None = None  # the routing entry written with the events
 
 
 class TicketBehaviour:
@@ -70,7 +82,8 @@ class TicketBehaviour:
         """An open starts from nothing without reading the journal (a new ticket's journal is
         empty); if the ticket was there after all -- a retried open -- the append is refused
         as stale and :meth:`receive` loads and answers with the ticket as it is."""
-        return TicketActorState(presumed=True) if isinstance(message, OpenTicket) else None
+        return (TicketActorState(presumed=True) if isinstance(message, OpenTicket | OpenQueued)
+                else None)
 
     async def load(self, entity_id: str) -> TicketActorState:
         entries = await self._journal.load(entity_id)
@@ -83,6 +96,9 @@ class TicketBehaviour:
                       message: Any) -> tuple[TicketActorState, TicketReply]:
         now_s = float(self._clock())
         record = state.record
+        command, routing = message, None
+        if isinstance(message, OpenQueued):
+            message, routing = message.open, message.queued
         if isinstance(message, ReadTicket):
             if record is None:
                 raise NotFound("ticket", entity_id)
@@ -115,17 +131,18 @@ class TicketBehaviour:
             record = apply(record, event)
         assert record is not None
         try:
-            cursors = await self._journal.append(
+            cursors, routed = await self._journal.append_routed(
                 entity_id, customer_id, state.version, events,
                 deadline_s=next_deadline(record, self.rules),
                 counts=counts(before, events, record),
-                mirrors=self._mirrors(before, events, record))
+                mirrors=self._mirrors(before, events, record),
+                routing=(routing, now_s) if routing is not None else None)
         except StaleWriter:
             if not state.presumed:
                 raise
-            return await self.receive(entity_id, await self.load(entity_id), message)
+            return await self.receive(entity_id, await self.load(entity_id), command)
         new_state = TicketActorState(record, state.version + len(events))
-        return new_state, TicketReply(record, tuple(events), tuple(cursors))
+        return new_state, TicketReply(record, tuple(events), tuple(cursors), routed)
 
     def _mirrors(self, before: TicketRecord | None, events: list[Event],
                  after: TicketRecord) -> list[str]:
@@ -145,4 +162,4 @@ class TicketBehaviour:
         return state.record is not None and not state.record.is_open
 
 
-__all__ = ["CheckTimers", "Command", "ReadTicket", "TicketActorState", "TicketBehaviour", "TicketReply"]
+__all__ = ["CheckTimers", "Command", "OpenQueued", "ReadTicket", "TicketActorState", "TicketBehaviour", "TicketReply"]

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import collections
+import math
 
 import redis
 
@@ -96,10 +97,12 @@ def check(redis_url: str, ledger: Ledger, *, capacity: int, policy: str) -> dict
     # Routing never drifted from its journal: a replay assigns each ticket to its agent.
     core = DispatcherCore(policy_named(policy))
     replayed: dict[str, set[str]] = collections.defaultdict(set)
+    applied_at = -math.inf  # entries apply at the latest time seen (writers' clocks differ)
     for _, fields in client.xrange(DISPATCH_STREAM):
         event, now_s = decode_routing(fields[b"e"])
+        applied_at = max(applied_at, now_s)
         try:
-            commands = core.handle(event, now_s)
+            commands = core.handle(event, applied_at)
         except SurgedeskError:
             continue
         for cmd in commands:

@@ -19,6 +19,38 @@ async def make_desk(url):
     return desk
 
 
+def test_a_new_customers_start_is_one_script_call_to_redis(redis_url, run):
+    """The ticket's append carries its TicketQueued too: the dispatcher applies that entry
+    without an append (a script call) or a read of its own. (Redis counts the commands a
+    script runs under their own names: the script calls are what the engine sent.)"""
+    async def scenario():
+        desk = await make_desk(redis_url)
+        client = aioredis.Redis.from_url(redis_url)
+
+        async def calls_of(start):
+            await client.config_resetstat()
+            view = await start
+            stats = await client.info("commandstats")
+            return view, {name.removeprefix("cmdstat_"): row["calls"]
+                          for name, row in stats.items()}
+
+        warm = await desk.start_conversation("c0", "app", "presale")  # the scripts are loaded
+        view, calls = await calls_of(desk.start_conversation("c1", "app", "presale", 0, "hi"))
+        assert view.status is not None and desk.dispatcher.service.core.is_waiting(
+            view.record.ticket_id)
+        assert calls["evalsha"] == 1 and "xrange" not in calls, sorted(calls.items())
+        await desk.set_presence("ann", "online")  # she takes c0, then c1
+        await desk.close("ann", warm.record.ticket_id)
+        await desk.close("ann", view.record.ticket_id)
+        # A returning customer: the open naming no previous ticket is refused, the last
+        # ticket is read (its agent is asked for), the open naming it goes through, and the
+        # assignment to that agent (free again) is delivered to the ticket.
+        view, calls = await calls_of(desk.start_conversation("c1", "web", "presale", 0, "hi"))
+        assert view.record.previous_ticket_id and view.record.agent_id == "ann"
+        assert calls["evalsha"] == 3 and calls["xrange"] == 1
+    run(scenario())
+
+
 def test_a_conversation_from_queue_to_confirmed_close(redis_url, run):
     async def scenario():
         desk = await make_desk(redis_url)
@@ -141,6 +173,10 @@ class RetriedQueue:
     async def queue(self, event):
         await self.inner.queue(event)
         return await self.inner.queue(event)
+
+    async def queue_landed(self, entry):
+        await self.inner.queue_landed(entry)
+        return await self.inner.queue_landed(entry)
 
 
 def test_a_start_whose_queue_call_was_retried_answers_the_queued_ticket(redis_url, run):

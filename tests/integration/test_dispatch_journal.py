@@ -5,8 +5,11 @@ import random
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.redis.dispatch_journal import DispatcherService, decode, encode
+from adapters.redis.journal import TicketJournal
 from engine.dispatcher import DispatcherCore
 from engine.errors import NotWaiting
 from engine.events import (
@@ -18,6 +21,7 @@ from engine.events import (
     TicketQueued,
 )
 from engine.testing import FakeClock
+from engine.ticket import OpenTicket, open_ticket
 
 
 def service(url, clock):
@@ -115,4 +119,111 @@ def test_snapshots_keep_the_journal_short_and_the_rebuild_exact(redis_url, run):
         assert snapshot(rebuilt.core) == before
         rebuilt.core.check_invariants()
         await rebuilt.stop()
+    run(scenario())
+
+
+
+async def open_queued(journal, n, now_s, vip_tier=0):
+    """A new ticket journaled with its TicketQueued, as a start does; returns the routing
+    entry the append wrote."""
+    events = open_ticket(OpenTicket(f"t{n}", f"c{n}", "app", "s", vip_tier, "hi"), now_s)
+    _, entry = await journal.append_routed(
+        f"t{n}", f"c{n}", 0, events, routing=(TicketQueued(f"t{n}", "s", vip_tier), now_s))
+    return entry
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.tuples(st.sampled_from(["start", "own"]), st.booleans(),
+                               st.integers(0, 3)), min_size=1, max_size=30),
+       order=st.randoms(use_true_random=False))
+def test_entries_of_two_writers_are_applied_in_number_order_as_a_replay_applies_them(
+        redis_url, run, plan, order):
+    """Tickets journal their TicketQueued themselves and hand the entries over in any order
+    (some never: a caller cancelled); the dispatcher journals its own events meanwhile. The
+    live core applies every entry once, in the stream's order: a rebuild from the stream is
+    the same core."""
+    async def scenario():
+        client = aioredis.Redis.from_url(redis_url)
+        await client.flushall()
+        clock = FakeClock(1000.0)
+        live = await service(redis_url, clock).start()
+        await live.submit(AgentPresenceChanged("a0", {"s": 1.0}, 2))
+        journal = TicketJournal(client)
+        entries, own, held = [], [], []
+        for n, (kind, hand_over, tier) in enumerate(plan):
+            clock.advance(1.0)
+            if kind == "start":
+                entries.append((await open_queued(journal, n, clock.now_s, tier), hand_over))
+            else:
+                own.append(asyncio.ensure_future(live.submit(SkillConfigured("s", 60.0 + n))))
+        handed = [e for e, hand_over in entries if hand_over]
+        order.shuffle(handed)
+        outs = await asyncio.gather(*[live.landed(e) for e in handed], *own)
+        held += [c for out in outs for c in out]
+        # The dispatcher's next append brings back the entries nobody handed over.
+        await live.submit(SkillConfigured("s", 60.0))
+        assert {e.seq for e, _ in entries} <= set(range(1, live.applied + 1))
+        for entry, _ in entries:  # each known to routing: waiting or held, exactly once
+            assert live.core.is_waiting(entry.ticket_id) or any(
+                entry.ticket_id in a.active for a in live.core.capacity.agents())
+        assert len({c.ticket_id for c in held}) == len(held)  # none assigned twice
+        before = snapshot(live.core)
+        await live.stop()
+        rebuilt = await service(redis_url, clock).start()
+        assert snapshot(rebuilt.core) == before
+        assert rebuilt.applied == live.applied
+        await rebuilt.stop()
+    run(scenario())
+
+
+def test_an_entry_handed_over_ahead_of_a_gap_waits_for_it_then_reads_it(redis_url, run):
+    async def scenario():
+        client = aioredis.Redis.from_url(redis_url)
+        clock = FakeClock(1000.0)
+        live = await service(redis_url, clock).start()
+        journal = TicketJournal(client)
+        first = await open_queued(journal, 1, clock.now_s)
+        second = await open_queued(journal, 2, clock.now_s)
+        # The first's caller never comes (cancelled): the second waits for the gap, read.
+        assert await live.landed(second) == []
+        assert live.gap_reads == 1 and live.applied == 2
+        assert live.core.queue_order("s") == ["t1", "t2"]  # the stream's order
+        assert await live.landed(first) == []  # late: applied already, answered as it was
+        # An agent coming online gets the first in line; the entry of the third, handed over
+        # in order, is applied at once, without a read.
+        await live.submit(AgentPresenceChanged("a0", {"s": 1.0}, 1))
+        third = await open_queued(journal, 3, clock.now_s)
+        reads = live.gap_reads
+        assert await live.landed(third) == []
+        assert live.gap_reads == reads and live.core.queue_order("s") == ["t2", "t3"]
+        await live.stop()
+    run(scenario())
+
+
+def test_an_assignment_no_caller_came_for_goes_to_the_next_caller(redis_url, run, monkeypatch):
+    """A start whose caller was cancelled after its append: a read applies its entry and the
+    ticket is assigned; that assignment is not lost but handed to the next caller (the desk
+    delivers every assignment it gets back)."""
+    import adapters.redis.dispatch_journal as dj
+
+    monkeypatch.setattr(dj, "_UNCLAIMED_S", 0.05)
+
+    async def scenario():
+        client = aioredis.Redis.from_url(redis_url)
+        clock = FakeClock(1000.0)
+        live = await service(redis_url, clock).start()
+        await live.submit(AgentPresenceChanged("a0", {"s": 1.0}, 1))
+        journal = TicketJournal(client)
+        await open_queued(journal, 1, clock.now_s)  # its caller never comes
+        clock.advance(1.0)
+        waiting = await live.landed(await open_queued(journal, 2, clock.now_s))
+        assert waiting == [] and live.gap_reads == 1
+        assert live.core.queue_order("s") == ["t2"]  # t1 went to a0 in the read
+        assert await live.submit(SkillConfigured("s", 30.0)) == []  # not yet: t1 may be claimed
+        await asyncio.sleep(0.2)
+        handed = await live.submit(SkillConfigured("s", 60.0))
+        assert [(c.ticket_id, c.agent_id) for c in handed] == [("t1", "a0")]
+        assert await live.landed(await open_queued(journal, 3, clock.now_s)) == []  # once only
+        await live.stop()
     run(scenario())

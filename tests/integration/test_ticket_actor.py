@@ -5,15 +5,18 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.redis.dispatch_journal import STREAM, RoutingEntry, seq_key
+from adapters.redis.dispatch_journal import decode as decode_routing
 from adapters.redis.journal import (
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
     StaleWriter,
     TicketJournal,
 )
-from adapters.redis.ticket_actor import TicketBehaviour
+from adapters.redis.ticket_actor import OpenQueued, TicketBehaviour
 from engine.actors import ActorHost
 from engine.errors import NotFound
+from engine.events import TicketQueued
 from engine.testing import FakeClock
 from engine.ticket import AssignAgent, ConfirmResolution, OpenTicket, PostMessage, RequestClose
 
@@ -128,6 +131,38 @@ def test_an_open_must_name_the_customers_latest_ticket_as_its_previous(redis_url
         assert opened.record.previous_ticket_id == "p1"
         assert await journal.tickets_of("c6") == ["p1", "p2"]
         assert await journal.open_ticket_of("c6") == "p2"
+    run(scenario())
+
+
+def test_an_open_and_its_routing_entry_are_written_together_or_not_at_all(redis_url, run):
+    """OpenQueued: the ticket and its TicketQueued (numbered, in the routing journal) in one
+    atomic append; a retried open, an open refused for continuity or a stale open write no
+    routing entry."""
+    async def scenario():
+        clock = FakeClock(50.0)
+        host, _ = make_host(redis_url, clock)
+        client = aioredis.Redis.from_url(redis_url)
+
+        def start(ticket_id, customer_id, previous=""):
+            return OpenQueued(OpenTicket(ticket_id, customer_id, "app", "s", 1, "hi",
+                                         previous_ticket_id=previous),
+                              TicketQueued(ticket_id, "s", 1))
+
+        reply = await host.ask("q1", start("q1", "c8"))
+        assert reply.routed == RoutingEntry(1, reply.routed.cursor, TicketQueued("q1", "s", 1),
+                                            50.0)
+        rows = await client.xrange(STREAM)
+        assert [(r[0].decode(), r[1][b"n"], decode_routing(r[1][b"e"])) for r in rows] == [
+            (reply.routed.cursor, b"1", (TicketQueued("q1", "s", 1), 50.0))]
+        again = await host.ask("q1", start("q1", "c8"))  # retried: already open
+        assert again.routed is None and again.events == ()
+        with pytest.raises(CustomerHasOpenTicket):
+            await host.ask("q2", start("q2", "c8"))
+        with pytest.raises(CustomerHasEarlierTicket):
+            await host.ask("q3", start("q3", "c9", previous="q1"))
+        assert await client.xlen(STREAM) == 1 and int(await client.get(seq_key())) == 1
+        second = await host.ask("q4", start("q4", "c9"))
+        assert second.routed is not None and second.routed.seq == 2
     run(scenario())
 
 
