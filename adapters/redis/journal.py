@@ -18,6 +18,11 @@ of its watchers' streams by reading that one stream (:mod:`adapters.redis.stream
 The client is answered only after ``append`` returns: the events are in Redis (and in its
 append-only file) first.
 
+A new ticket's routing fact (its ``TicketQueued``) is written in the same step to the routing
+journal (:mod:`adapters.redis.dispatch_journal`), numbered from that journal's counter
+(:meth:`TicketJournal.append_routed`): the ticket and its place in routing land together or not
+at all, and a start needs no second round trip.
+
 Opening a ticket for a customer who has another one open is refused in the same script
 (:class:`CustomerHasOpenTicket`): two concurrent starts on two channels cannot both open one.
 So is an open whose ``previous_ticket_id`` is not the customer's latest ticket
