@@ -66,10 +66,7 @@ class LocalDispatcher:
         return self._queued(entry.ticket_id, await self.service.landed(entry))
 
     def _queued(self, ticket_id: str, assigned: list[Any]) -> tuple[list[Any], QueueStatus | None]:
-        core = self.service.core
-        status = (core.queue_status(ticket_id, float(self._clock()))
-                  if core.is_waiting(ticket_id) else None)
-        return assigned, status
+        return assigned, self.service.waiting_status(ticket_id, float(self._clock()))
 
     async def skill_report(self) -> list[dict[str, Any]]:
         return self.service.core.skill_report(float(self._clock()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import ray
@@ -68,33 +69,22 @@ class DispatcherHost:
         """Queue tickets; per ticket ``(assignments, status or None)`` or its error: the
         position and estimate come back in the same round trip."""
         service = await self._started()
-        out: list[Any] = []
-        for event in events:
-            try:
-                assigned = await service.submit(event)
-                status = None
-                if service.core.is_waiting(event.ticket_id):
-                    status = service.core.queue_status(event.ticket_id, self._clock())
-                out.append((assigned, status))
-            except BaseException as exc:  # noqa: BLE001 - returned, not raised, per event
-                out.append(portable(exc, "dispatcher"))
-        return out
+        return await self._answers(service, [(e.ticket_id, service.submit(e)) for e in events])
 
     async def queue_landed_many(self, entries: list[RoutingEntry]) -> list[Any]:
         """As :meth:`queue_many`, for ``TicketQueued`` entries the tickets journaled with
         their opens. All are handed over before any is awaited: they may come out of order."""
         service = await self._started()
-        tasks = [asyncio.ensure_future(service.landed(entry)) for entry in entries]
+        return await self._answers(service, [(e.ticket_id, asyncio.ensure_future(
+            service.landed(e))) for e in entries])
+
+    async def _answers(self, service: DispatcherService,
+                       queued: list[tuple[str, Awaitable[list[Any]]]]) -> list[Any]:
         out: list[Any] = []
-        for entry, task in zip(entries, tasks, strict=True):
+        for ticket_id, assigned in queued:
             try:
-                assigned = await task
-                status = None
-                ticket_id = entry.ticket_id
-                if service.core.is_waiting(ticket_id):
-                    status = service.core.queue_status(ticket_id, self._clock())
-                out.append((assigned, status))
-            except BaseException as exc:  # noqa: BLE001 - returned, not raised, per entry
+                out.append((await assigned, service.waiting_status(ticket_id, self._clock())))
+            except BaseException as exc:  # noqa: BLE001 - returned, not raised, per ticket
                 out.append(portable(exc, "dispatcher"))
         return out
 

@@ -57,7 +57,8 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from engine.dispatcher import DispatcherCore
+from adapters.redis.pipelined import text
+from engine.dispatcher import DispatcherCore, QueueStatus
 from engine.errors import InvalidArgument, Recovering, SurgedeskError
 from engine.events import (
     AgentPresenceChanged,
@@ -151,10 +152,6 @@ class RoutingEntry:
         return str(getattr(self.event, "ticket_id", ""))
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class DispatcherService:
     """A journaled :class:`DispatcherCore`."""
 
@@ -189,6 +186,12 @@ class DispatcherService:
     @property
     def snapshot_key(self) -> str:
         return f"{self.stream}:snapshot"
+
+    def waiting_status(self, ticket_id: str, now_s: float) -> QueueStatus | None:
+        """The ticket's place in line and wait estimate; None if it is not waiting (it was
+        assigned)."""
+        core = self.core
+        return core.queue_status(ticket_id, now_s) if core.is_waiting(ticket_id) else None
 
     @property
     def applied(self) -> int:
@@ -299,14 +302,17 @@ class DispatcherService:
         """Apply entries a script read from the stream (those after the last applied), settling
         the callers of any of them that were handed over early."""
         for cursor, flat in rows:
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-            seq = int(fields.get(b"n", self._applied + 1))
+            seq, event, now_s = self._read_entry(dict(zip(flat[::2], flat[1::2], strict=True)))
             if seq <= self._applied:
                 continue  # applied meanwhile (handed over while the read was under way)
-            event, now_s = decode(fields[b"e"])
             item = self._early.pop(seq, None)
-            self._settle(item[1] if item else None, seq, _text(cursor), event, now_s)
+            self._settle(item[1] if item else None, seq, text(cursor), event, now_s)
         self._apply_early()
+
+    def _read_entry(self, fields: dict[bytes, bytes]) -> tuple[int, Event, float]:
+        """An entry's number, event and time. Entries of an earlier version are not
+        numbered: they take the next number."""
+        return (int(fields.get(b"n", self._applied + 1)), *decode(fields[b"e"]))
 
     async def _catch_up(self, *, collect: bool = False) -> None:
         """Apply the stream's entries after the last applied id, as a replay does (with
@@ -318,10 +324,8 @@ class DispatcherService:
             if not rows:
                 break
             for cursor, fields in rows:
-                event, now_s = decode(fields[b"e"])
-                # entries of an earlier version are not numbered: they keep the count
-                seq = int(fields.get(b"n", self._applied + 1))
-                out = self._apply_entry(seq, _text(cursor), event, now_s, replaying=True)
+                seq, event, now_s = self._read_entry(fields)
+                out = self._apply_entry(seq, text(cursor), event, now_s, replaying=True)
                 if collect:
                     self._orphans.extend(out)
                 self.replayed += 1
@@ -357,7 +361,7 @@ class DispatcherService:
             self._fail(batch, error)
             raise error
         for offset, (event, future) in enumerate(batch):
-            self._settle(future, int(first) + offset, _text(ids[offset]), event, now_s)
+            self._settle(future, int(first) + offset, text(ids[offset]), event, now_s)
         self._apply_early()  # entries handed over while this batch was under way
 
     async def _run_script(self, args: list[Any]) -> Any:

@@ -44,6 +44,7 @@ from redis.exceptions import NoScriptError
 
 from adapters.redis import dispatch_journal
 from adapters.redis.dispatch_journal import RoutingEntry
+from adapters.redis.pipelined import text
 from engine.errors import WorldChangedError
 from engine.events import Event as RoutingEvent
 from engine.outcomes import Count
@@ -171,6 +172,7 @@ def decode(payload: bytes) -> Event:
 
 TIMERS_KEY = "sd:timers"  # sorted set: ticket id -> when its next timer is due
 COUNTERS_KEY = "sd:counters"  # hash: counter_field(metric, labels) -> total
+_ROUTING_KEYS = (dispatch_journal.STREAM, dispatch_journal.seq_key())  # where starts queue
 
 
 @functools.lru_cache(maxsize=4096)  # a few metrics times their label values, on every append
@@ -253,8 +255,8 @@ class TicketJournal:
         args.append(previous)
         args.append(dispatch_journal.encode(*routing) if routing is not None else "")
         keys = [stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
-                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, dispatch_journal.STREAM,
-                dispatch_journal.seq_key(), *[agent_stream(a) for a in mirrors]]
+                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *_ROUTING_KEYS,
+                *[agent_stream(a) for a in mirrors]]
         try:
             ids, routed_seq, routed_id = await self._run_append(keys, args)
         except aioredis.ResponseError as exc:
@@ -267,10 +269,10 @@ class TicketJournal:
                     f"ticket {ticket_id}: journal has moved on ({exc}), expected {version}"
                 ) from None
             raise
-        cursors = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        cursors = [text(i) for i in ids]
         if routing is None:
             return cursors, None
-        return cursors, RoutingEntry(int(routed_seq), _id(routed_id), *routing)
+        return cursors, RoutingEntry(int(routed_seq), text(routed_id), *routing)
 
     async def _run_append(self, keys: list[str], args: list[Any]) -> Any:
         # EVALSHA directly: redis-py's Script.__call__ spends more than the command itself
@@ -284,7 +286,7 @@ class TicketJournal:
     async def load(self, ticket_id: str) -> list[JournalEntry]:
         """Every event of the ticket, in order. O(events)."""
         rows = await self._redis.xrange(stream_key(ticket_id))
-        return [JournalEntry(_id(cursor), decode(fields[b"e"])) for cursor, fields in rows]
+        return [JournalEntry(text(cursor), decode(fields[b"e"])) for cursor, fields in rows]
 
     async def read_after(self, ticket_id: str, cursor: str, *, block_ms: int | None = None,
                          count: int = 500) -> list[JournalEntry]:
@@ -293,19 +295,19 @@ class TicketJournal:
         if block_ms is None:
             rows = await self._redis.xrange(stream_key(ticket_id), min=f"({start}"
                                             if start != "0" else "-", count=count)
-            return [JournalEntry(_id(c), decode(f[b"e"])) for c, f in rows]
+            return [JournalEntry(text(c), decode(f[b"e"])) for c, f in rows]
         reply = await self._redis.xread({stream_key(ticket_id): start}, count=count,
                                         block=block_ms)
         entries: list[JournalEntry] = []
         for _stream, rows in reply or []:
-            entries += [JournalEntry(_id(c), decode(f[b"e"])) for c, f in rows]
+            entries += [JournalEntry(text(c), decode(f[b"e"])) for c, f in rows]
         return entries
 
     async def due_tickets(self, now_s: float, limit: int = 500) -> list[str]:
         """Tickets whose next timer is due at ``now_s``, earliest first. O(log n + limit)."""
         rows = await self._redis.zrangebyscore(TIMERS_KEY, "-inf", repr(float(now_s)), start=0,
                                                num=limit)
-        return [_id(r) for r in rows]
+        return [text(r) for r in rows]
 
     async def reschedule(self, ticket_id: str, deadline_s: float | None) -> None:
         if deadline_s is None:
@@ -323,15 +325,11 @@ class TicketJournal:
         async for key in self._redis.scan_iter(match="sd:c:*:open", count=1000):
             value = await self._redis.get(key)
             if value is not None:
-                yield _id(value)
+                yield text(value)
 
     async def open_ticket_of(self, customer_id: str) -> str | None:
         value = await self._redis.get(open_key(customer_id))
-        return value.decode() if isinstance(value, bytes) else value
+        return None if value is None else text(value)
 
     async def tickets_of(self, customer_id: str) -> list[str]:
         return [v.decode() for v in await self._redis.lrange(tickets_key(customer_id), 0, -1)]
-
-
-def _id(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

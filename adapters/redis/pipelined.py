@@ -67,6 +67,12 @@ def _blocks(args: Sequence[Any]) -> bool:
     return False
 
 
+
+def text(value: bytes | str) -> str:
+    """A reply's bytes as text (the engine's clients never decode replies themselves)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 _NOT_ENOUGH_DATA = object()
 
 

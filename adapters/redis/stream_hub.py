@@ -38,6 +38,7 @@ from typing import Any
 import msgpack
 
 from adapters.redis.journal import FEED_KEY, FEED_SEQ_KEY
+from adapters.redis.pipelined import text
 from adapters.transient import is_transient
 from engine.errors import InvalidArgument, Overloaded, Recovering
 
@@ -57,10 +58,6 @@ def stream_id(cursor: str) -> tuple[int, int]:
     if not ms.isdigit() or (seq and not seq.isdigit()) or len(cursor) > 41:
         raise InvalidArgument("cursor", "must be a cursor the stream gave (empty for the start)")
     return (int(ms), int(seq or 0))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Subscription:
@@ -161,7 +158,7 @@ class StreamHub:
         start = f"({after[0]}-{after[1]}" if after != (0, 0) else "-"
         while True:
             rows = await self._redis.xrange(key, min=start, count=self.count)
-            out += [(_text(i), f) for i, f in rows]
+            out += [(text(i), f) for i, f in rows]
             if len(rows) < self.count:
                 return out
             start = f"({out[-1][0]}"
@@ -172,7 +169,7 @@ class StreamHub:
         pipe.xrevrange(FEED_KEY, count=1)
         pipe.get(FEED_SEQ_KEY)
         last, number = await pipe.execute()
-        self._position = _text(last[0][0]) if last else "0-0"
+        self._position = text(last[0][0]) if last else "0-0"
         self._number = int(number or 0)
 
     async def _run(self) -> None:
@@ -212,7 +209,7 @@ class StreamHub:
                 # Entries were trimmed unread (or Redis lost its data): watchers start over.
                 self._fail_all(Recovering("the watch fell behind the journal's feed; "
                                           "resume from the last cursor"))
-            self._position = _text(rows[-1][0])
+            self._position = text(rows[-1][0])
             self._number = int(rows[-1][1][b"n"])
             if self._subs:
                 self._fan_out(rows)
@@ -223,15 +220,15 @@ class StreamHub:
         batches: dict[str, list[Row]] = {}
         subs = self._subs
         for _feed_id, f in rows:
-            payload, ticket_stream, cursor = f[b"e"], _text(f[b"s"]), _text(f[b"c"])
+            payload, ticket_stream, cursor = f[b"e"], text(f[b"s"]), text(f[b"c"])
             if ticket_stream in subs:
                 batches.setdefault(ticket_stream, []).append((cursor, {b"e": payload}))
             copies = msgpack.unpackb(f[b"m"])  # [agent stream, its cursor, ...]
             for j in range(0, len(copies), 2):
-                key = _text(copies[j])
+                key = text(copies[j])
                 if key in subs:
                     batches.setdefault(key, []).append(
-                        (_text(copies[j + 1]), {b"t": f[b"t"], b"c": f[b"c"], b"e": payload}))
+                        (text(copies[j + 1]), {b"t": f[b"t"], b"c": f[b"c"], b"e": payload}))
         for key, batch in batches.items():
             for sub in list(subs.get(key, ())):
                 if not sub._put(batch):
