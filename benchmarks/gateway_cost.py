@@ -72,7 +72,7 @@ class _CannedDesk:
 
 async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Server, int]:
     from adapters.grpc.authorization import Gate
-    from adapters.grpc.server import CustomerService, rpc, set_ticket
+    from adapters.grpc.server import CustomerService, GenericRegistration, rpc, set_ticket
     from adapters.identity.tokens import TokenVerifier
     from adapters.redis.connect import redis_client
     from surgedesk.v1 import customer_pb2, customer_pb2_grpc
@@ -95,8 +95,9 @@ async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Serve
 
     service = {"servicer": Servicer, "gate": Gated}.get(layer, CustomerService)
     server = grpc.aio.server()
-    customer_pb2_grpc.add_CustomerServiceServicer_to_server(
-        service(desk, Gate(TokenVerifier(tp.BENCH_SECRET))), server)  # type: ignore[arg-type]
+    customer_pb2_grpc.add_CustomerServiceServicer_to_server(  # registered as the gateway does
+        service(desk, Gate(TokenVerifier(tp.BENCH_SECRET))),  # type: ignore[arg-type]
+        GenericRegistration(server))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port

@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
 from adapters.grpc.authorization import Caller, Gate
@@ -618,6 +618,27 @@ def _agent_id(value: str) -> str:
 
 
 # ---------------------------------------------------------------- the server
+class GenericRegistration:
+    """What a generated ``add_*Servicer_to_server`` is handed: it registers the service's
+    generic handler on ``server`` and drops the per-method registration.
+
+    grpc.aio's server keeps one pending request per registered method and waits on all of
+    them (``asyncio.wait``) for every call it accepts: with this API's methods, health and
+    reflection, some thirty futures subscribed and unsubscribed per call, a few percent of a
+    call's CPU. Generic handlers are served from one pending request, as the echo server of
+    :mod:`benchmarks.throughput` is; finding a method among the services is a dict lookup
+    per service."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        """Not registered: the generic handler serves these methods."""
+
+
 async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: bool = True,
                        watch_block_ms: int = 1000, estimate_every_s: float = 5.0,
                        interceptors: tuple[Any, ...] = (),
@@ -630,19 +651,22 @@ async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: b
     # A request larger than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+    generic = GenericRegistration(server)  # one pending request, not one per method
     customer_pb2_grpc.add_CustomerServiceServicer_to_server(
-        CustomerService(desk, gate, watch_block_ms, estimate_every_s), server)
+        CustomerService(desk, gate, watch_block_ms, estimate_every_s), generic)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, gate, watch_block_ms),
-                                                      server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(desk, gate), server)
+                                                      generic)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(desk, gate), generic)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, generic)
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if reflection_on:
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME), server)
+        reflected = (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                     reflection.SERVICE_NAME)
+        # what reflection.enable_server_reflection does, through the generic registration
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(reflected), generic)
     port = (server.add_secure_port(address, credentials) if credentials is not None
             else server.add_insecure_port(address))
     if port == 0:
