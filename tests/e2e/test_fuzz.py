@@ -132,9 +132,8 @@ def gateway(redis_server):
     async def start():
         url = redis_server.url
         rules = ServiceRules(offer_timeout_s=0)
-        desk = Desk(LocalShards(url, rules=rules),
-                    await LocalDispatcher(url, policy_named("default")).start(),
-                    aioredis.Redis.from_url(url),
+        dispatcher = await LocalDispatcher(url, policy_named("default")).start()
+        desk = Desk(LocalShards(url, rules=rules), dispatcher, aioredis.Redis.from_url(url),
                     rules=rules)
         await desk.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 2))
         await desk.upsert_agent(AgentProfile("bob", {"aftersale": 1.0}, 1))
@@ -145,7 +144,7 @@ def gateway(redis_server):
         gate = Gate(TokenVerifier(SECRET), Limits.unlimited())
         server, port = await build_server(desk, "127.0.0.1:0", gate, watch_block_ms=50)
         await server.start()
-        state.update(server=server, port=port)
+        state.update(server=server, port=port, desk=desk, dispatcher=dispatcher)
         ready.set()
 
     def main():
@@ -159,7 +158,12 @@ def gateway(redis_server):
     channel = grpc.insecure_channel(f"127.0.0.1:{state['port']}")
     yield channel
     channel.close()
-    asyncio.run_coroutine_threadsafe(state["server"].stop(None), loop).result(30)
+    async def stop():
+        await state["server"].stop(None)
+        await state["desk"].shutdown()
+        await state["dispatcher"].service.stop()  # its worker would be left pending
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(30)
 
