@@ -166,7 +166,9 @@ async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[s
         for layer in LAYERS:
             redis_server, redis_pid = None, None
             if layer == "durable":
-                server, port, redis_server = await tp.surgedesk_server(data_dir, 1, "in-process")
+                # without the metrics interceptor, as the layers before it
+                gateway = await tp.surgedesk_server(data_dir, 1, "in-process", metrics=False)
+                server, port, redis_server = gateway.server, gateway.port, gateway.redis
             else:
                 if layer.endswith("+redis"):
                     redis_server = EmbeddedRedis(Path(data_dir) / "ping").start()

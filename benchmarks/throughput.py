@@ -13,7 +13,9 @@ requests in flight on one channel for ``seconds``:
 * **surgedesk** -- the real gateway with Ray-hosted shards and dispatcher (or, with
   ``--hosting in-process``, both in the gateway's own process) and an embedded Redis,
   serving ``StartConversation`` for a new customer each time: the ticket is journaled, queued
-  by the dispatcher (journaled too) and answered with its position and estimate. Calls carry a
+  by the dispatcher (journaled too) and answered with its position and estimate. The gateway
+  is built as ``surgedesk serve`` builds it: its metrics interceptor counts and times every
+  call, its ``/metrics`` endpoint refreshes its snapshot every second. Calls carry a
   ``service`` bearer token and pass the gateway's default rate limits and admission bounds;
   the echo calls carry the same metadata, so both pay the same transport.
 * **SendMessage** (``--send``) -- customer messages on 512 open tickets, round robin (each
@@ -37,6 +39,7 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +180,26 @@ async def echo_server() -> tuple[grpc.aio.Server, int]:
     return server, port
 
 
-async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[Any, int, Any]:
+@dataclass
+class Gateway:
+    """The gateway under test, its embedded Redis and (as ``surgedesk serve`` has) its metrics
+    endpoint, whose interceptor counts and times every call."""
+
+    server: Any
+    port: int
+    redis: Any
+    metrics: Any = None
+
+    async def stop(self) -> None:
+        await self.server.stop(None)
+        if self.metrics is not None:
+            await self.metrics.stop()
+
+
+async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
+                           metrics: bool = True) -> Gateway:
+    """The gateway as ``surgedesk serve`` builds it (``metrics=False``: without its metrics
+    endpoint and interceptor)."""
     import ray
 
     from adapters.desk.desk import Desk
@@ -185,6 +207,7 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
     from adapters.grpc.authorization import Gate
     from adapters.grpc.server import build_server
     from adapters.identity.tokens import TokenVerifier
+    from adapters.metrics.exposition import serve_metrics
     from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
     from adapters.ray.shards import ShardClient, ShardHost
     from adapters.redis.connect import redis_client
@@ -196,21 +219,21 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str) -> tuple[An
         client = redis_client(redis_server.url)  # one connection for the engine, as serve does
         desk = Desk(LocalShards(redis_server.url, client=client),
                     await LocalDispatcher(redis_server.url, client=client).start(), client)
-        server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
-        tune_gc()  # as surgedesk serve does once it has started
-        await server.start()
-        return server, port, redis_server
-    ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
-             logging_level=logging.ERROR, log_to_driver=False)
-    hosts = [ShardHost.remote(i, redis_server.url)  # type: ignore[attr-defined]
-             for i in range(shards)]
-    dispatcher = DispatcherHost.remote(redis_server.url)  # type: ignore[attr-defined]
-    desk = Desk(ShardClient(hosts), DispatcherClient(dispatcher),
-                redis_client(redis_server.url))
-    server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)))
-    tune_gc()
+    else:
+        ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
+                 logging_level=logging.ERROR, log_to_driver=False)
+        hosts = [ShardHost.remote(i, redis_server.url)  # type: ignore[attr-defined]
+                 for i in range(shards)]
+        dispatcher = DispatcherHost.remote(redis_server.url)  # type: ignore[attr-defined]
+        desk = Desk(ShardClient(hosts), DispatcherClient(dispatcher),
+                    redis_client(redis_server.url))
+    tune_gc()  # as surgedesk serve does once it has started
+    endpoint = await serve_metrics(desk, "127.0.0.1", 0) if metrics else None
+    server, port = await build_server(
+        desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)),
+        interceptors=(endpoint.grpc_metrics,) if endpoint is not None else ())
     await server.start()
-    return server, port, redis_server
+    return Gateway(server, port, redis_server, endpoint)
 
 
 async def run(seconds: float, concurrency: int, shards: int,
@@ -227,9 +250,10 @@ async def run(seconds: float, concurrency: int, shards: int,
     first_echo = (await measured(echo_target, "echo", seconds, concurrency)
                   if hosting == "ray" else None)
     with tempfile.TemporaryDirectory() as data_dir:
-        server, port, redis_server = await surgedesk_server(data_dir, shards, hosting)
+        gateway = await surgedesk_server(data_dir, shards, hosting)
+        redis_server = gateway.redis
         redis_pid = redis_server.process.pid if redis_server.process is not None else None
-        target = f"127.0.0.1:{port}"
+        target = f"127.0.0.1:{gateway.port}"
         warm = await loop.run_in_executor(None, load, target, "surgedesk", 2.0, 8)
         measured_rounds = []
         for _ in range(max(1, rounds)):
@@ -240,7 +264,11 @@ async def run(seconds: float, concurrency: int, shards: int,
                                     "ratio": desk_result["per_s"] / echo_result["per_s"]})
         send_result = (await measured(target, "send", seconds, concurrency, redis_pid)
                        if send else None)
-        await server.stop(None)
+        counted = (gateway.metrics.registry.get_sample_value(
+            "surgedesk_grpc_server_handled_total",
+            {"grpc_service": "surgedesk.v1.CustomerService", "grpc_method": "StartConversation",
+             "grpc_code": "OK"}) if gateway.metrics is not None else None)
+        await gateway.stop()
         import ray
 
         if ray.is_initialized():
@@ -252,6 +280,8 @@ async def run(seconds: float, concurrency: int, shards: int,
         "seconds": seconds, "concurrency": concurrency, "shards": shards, "hosting": hosting,
         "echo": median["echo"], "surgedesk": median["surgedesk"], "warmup": warm,
         "ratio": median["ratio"], "rounds": measured_rounds,
+        # what the gateway's metrics interceptor counted: every start, warm-up included
+        "starts_counted_by_metrics": counted,
     }
     if send_result is not None:
         report["send_message"] = send_result
