@@ -52,6 +52,8 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if handler.unary_unary is None and handler.unary_stream is None:
+            return handler  # client and bidi streams (reflection) are not measured
         service, _, method = path.lstrip("/").rpartition("/")
         seconds = self.seconds.labels(service, method)
         by_code: dict[str, Any] = {}
@@ -87,24 +89,22 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
-        if handler.unary_stream is not None:
-            inner_us = handler.unary_stream
+        inner_us = handler.unary_stream
 
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                started, error = time.perf_counter(), None
-                try:
-                    async for item in inner_us(request, context):
-                        yield item
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    done(context, started, error)
+        async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            started, error = time.perf_counter(), None
+            try:
+                async for item in inner_us(request, context):
+                    yield item
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                done(context, started, error)
 
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        return handler  # client and bidi streams (reflection) are not measured
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
 
 
 def _cancelled(error: BaseException) -> bool:

@@ -81,3 +81,23 @@ def test_a_handler_that_changes_is_wrapped_again():
         return (await first.unary_unary(b"", context), await second.unary_unary(b"", context))
 
     assert asyncio.run(scenario()) == (b"one", b"two")
+
+
+def test_bidi_streams_pass_through_unmeasured_and_add_no_series():
+    registry = CollectorRegistry()
+    metrics = GrpcMetrics(registry)
+
+    async def chat(requests, context):
+        async for request in requests:
+            yield request
+
+    handler = grpc.stream_stream_rpc_method_handler(chat)
+
+    async def continuation(details):
+        return handler
+
+    details = SimpleNamespace(method="/grpc.reflection.v1alpha.ServerReflection/Info",
+                              invocation_metadata=())
+    assert asyncio.run(metrics.intercept_service(continuation, details)) is handler
+    names = {s.labels.get("grpc_method") for m in registry.collect() for s in m.samples}
+    assert "Info" not in names
