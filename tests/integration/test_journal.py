@@ -100,3 +100,19 @@ def test_agent_watch_streams_are_bounded_and_ticket_streams_keep_everything(redi
         assert await client.xlen(stream_key("t9")) == version
 
     run(scenario())
+
+
+def test_a_new_tickets_journal_costs_redis_under_two_kilobytes(redis_url, run):
+    """The embedded server's stream nodes are sized for tickets (a few events), not the 4 KB
+    Redis 6.2 gives every new stream by default."""
+    async def scenario():
+        j = await journal(redis_url)
+        events = open_ticket(OpenTicket("t-mem", "c-mem", "app", "presale",
+                                        first_message="hello, my order has not arrived"), 0.0)
+        await j.append("t-mem", "c-mem", 0, events)
+        client = aioredis.Redis.from_url(redis_url)
+        used = await client.memory_usage("sd:t:t-mem")
+        await client.aclose()
+        assert len(events) >= 2
+        assert used is not None and used < 2048, used
+    run(scenario())
