@@ -21,7 +21,8 @@ requests in flight on one channel for ``seconds``:
 * **SendMessage** (``--send``) -- customer messages on 512 open tickets, round robin (each
   customer stays under its own rate limit), each journaled before the answer.
 
-Everything runs on uvloop, as ``surgedesk serve`` does by default.
+The servers run on uvloop, as ``surgedesk serve`` does by default; the load generator runs on
+asyncio's own loop, the same for both.
 
 The ratio surgedesk / echo is the number to watch; absolute rates move with the machine's load.
 With ``--rounds N`` (in-process hosting) echo and surgedesk run N times in turn and the median
