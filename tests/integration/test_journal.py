@@ -5,7 +5,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.redis.journal import StaleWriter, TicketJournal
+from adapters.redis.journal import StaleWriter, TicketJournal, stream_key
 from engine.ticket import (
     AssignAgent,
     ConfirmResolution,
@@ -111,7 +111,7 @@ def test_a_new_tickets_journal_costs_redis_under_two_kilobytes(redis_url, run):
                                         first_message="hello, my order has not arrived"), 0.0)
         await j.append("t-mem", "c-mem", 0, events)
         client = aioredis.Redis.from_url(redis_url)
-        used = await client.memory_usage("sd:t:t-mem")
+        used = await client.memory_usage(stream_key("t-mem"))
         await client.aclose()
         assert len(events) >= 2
         assert used is not None and used < 2048, used

@@ -276,6 +276,6 @@ def test_an_idle_entity_costs_little_memory():
         tracemalloc.stop()
         assert host.statistics().active == 2001 and host.statistics().waiting_messages == 0
         grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
-        # ids and their dict slot are the caller's; an activation itself is about 100 bytes
+        # the ids are the caller's; an activation and its slot in the host are about 150 bytes
         assert grown / len(ids) < 400, grown / len(ids)
     run(main())
