@@ -161,7 +161,7 @@ async def run(args: Any) -> int:
     metrics = await serve_metrics(desk, args.metrics_host, args.metrics_port)
     server, port = await build_server(desk, f"{args.host}:{args.port}", gate,
                                       reflection_on=not args.no_reflection,
-                                      interceptors=(metrics.grpc_metrics,),
+                                      metrics=metrics.grpc_metrics,
                                       credentials=credentials)
     await server.start()
     tls = "" if credentials is None else (" mTLS" if args.tls_client_ca else " TLS")

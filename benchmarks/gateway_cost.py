@@ -95,9 +95,11 @@ async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Serve
 
     service = {"servicer": Servicer, "gate": Gated}.get(layer, CustomerService)
     server = grpc.aio.server()
-    customer_pb2_grpc.add_CustomerServiceServicer_to_server(  # registered as the gateway does
+    registration = GenericRegistration(server)  # registered as the gateway registers
+    customer_pb2_grpc.add_CustomerServiceServicer_to_server(
         service(desk, Gate(TokenVerifier(tp.BENCH_SECRET))),  # type: ignore[arg-type]
-        GenericRegistration(server))
+        registration)
+    registration.finish()
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port
@@ -166,7 +168,7 @@ async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[s
         for layer in LAYERS:
             redis_server, redis_pid = None, None
             if layer == "durable":
-                # without the metrics interceptor, as the layers before it
+                # without the gRPC metrics, as the layers before it
                 gateway = await tp.surgedesk_server(data_dir, 1, "in-process", metrics=False)
                 server, port, redis_server = gateway.server, gateway.port, gateway.redis
             else:

@@ -14,7 +14,7 @@ requests in flight on one channel for ``seconds``:
   ``--hosting in-process``, both in the gateway's own process) and an embedded Redis,
   serving ``StartConversation`` for a new customer each time: the ticket is journaled, queued
   by the dispatcher (journaled too) and answered with its position and estimate. The gateway
-  is built as ``surgedesk serve`` builds it: its metrics interceptor counts and times every
+  is built as ``surgedesk serve`` builds it: its gRPC metrics count and time every
   call, its ``/metrics`` endpoint refreshes its snapshot every second. Calls carry a
   ``service`` bearer token and pass the gateway's default rate limits and admission bounds;
   the echo calls carry the same metadata, so both pay the same transport.
@@ -184,7 +184,7 @@ async def echo_server() -> tuple[grpc.aio.Server, int]:
 @dataclass
 class Gateway:
     """The gateway under test, its embedded Redis and (as ``surgedesk serve`` has) its metrics
-    endpoint, whose interceptor counts and times every call."""
+    endpoint, whose gRPC metrics count and time every call."""
 
     server: Any
     port: int
@@ -200,7 +200,7 @@ class Gateway:
 async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
                            metrics: bool = True) -> Gateway:
     """The gateway as ``surgedesk serve`` builds it (``metrics=False``: without its metrics
-    endpoint and interceptor)."""
+    endpoint and gRPC metrics)."""
     import ray
 
     from adapters.desk.desk import Desk
@@ -232,7 +232,7 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
     endpoint = await serve_metrics(desk, "127.0.0.1", 0) if metrics else None
     server, port = await build_server(
         desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)),
-        interceptors=(endpoint.grpc_metrics,) if endpoint is not None else ())
+        metrics=endpoint.grpc_metrics if endpoint is not None else None)
     await server.start()
     return Gateway(server, port, redis_server, endpoint)
 
@@ -281,7 +281,7 @@ async def run(seconds: float, concurrency: int, shards: int,
         "seconds": seconds, "concurrency": concurrency, "shards": shards, "hosting": hosting,
         "echo": median["echo"], "surgedesk": median["surgedesk"], "warmup": warm,
         "ratio": median["ratio"], "rounds": measured_rounds,
-        # what the gateway's metrics interceptor counted: every start, warm-up included
+        # what the gateway's gRPC metrics counted: every start, warm-up included
         "starts_counted_by_metrics": counted,
     }
     if send_result is not None:

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
 from adapters.grpc.authorization import Caller, Gate
 from adapters.grpc.errors import status_of
+from adapters.metrics.grpc_metrics import GrpcMetrics
 from engine.dispatcher import QueueStatus
 from engine.errors import InvalidArgument
 from engine.planning import MAX_OFFERED_LOAD, servers_needed
@@ -618,40 +619,73 @@ def _agent_id(value: str) -> str:
 
 
 # ---------------------------------------------------------------- the server
+class MethodTable(grpc.GenericRpcHandler):
+    """Every method the gateway serves, by its path (``/service/method``): finding a call's
+    handler is one dict lookup, whichever service it belongs to."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails,
+                ) -> grpc.RpcMethodHandler | None:
+        return self.handlers.get(handler_call_details.method)
+
+
 class GenericRegistration:
-    """What a generated ``add_*Servicer_to_server`` is handed: it registers the service's
-    generic handler on ``server`` and drops the per-method registration.
+    """What a generated ``add_*Servicer_to_server`` is handed: it collects the service's
+    methods into one :class:`MethodTable`, each handler passed once through ``instrument``
+    (the gRPC metrics), and :meth:`finish` registers the table on ``server`` as its one
+    generic handler.
 
     grpc.aio's server keeps one pending request per registered method and waits on all of
     them (``asyncio.wait``) for every call it accepts: with this API's methods, health and
     reflection, some thirty futures subscribed and unsubscribed per call, a few percent of a
-    call's CPU. Generic handlers are served from one pending request, as the echo server of
-    :mod:`benchmarks.throughput` is; finding a method among the services is a dict lookup
-    per service."""
+    call's CPU. A generic handler is served from one pending request, as the echo server of
+    :mod:`benchmarks.throughput` is. And handlers wrapped here need no server interceptor,
+    whose chain of coroutines grpc.aio runs on every call."""
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: grpc.aio.Server, instrument: Callable[
+            [str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None) -> None:
         self._server = server
+        self._instrument = instrument
+        self.table = MethodTable()
+        self._generic: list[Any] = []  # generic handlers, until their methods come too
+        self._services: set[str] = set()
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        self._server.add_generic_rpc_handlers(handlers)
+        self._generic += handlers
 
-    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
-        """Not registered: the generic handler serves these methods."""
+    def add_registered_method_handlers(self, service: str,
+                                       handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self._services.add(service)
+        for name, handler in handlers.items():
+            path = f"/{service}/{name}"
+            self.table.handlers[path] = (handler if self._instrument is None
+                                         else self._instrument(path, handler))
+
+    def finish(self) -> None:
+        """Register the table (and any generic handler whose methods were not given)."""
+        others = [h for h in self._generic
+                  if getattr(h, "service_name", lambda: None)() not in self._services]
+        if others and self._instrument is not None:
+            raise ValueError("a service registered without its methods cannot be measured")
+        self._server.add_generic_rpc_handlers((self.table, *others))
 
 
 async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: bool = True,
                        watch_block_ms: int = 1000, estimate_every_s: float = 5.0,
-                       interceptors: tuple[Any, ...] = (),
+                       metrics: GrpcMetrics | None = None,
                        credentials: grpc.ServerCredentials | None = None,
                        ) -> tuple[grpc.aio.Server, int]:
     """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port.
 
+    ``metrics`` (see :mod:`adapters.metrics.exposition`) count and time every call.
     ``credentials`` (see :mod:`adapters.grpc.tls`) serve TLS or mutual TLS on the port.
     """
     # A request larger than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
-    server = grpc.aio.server(interceptors=interceptors, options=[
-        ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
-    generic = GenericRegistration(server)  # one pending request, not one per method
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+    # one pending request, not one per method; each handler measured once, not per call
+    generic = GenericRegistration(server, metrics.instrument if metrics is not None else None)
     customer_pb2_grpc.add_CustomerServiceServicer_to_server(
         CustomerService(desk, gate, watch_block_ms, estimate_every_s), generic)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, gate, watch_block_ms),
@@ -667,6 +701,7 @@ async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: b
         # what reflection.enable_server_reflection does, through the generic registration
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
             reflection.aio.ReflectionServicer(reflected), generic)
+    generic.finish()
     port = (server.add_secure_port(address, credentials) if credentials is not None
             else server.add_insecure_port(address))
     if port == 0:

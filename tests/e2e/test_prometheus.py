@@ -74,8 +74,8 @@ def test_prometheus_scrapes_the_engine_and_promql_sees_the_scenario(redis_url, r
 
 
 async def drive_and_check(metrics, prometheus, promtool, tmp_path):
-    # ``served`` builds its server without the metrics interceptor (surgedesk serve installs
-    # it): the scenario runs through a second, instrumented server on the same desk.
+    # ``served`` builds its server without the gRPC metrics (surgedesk serve has
+    # them): the scenario runs through a second, instrumented server on the same desk.
     import grpc
 
     from adapters.grpc.authorization import Gate
@@ -88,7 +88,7 @@ async def drive_and_check(metrics, prometheus, promtool, tmp_path):
     desk = metrics.desk_metrics.desk
     gate = Gate(TokenVerifier(SECRET), Limits.unlimited())
     server, port = await build_server(desk, "127.0.0.1:0", gate,
-                                      interceptors=(metrics.grpc_metrics,))
+                                      metrics=metrics.grpc_metrics)
     await server.start()
     instrumented = gateway_channel(f"127.0.0.1:{port}")
     try:

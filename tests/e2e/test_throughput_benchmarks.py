@@ -15,7 +15,7 @@ def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
             assert r[side]["server_cpu_us"] > 0 and r[side]["client_cpu_us"] > 0
         assert r["surgedesk"]["redis_cpu_us"] > 0  # the durable starts cost Redis work
         assert "redis_cpu_us" not in r["echo"]
-    # the gateway is measured as surgedesk serve runs it: its metrics interceptor saw every start
+    # the gateway is measured as surgedesk serve runs it: its gRPC metrics saw every start
     starts = report["warmup"]["requests"] + sum(r["surgedesk"]["requests"]
                                                 for r in report["rounds"])
     assert report["starts_counted_by_metrics"] == starts

@@ -1,4 +1,4 @@
-"""The gRPC metrics interceptor: every call counted under its code and timed, with the method's
+"""The gRPC metrics, served as an interceptor: every call counted under its code and timed, with the method's
 wrapped handler built once (not per call)."""
 
 import asyncio
