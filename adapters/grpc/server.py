@@ -672,6 +672,28 @@ class GenericRegistration:
         self._server.add_generic_rpc_handlers((self.table, *others))
 
 
+def server_options(gate: Gate) -> list[tuple[str, int]]:
+    """The grpc.aio server's channel arguments for a gateway behind ``gate``.
+
+    A request larger than :data:`MAX_REQUEST_BYTES` is refused by gRPC itself with
+    RESOURCE_EXHAUSTED. And gRPC's core holds the calls that the Python server has not taken
+    yet -- it takes one at a time, between the event loop's other work -- and past 1,000 of
+    them (all of them past 3,000) cancels new calls: CANCELLED, which says nothing of overload
+    and which no client retries. Holding ten times that, or the gate's own bounds if more, a
+    burst reaches the gate, which refuses what is past capacity at once with
+    RESOURCE_EXHAUSTED ("retry with backoff")."""
+    admission = gate.admission
+    bounded = admission.max_inflight > 0 and admission.max_streams > 0
+    pending = (max(10_000, admission.max_inflight + admission.max_streams) if bounded
+               else UNBOUNDED_PENDING_CALLS)
+    return [("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.server.max_pending_requests", pending),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * pending)]
+
+
+UNBOUNDED_PENDING_CALLS = 100_000  # untaken calls held when the gate sets no bound
+
+
 async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: bool = True,
                        watch_block_ms: int = 1000, estimate_every_s: float = 5.0,
                        metrics: GrpcMetrics | None = None,
@@ -682,8 +704,7 @@ async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: b
     ``metrics`` (see :mod:`adapters.metrics.exposition`) count and time every call.
     ``credentials`` (see :mod:`adapters.grpc.tls`) serve TLS or mutual TLS on the port.
     """
-    # A request larger than this is refused by gRPC itself with RESOURCE_EXHAUSTED.
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+    server = grpc.aio.server(options=server_options(gate))
     # one pending request, not one per method; each handler measured once, not per call
     generic = GenericRegistration(server, metrics.instrument if metrics is not None else None)
     customer_pb2_grpc.add_CustomerServiceServicer_to_server(

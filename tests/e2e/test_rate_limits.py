@@ -136,3 +136,35 @@ def test_overload_is_shed_at_once_and_the_gateway_recovers(redis_url, run):
                 grpc.StatusCode.OK] * 10
 
     run(scenario())
+
+
+def test_a_burst_beyond_grpcs_own_backlog_is_refused_by_the_gate_never_cancelled(redis_url, run):
+    """gRPC's core cancels calls the server has not taken yet past 1,000 of them (3,000 at
+    most): the gateway holds more, so a burst gets answers or RESOURCE_EXHAUSTED."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    limits = Limits.unlimited()
+    limits = Limits(**{**limits.__dict__, "max_inflight": 2, "max_streams": 1})
+
+    async def scenario():
+        async with served(redis_url, limits=limits) as channel:
+            customers = customer_pb2_grpc.CustomerServiceStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def check():
+                try:
+                    await health.Check(health_pb2.HealthCheckRequest(), timeout=60)
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code()
+                return grpc.StatusCode.OK
+
+            async def read(i):  # behind the gate: a Redis read, two at a time
+                return (await status(customers, f"t-{i:020x}", ()))[0]
+
+            checks = await asyncio.gather(*[check() for _ in range(3000)])
+            assert set(checks) == {grpc.StatusCode.OK}
+            reads = await asyncio.gather(*[read(i) for i in range(3000)])
+            assert set(reads) <= {grpc.StatusCode.NOT_FOUND, EXHAUSTED}
+            assert reads.count(EXHAUSTED) > 0
+
+    run(scenario())
