@@ -31,6 +31,11 @@ AGENTS = [f"a{i}" for i in range(5)]
 proficiency = st.sampled_from([0.3, 0.5, 1.0])
 
 
+def _us(seconds: float) -> int:
+    """A due time as the queue orders it: closer than a microsecond, arrival order decides."""
+    return round(seconds * 1_000_000)
+
+
 class DispatcherMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
@@ -78,7 +83,8 @@ class DispatcherMachine(RuleBasedStateMachine):
             for other in self.core.iter_waiting():
                 if other.skill == skill and other.in_line:
                     o_skill, o_tier, o_due, o_n = self.arrivals[other.ticket_id]
-                    if (-o_tier, o_due, o_n) < (-tier, due, n) and relax.reached(
+                    # (due times count to the microsecond, as the queue keeps them)
+                    if (-o_tier, _us(o_due), o_n) < (-tier, _us(due), n) and relax.reached(
                         self.now - other.arrival_s, ring
                     ) and cmd.ticket_id not in self.sticky_to.get(sticky.agent_id, ()):
                         raise AssertionError(f"{cmd.ticket_id} overtook {other.ticket_id}")
