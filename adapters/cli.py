@@ -140,9 +140,12 @@ def _surge(args: argparse.Namespace) -> int:
         write_records(records, args.records)
     plots = [] if args.no_plots else write_plots(report, records, Path(args.json).with_suffix(""))
     est, lag, agree = report["estimate"], report["dispatch_lag_ms"], report["agreement"]
+    unanswered = (f", unanswered {report['unanswered']} (starts past capacity)"
+                  if report["unanswered"] else "")
     print(
         f"{scenario.name} surge x{args.speedup:g}: {report['customers']} customers, served "
-        f"{report['served']}, abandoned {report['abandoned']}, lost {report['lost']}; service "
+        f"{report['served']}, abandoned {report['abandoned']}, lost {report['lost']}"
+        f"{unanswered}; service "
         f"level {report['service_level']:.3f} (simulate {sim_report['service_level']:.3f}) "
         f"within {scenario.target_wait_s:g} s; wait p50 {report['wait_s']['p50']:.1f} s "
         f"p90 {report['wait_s']['p90']:.1f} s (simulate {sim_report['wait_s']['p50']:.1f} / "

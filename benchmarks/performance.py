@@ -89,6 +89,7 @@ def lag_at_rates(rates_per_s: list[float], wall_s: float, speedup: float) -> lis
             start = r["latency_ms"].get("StartConversation", {})
             points.append({"arrivals_per_s": rate, "agents": agents,
                            "customers": r["customers"], "lost": r["lost"],
+                           "unanswered": r["unanswered"],
                            "dispatch_lag_ms": r["dispatch_lag_ms"],
                            "engine_dispatch_lag_ms": r["engine"]["dispatch_lag_ms"],
                            "start_p50_ms": start.get("p50_ms", 0.0),
@@ -213,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     rates = [25.0, 100.0] if quick else [25.0, 50.0, 100.0, 150.0, 200.0, 300.0]
     lag_points = lag_at_rates(rates, 6.0 if quick else 20.0, 60.0)
     passing = [p["arrivals_per_s"] for p in lag_points
-               if p["dispatch_lag_ms"]["p99"] < LAG_TARGET_MS and p["lost"] == 0]
+               if p["dispatch_lag_ms"]["p99"] < LAG_TARGET_MS and p["lost"] == 0
+               and p["unanswered"] == 0]
     print("memory per queued ticket ...", flush=True)
     memory = memory_per_ticket([500, 1000] if quick else [2000, 4000, 8000])
     result = {
         "throughput": tp,
-        "surge": {k: surge[k] for k in ("scenario", "speedup", "customers", "lost",
+        "surge": {k: surge[k] for k in ("scenario", "speedup", "customers", "lost", "unanswered",
                                         "service_level", "wait_s", "dispatch_lag_ms",
                                         "latency_ms", "latency_timeline", "engine")},
         "dispatch_lag": {"points": lag_points,

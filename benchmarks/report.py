@@ -134,6 +134,8 @@ def build_report(
         "abandoned": overall["abandoned"],
         "lost": sum(1 for r in records if r.outcome == "lost"),
         "unserved": sum(1 for r in records if r.outcome == "waiting"),
+        # starts the engine never answered (surge: an error, or no answer before the end)
+        "unanswered": sum(1 for r in records if r.outcome == "unanswered"),
         "target_wait_s": target_wait_s,
         "wait_s": overall["wait_s"],
         "service_level": overall["service_level"],

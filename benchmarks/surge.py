@@ -21,7 +21,9 @@ The report has the keys of BENCHMARKS.md, computed by the same code as ``simulat
 scenario through the simulator, and ``agreement``: whether the waits agree (within 10% or 5
 scenario seconds). ``dispatch_lag_ms`` is measured by the agents, in wall milliseconds; the
 engine's own histogram is under ``engine``. ``lost`` counts customers whose start the engine
-never acknowledged or whose ticket it cannot show afterwards.
+acknowledged and whose ticket it cannot show afterwards: what must never happen.
+``unanswered`` counts those whose start got no answer (an error, or none before the run
+ended): a gateway past its capacity, which promised them nothing.
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ async def engine_knows(target: str, secret: bytes, customer_ids: Sequence[str]) 
                         customer_pb2.GetHistoryRequest(customer_id=cid, page_size=1),
                         metadata=md, timeout=30), attempts=20, pause_s=0.2)
                 except grpc.aio.AioRpcError:
-                    return  # not shown: counted lost
+                    return  # not shown: counted lost if it was acknowledged
                 if reply.tickets:
                     known.add(cid)
 
@@ -394,8 +396,10 @@ def records_of(population: Population, raw: dict[str, Any], speedup: float) -> l
         rec.queued = bool(s.queued[i])
         rec.est_p50_s, rec.est_p90_s, rec.ahead = s.est_p50[i], s.est_p90[i], s.ahead[i]
         sent = s.start_sent[i]
-        if s.acked[i] != 1 or f"{run_id}-{c.customer_id}" not in known:
-            rec.outcome = "lost" if sent else "waiting"
+        if s.acked[i] != 1:  # never acknowledged: the engine promised nothing
+            rec.outcome = "unanswered" if sent else "waiting"
+        elif f"{run_id}-{c.customer_id}" not in known:
+            rec.outcome = "lost"  # acknowledged, and then unknown
         elif s.served_at[i]:
             rec.outcome = "served"
             rec.wait_s = (s.served_at[i] - sent) * speedup

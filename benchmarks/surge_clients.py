@@ -161,7 +161,7 @@ class Worker:
         self.plan, self.population, self.agent_plans, self.s = plan, customers, agents, shared
         self.result = WorkerResult(plan.worker)
         self.index = {c.customer_id: i for i, c in enumerate(customers)}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._stop = asyncio.Event()
         self._rng = random.Random(plan.seed * 1009 + plan.worker)
 
@@ -174,10 +174,22 @@ class Worker:
 
         return bearer_metadata(self.plan.secret, role, subject, 6 * 3600)
 
-    def spawn(self, coro: Awaitable[Any]) -> None:
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Future[Any]) -> None:
+        """A person's task is over. An RPC error that ended it was counted by :meth:`call`;
+        anything else is counted here (nothing is left for asyncio to log unretrieved)."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, grpc.aio.AioRpcError):
+            self.result.errors[f"task:{type(error).__name__}"] += 1
+            self.result.samples.setdefault(f"task:{type(error).__name__}", str(error)[:200])
 
     async def call(self, method: str, fn: Callable[[], Awaitable[Any]],
                    ok: frozenset[grpc.StatusCode] = frozenset()) -> Any:
@@ -275,7 +287,7 @@ class Worker:
         md = self.token("agent", agent_id)
         stub = self.agent_stub
         free: collections.deque[float] = collections.deque()  # wall times slots became free
-        holding: dict[str, tuple[int, float, asyncio.Task[Any] | None]] = {}
+        holding: dict[str, tuple[int, float, asyncio.Future[Any] | None]] = {}
         state = {"online": False, "gone": False}
         # A conversation the agent lets go of as its shift ends may have been handed over by
         # its EndShift first: the engine then refuses the close (not the agent's any more).
@@ -351,10 +363,8 @@ class Worker:
             if not self.s.served_at[i]:
                 self.s.served_at[i] = received
                 self.s.served_by[i] = a + 1
-            task = asyncio.ensure_future(converse(ticket.ticket_id, i, received))
+            task = self.spawn(converse(ticket.ticket_id, i, received))
             holding[ticket.ticket_id] = (i, received, task)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
         async def watch() -> None:
             cursor = ""
