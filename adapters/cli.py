@@ -140,7 +140,7 @@ def _surge(args: argparse.Namespace) -> int:
         write_records(records, args.records)
     plots = [] if args.no_plots else write_plots(report, records, Path(args.json).with_suffix(""))
     est, lag, agree = report["estimate"], report["dispatch_lag_ms"], report["agreement"]
-    unanswered = (f", unanswered {report['unanswered']} (starts past capacity)"
+    unanswered = (f", unanswered {report['unanswered']} (starts with no answer)"
                   if report["unanswered"] else "")
     print(
         f"{scenario.name} surge x{args.speedup:g}: {report['customers']} customers, served "

@@ -23,7 +23,7 @@ scenario seconds). ``dispatch_lag_ms`` is measured by the agents, in wall millis
 engine's own histogram is under ``engine``. ``lost`` counts customers whose start the engine
 acknowledged and whose ticket it cannot show afterwards: what must never happen.
 ``unanswered`` counts those whose start got no answer (an error, or none before the run
-ended): a gateway past its capacity, which promised them nothing.
+ended): the engine promised them nothing, and the clients' errors (``clients``) say why.
 """
 
 from __future__ import annotations

@@ -672,6 +672,9 @@ class GenericRegistration:
         self._server.add_generic_rpc_handlers((self.table, *others))
 
 
+UNBOUNDED_PENDING_CALLS = 100_000  # untaken calls held when the gate sets no bound
+
+
 def server_options(gate: Gate) -> list[tuple[str, int]]:
     """The grpc.aio server's channel arguments for a gateway behind ``gate``.
 
@@ -689,9 +692,6 @@ def server_options(gate: Gate) -> list[tuple[str, int]]:
     return [("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.server.max_pending_requests", pending),
             ("grpc.server.max_pending_requests_hard_limit", 2 * pending)]
-
-
-UNBOUNDED_PENDING_CALLS = 100_000  # untaken calls held when the gate sets no bound
 
 
 async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: bool = True,

@@ -1,10 +1,10 @@
 """gRPC server metrics: calls handled by code, and handling time, per service and method.
 
 Who runs this: the gateway's grpc.aio server. Each method's handler is wrapped once, when the
-services are registered (:func:`adapters.grpc.server.build_server`): grpc.aio runs an
-interceptor's chain of coroutines on every call, which cost this gateway more CPU per call than
-the counting itself. :meth:`GrpcMetrics.intercept_service` serves the same wrapping to a server
-built with interceptors. Names follow the conventions of go-grpc-prometheus with the
+services are registered (:func:`adapters.grpc.server.build_server`), so that a call pays for
+the counting alone and not for an interceptor's chain of coroutines, which grpc.aio runs on
+every call. :meth:`GrpcMetrics.intercept_service` serves the same wrapping to a server built
+with interceptors. Names follow the conventions of go-grpc-prometheus with the
 ``surgedesk_`` prefix. A stream's handling time runs until it ends (a watch that a client
 keeps open for minutes counts minutes).
 """
