@@ -1,13 +1,17 @@
-"""The gRPC metrics, served as an interceptor: every call counted under its code and timed, with the method's
-wrapped handler built once (not per call)."""
+"""The gRPC metrics: every call counted under its code and timed. Served as an interceptor, the
+method's wrapped handler is built once (not per call); on the gateway's real server, each
+handler is wrapped once when the services are registered and no interceptor runs (grpc.aio
+runs an interceptor's coroutines on every call)."""
 
 import asyncio
 from types import SimpleNamespace
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from adapters.grpc.server import GenericRegistration
 from adapters.metrics.grpc_metrics import GrpcMetrics
 
 PATH = "/surgedesk.v1.CustomerService/StartConversation"
@@ -101,3 +105,47 @@ def test_bidi_streams_pass_through_unmeasured_and_add_no_series():
     assert asyncio.run(metrics.intercept_service(continuation, details)) is handler
     names = {s.labels.get("grpc_method") for m in registry.collect() for s in m.samples}
     assert "Info" not in names
+
+
+def test_calls_are_counted_by_code_without_an_interceptor():
+    registry = CollectorRegistry()
+    metrics = GrpcMetrics(registry)
+
+    async def scenario():
+        server = grpc.aio.server()  # no interceptors
+        registration = GenericRegistration(server, metrics.instrument)
+        servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, registration)
+        registration.finish()
+        await servicer.set("known", health_pb2.HealthCheckResponse.SERVING)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                for _ in range(3):
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(service="known"))
+                    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                try:
+                    await stub.Check(health_pb2.HealthCheckRequest(service="unknown"))
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == grpc.StatusCode.NOT_FOUND
+                else:
+                    raise AssertionError("an unknown service is NOT_FOUND")
+                watch = stub.Watch(health_pb2.HealthCheckRequest(service="known"))
+                first = await watch.read()
+                assert first.status == health_pb2.HealthCheckResponse.SERVING
+                watch.cancel()
+                await asyncio.sleep(0.2)  # the server sees the cancellation
+        finally:
+            await server.stop(None)
+
+    asyncio.run(scenario())
+    check = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Check"}
+    assert _sample(registry, "surgedesk_grpc_server_handled_total", grpc_code="OK", **check) == 3
+    assert _sample(registry, "surgedesk_grpc_server_handled_total", grpc_code="NOT_FOUND",
+                   **check) == 1
+    assert _sample(registry, "surgedesk_grpc_server_handling_seconds_count", **check) == 4
+    watch = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch"}
+    assert _sample(registry, "surgedesk_grpc_server_handled_total", grpc_code="CANCELLED",
+                   **watch) == 1
