@@ -2,7 +2,8 @@
 against a bare grpc.aio echo server.
 
     python -m benchmarks.throughput [--seconds 10] [--concurrency 64] [--send] [--rounds 3]
-                                    [--hosting ray|in-process] [--json out/throughput.json]
+                                    [--hosting ray|in-process] [--without-group-commit]
+                                    [--json out/throughput.json]
 
 Both servers run in this process's machine and are driven by the same load generator, a
 separate process (so it does not share the servers' interpreter) keeping ``concurrency``
@@ -190,6 +191,7 @@ class Gateway:
     port: int
     redis: Any
     metrics: Any = None
+    client: Any = None  # the in-process engine's one Redis client
 
     async def stop(self) -> None:
         await self.server.stop(None)
@@ -221,6 +223,7 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
         desk = Desk(LocalShards(redis_server.url, client=client),
                     await LocalDispatcher(redis_server.url, client=client).start(), client)
     else:
+        client = None
         ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
                  logging_level=logging.ERROR, log_to_driver=False)
         hosts = [ShardHost.remote(i, redis_server.url)  # type: ignore[attr-defined]
@@ -234,17 +237,29 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
         desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)),
         metrics=endpoint.grpc_metrics if endpoint is not None else None)
     await server.start()
-    return Gateway(server, port, redis_server, endpoint)
+    return Gateway(server, port, redis_server, endpoint, client)
+
+
+def _held_writes(client: Any) -> int | None:
+    commit = client.fast.group_commit if client is not None and client.fast else None
+    return None if commit is None else commit.held
 
 
 async def run(seconds: float, concurrency: int, shards: int,
-              hosting: str = "ray", send: bool = False, rounds: int = 1) -> dict[str, Any]:
+              hosting: str = "ray", send: bool = False, rounds: int = 1,
+              without_group_commit: bool = False) -> dict[str, Any]:
     """Echo, then surgedesk, ``rounds`` times in turn (in-process hosting; with Ray, one round,
     the echo measured before Ray starts, whose idle processes would slow it). The ratio
     reported is the median of the rounds' ratios: on a shared machine the capacity on offer
-    drifts between runs, and a round's two runs are close in time."""
+    drifts between runs, and a round's two runs are close in time.
+
+    ``without_group_commit`` (in-process hosting): each round also measures the gateway with
+    its Redis connection's group commit off (:class:`adapters.redis.pipelined.GroupCommit`),
+    before or after the usual run in alternate rounds; the report adds that ratio's median and
+    the median of the rounds' gains (with / without)."""
     if hosting == "ray":
         rounds = 1
+        without_group_commit = False
     loop = asyncio.get_running_loop()
     echo, echo_port = await echo_server()
     echo_target = f"127.0.0.1:{echo_port}"
@@ -257,12 +272,32 @@ async def run(seconds: float, concurrency: int, shards: int,
         target = f"127.0.0.1:{gateway.port}"
         warm = await loop.run_in_executor(None, load, target, "surgedesk", 2.0, 8)
         measured_rounds = []
-        for _ in range(max(1, rounds)):
+        for n in range(max(1, rounds)):
             echo_result = first_echo or await measured(echo_target, "echo", seconds,
                                                        concurrency)
-            desk_result = await measured(target, "surgedesk", seconds, concurrency, redis_pid)
-            measured_rounds.append({"echo": echo_result, "surgedesk": desk_result,
-                                    "ratio": desk_result["per_s"] / echo_result["per_s"]})
+            measured_round: dict[str, Any] = {"echo": echo_result}
+            modes = ["surgedesk", "without_group_commit"] if without_group_commit else [
+                "surgedesk"]
+            for mode in modes if n % 2 == 0 else modes[::-1]:
+                hold_s = gateway.client.fast.hold_s if gateway.client is not None else 0.0
+                if mode == "without_group_commit":
+                    gateway.client.fast.hold_writes(0.0)
+                held = _held_writes(gateway.client)
+                try:
+                    measured_round[mode] = await measured(target, "surgedesk", seconds,
+                                                          concurrency, redis_pid)
+                    after = _held_writes(gateway.client)
+                    if held is not None and after is not None:  # held for company meanwhile
+                        measured_round[mode]["held_writes"] = after - held
+                finally:
+                    if gateway.client is not None:
+                        gateway.client.fast.hold_writes(hold_s)
+            measured_round["ratio"] = measured_round["surgedesk"]["per_s"] / echo_result["per_s"]
+            if without_group_commit:
+                off = measured_round["without_group_commit"]["per_s"]
+                measured_round["ratio_without_group_commit"] = off / echo_result["per_s"]
+                measured_round["group_commit_gain"] = measured_round["surgedesk"]["per_s"] / off
+            measured_rounds.append(measured_round)
         send_result = (await measured(target, "send", seconds, concurrency, redis_pid)
                        if send else None)
         counted = (gateway.metrics.registry.get_sample_value(
@@ -284,6 +319,12 @@ async def run(seconds: float, concurrency: int, shards: int,
         # what the gateway's gRPC metrics counted: every start, warm-up included
         "starts_counted_by_metrics": counted,
     }
+    if without_group_commit:
+        def median_of(key: str) -> float:
+            values = sorted(r[key] for r in measured_rounds)
+            return values[len(values) // 2]
+        report["ratio_without_group_commit"] = median_of("ratio_without_group_commit")
+        report["group_commit_gain"] = median_of("group_commit_gain")
     if send_result is not None:
         report["send_message"] = send_result
         report["send_ratio"] = send_result["per_s"] / median["echo"]["per_s"]
@@ -301,13 +342,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="echo and surgedesk this many times in turn (in-process hosting); "
                              "the median ratio is reported")
+    parser.add_argument("--without-group-commit", action="store_true",
+                        help="each round also measures the gateway with its Redis group commit "
+                             "off (in-process hosting)")
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args(argv)
     from adapters.serve import run_loop
     from benchmarks.report import write_report
 
     report = run_loop(run(args.seconds, args.concurrency, args.shards, args.hosting, args.send,
-                          args.rounds))
+                          args.rounds, args.without_group_commit))
     write_report(report, args.json)
     for name in ("echo", "surgedesk", "send_message"):
         if name not in report:
@@ -321,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         print("ratios of the rounds: " + ", ".join(f"{r['ratio']:.3f}" for r in report["rounds"])
               + " (the median round is shown above)")
     print(f"ratio surgedesk/echo: {report['ratio']:.3f}")
+    if "group_commit_gain" in report:
+        print("without group commit: ratios of the rounds " + ", ".join(
+            f"{r['ratio_without_group_commit']:.3f}" for r in report["rounds"])
+            + f", median {report['ratio_without_group_commit']:.3f}; gain with it, median of "
+            f"the rounds: {report['group_commit_gain']:.3f}")
     return 0
 
 

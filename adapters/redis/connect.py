@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from adapters.redis.pipelined import PipelinedRedis
 
 DEFAULT_MAX_CONNECTIONS = 256
+GROUP_COMMIT_S = 0.002  # the longest a write waits for company under load (GroupCommit)
 
 try:  # redis-py 7.1+: driver metadata in one object (lib_version alone is deprecated)
     from redis.driver_info import DriverInfo
@@ -32,7 +33,7 @@ except ImportError:  # older redis-py
 
 
 def redis_client(url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 wait_s: float = 20.0) -> aioredis.Redis:
+                 wait_s: float = 20.0, group_commit_s: float = GROUP_COMMIT_S) -> aioredis.Redis:
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
                                                     timeout=wait_s, **_DRIVER)
-    return PipelinedRedis(connection_pool=pool)
+    return PipelinedRedis(connection_pool=pool, group_commit_s=group_commit_s)

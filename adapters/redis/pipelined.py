@@ -9,7 +9,8 @@ cost of a durable StartConversation. Redis answers the commands of one connectio
 order it received them, so a client can write every command to one socket as it is issued
 and match the replies to their callers in order: encoding is ``hiredis.pack_command`` (C),
 parsing is ``hiredis.Reader`` (C), and the commands issued in one turn of the event loop leave
-in one ``write``. Cost per command: O(1), a few microseconds; one round trip per loop turn.
+in one ``write`` -- under load, the commands of a few milliseconds (:class:`GroupCommit`).
+Cost per command: O(1), a few microseconds.
 
 Semantics are those of separate commands. Each caller gets its own reply or error (a
 ``ResponseError`` belongs to that command only) through redis-py's own response callbacks,
@@ -76,20 +77,73 @@ def text(value: bytes | str) -> str:
 _NOT_ENOUGH_DATA = object()
 
 
+MAX_HELD_COMMANDS = 256  # a held write this long leaves at once
+
+
+class GroupCommit:
+    """When a connection holds its next write for company: group commit, as a database's
+    log writer does (PostgreSQL's ``commit_delay``, Kafka's ``linger.ms``).
+
+    Each write to Redis costs both sides a system call and a wake-up whatever it carries, and
+    under gRPC load the engine's commands come one per event-loop turn: at 2,000 starts/s
+    every write carried one command (Redis 117 us of CPU per start, against 50 us when 64
+    callers' commands leave together). A write held ``hold_s`` gathers the commands issued
+    meanwhile. Holding pays only under load, and would cost a lone caller ``hold_s`` on every
+    command, so it is self-tuning: the connection holds while held writes have gathered at
+    least :data:`COMPANY` commands on average (a moving average), and otherwise holds one
+    write in :data:`PROBE_EVERY` to find out whether company has come (a lone caller's cost:
+    ``hold_s / PROBE_EVERY`` per command on average). A command waits at most ``hold_s`` (or
+    until :data:`MAX_HELD_COMMANDS` are waiting). Replies, errors and order are those of
+    writes that leave at once. O(1) per write.
+    """
+
+    COMPANY = 2.0
+    PROBE_EVERY = 32
+    WEIGHT = 0.25  # of the latest held write in the average
+
+    __slots__ = ("hold_s", "average", "until_probe", "held", "probes")
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.average = 1.0  # commands per held write: none held yet
+        self.until_probe = self.PROBE_EVERY - 1
+        self.held = 0  # writes held (tests and benchmarks look)
+        self.probes = 0
+
+    def now(self) -> bool:
+        """Whether the write starting now is held."""
+        if not self.hold_s:
+            return False
+        if self.average < self.COMPANY:
+            if self.until_probe > 0:
+                self.until_probe -= 1
+                return False
+            self.until_probe = self.PROBE_EVERY - 1
+            self.probes += 1
+        self.held += 1
+        return True
+
+    def gathered(self, commands: int) -> None:
+        """A held write leaves with ``commands``."""
+        self.average += self.WEIGHT * (commands - self.average)
+
+
 class _Replies(asyncio.Protocol):
     """One socket: commands written back to back, replies parsed as they arrive and handed
     out in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold_s: float = 0.0) -> None:
         self.reader = hiredis.Reader(protocolError=redis_errors.InvalidResponse,
                                      replyError=BaseParser.parse_error,
                                      notEnoughData=_NOT_ENOUGH_DATA)
         self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self.outgoing: list[bytes] = []  # this loop turn's commands, written together
+        self.outgoing: list[bytes] = []  # the next write's commands
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
         self.loop = asyncio.get_running_loop()  # a connection serves the loop that opened it
         self.writes = 0
+        self.hold = GroupCommit(hold_s)
+        self._timer: asyncio.TimerHandle | None = None  # a held write's
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one command; its reply (or error) comes to the future. O(1)."""
@@ -98,13 +152,26 @@ class _Replies(asyncio.Protocol):
             future.set_exception(self.lost)
             return future
         self.waiting.append(future)
-        if not self.outgoing:
+        outgoing = self.outgoing
+        if not outgoing:
+            if self.hold.now():
+                self._timer = self.loop.call_later(self.hold.hold_s, self._flush)
+            else:
+                self.loop.call_soon(self._flush)
+        elif len(outgoing) >= MAX_HELD_COMMANDS and self._timer is not None:
+            self._timer.cancel()  # company enough: leave now
+            self._timer = None
+            self.hold.gathered(len(outgoing))
             self.loop.call_soon(self._flush)
-        self.outgoing.append(packed)
+        outgoing.append(packed)
         return future
 
     def _flush(self) -> None:
         out, self.outgoing = self.outgoing, []
+        if self._timer is not None:
+            self._timer.cancel()  # a no-op when it is the timer that runs this
+            self._timer = None
+            self.hold.gathered(len(out))
         if self.transport is None or self.lost is not None or not out:
             return  # their futures have failed already
         self.writes += 1
@@ -148,6 +215,9 @@ class _Replies(asyncio.Protocol):
         if self.lost is None:
             self.lost = exc
         self.outgoing = []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
@@ -157,11 +227,12 @@ class _Replies(asyncio.Protocol):
 class PipelinedConnection:
     """One connection to Redis, opened on first use and again after it drops.
 
-    Runs on the event loop that first uses it. Sending on it is O(1): the command joins this
-    loop turn's write, its future joins the reply queue."""
+    Runs on the event loop that first uses it. Sending on it is O(1): the command joins the
+    next write (this loop turn's, or a held one's), its future joins the reply queue."""
 
-    def __init__(self, connection_kwargs: dict[str, Any]) -> None:
+    def __init__(self, connection_kwargs: dict[str, Any], hold_s: float = 0.0) -> None:
         self._kwargs = connection_kwargs
+        self.hold_s = hold_s  # the longest a write is held for company (GroupCommit)
         self._replies: _Replies | None = None
         self._connecting: asyncio.Future[_Replies] | None = None
 
@@ -169,6 +240,18 @@ class PipelinedConnection:
     def writes(self) -> int:
         """Socket writes on the current connection (tests and benchmarks look)."""
         return 0 if self._replies is None else self._replies.writes
+
+    @property
+    def group_commit(self) -> GroupCommit | None:
+        """The current connection's group commit (None before the first command)."""
+        return None if self._replies is None else self._replies.hold
+
+    def hold_writes(self, hold_s: float) -> None:
+        """Hold writes for company up to ``hold_s`` from now on (0: never), this connection
+        and the next."""
+        self.hold_s = hold_s
+        if self._replies is not None:
+            self._replies.hold.hold_s = hold_s
 
     async def connected(self) -> _Replies:
         """The open connection, opening one first if there is none for the running loop."""
@@ -199,11 +282,16 @@ class PipelinedConnection:
         loop = asyncio.get_running_loop()
         kw = self._kwargs
         timeout = kw.get("socket_connect_timeout") or 5.0
+        hold_s = self.hold_s
+
+        def protocol_factory() -> _Replies:
+            return _Replies(hold_s)
+
         try:
             if kw.get("path"):
-                coro = loop.create_unix_connection(_Replies, kw["path"])
+                coro = loop.create_unix_connection(protocol_factory, kw["path"])
             else:
-                coro = loop.create_connection(_Replies, kw.get("host", "localhost"),
+                coro = loop.create_connection(protocol_factory, kw.get("host", "localhost"),
                                               int(kw.get("port", 6379)))
             _, replies = await asyncio.wait_for(coro, timeout)
         except (TimeoutError, OSError) as exc:
@@ -246,13 +334,13 @@ class PipelinedRedis(aioredis.Redis):
     connection (they may interleave with other callers' commands, as a non-transactional
     pipeline's may on the server)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, group_commit_s: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         pool = self.connection_pool
         # Plain TCP and unix sockets; anything else (TLS: rediss://) keeps redis-py's path.
         plain = pool.connection_class in (aioredis.Connection, aioredis.UnixDomainSocketConnection)
         self.fast: PipelinedConnection | None = (
-            PipelinedConnection(dict(pool.connection_kwargs)) if plain else None)
+            PipelinedConnection(dict(pool.connection_kwargs), group_commit_s) if plain else None)
 
     def pack(self, args: tuple[Any, ...]) -> bytes:
         name = args[0]

@@ -6,17 +6,23 @@ from adapters.serve import run_loop
 def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
     from benchmarks.throughput import run
 
-    report = run_loop(run(0.5, 8, 1, "in-process", rounds=2))
+    report = run_loop(run(0.5, 8, 1, "in-process", rounds=2, without_group_commit=True))
     assert len(report["rounds"]) == 2
     assert report["ratio"] in [r["ratio"] for r in report["rounds"]]
     for r in report["rounds"]:
-        for side in ("echo", "surgedesk"):
+        for side in ("echo", "surgedesk", "without_group_commit"):
             assert r[side]["requests"] > 0 and r[side]["errors"] == 0
             assert r[side]["server_cpu_us"] > 0 and r[side]["client_cpu_us"] > 0
         assert r["surgedesk"]["redis_cpu_us"] > 0  # the durable starts cost Redis work
         assert "redis_cpu_us" not in r["echo"]
+        assert r["without_group_commit"]["held_writes"] == 0  # off for that run only
+        assert r["group_commit_gain"] == (r["surgedesk"]["per_s"]
+                                          / r["without_group_commit"]["per_s"])
+    assert report["ratio_without_group_commit"] in [r["ratio_without_group_commit"]
+                                                    for r in report["rounds"]]
     # the gateway is measured as surgedesk serve runs it: its gRPC metrics saw every start
     starts = report["warmup"]["requests"] + sum(r["surgedesk"]["requests"]
+                                                + r["without_group_commit"]["requests"]
                                                 for r in report["rounds"])
     assert report["starts_counted_by_metrics"] == starts
 

@@ -104,11 +104,11 @@ def test_snapshots_keep_the_journal_short_and_the_rebuild_exact(redis_url, run):
         live = DispatcherService(aioredis.Redis.from_url(redis_url), DispatcherCore, clock,
                                  snapshot_every=50)
         await live.start()
-        await live.submit(AgentPresenceChanged("a0", {"s": 1.0}, 3))
+        await live.submit(AgentPresenceChanged("a0", {"s": 1.0}, 200))
         for n in range(180):
             clock.advance(1.0)
             await live.submit(TicketQueued(f"t{n}", "s", n % 2))
-        assert live.snapshots >= 3
+        assert live.snapshots == 3  # every 50 entries: every ticket is assigned at once
         client = aioredis.Redis.from_url(redis_url)
         assert await client.xlen("sd:dispatch") < 60  # trimmed up to the last snapshot
         before = snapshot(live.core)
@@ -121,6 +121,39 @@ def test_snapshots_keep_the_journal_short_and_the_rebuild_exact(redis_url, run):
         await rebuilt.stop()
     run(scenario())
 
+
+
+def test_a_snapshot_waits_until_it_costs_at_most_two_waiting_tickets_per_entry(redis_url, run):
+    async def scenario():
+        clock = FakeClock(0.0)
+        client = aioredis.Redis.from_url(redis_url)
+        live = DispatcherService(client, DispatcherCore, clock, snapshot_every=50)
+        await live.start()
+        taken = []  # (entries applied, tickets waiting) at each snapshot
+        save = live.snapshot
+
+        async def recorded():
+            taken.append((live.applied, live.core.waiting_count()))
+            await save()
+        live.snapshot = recorded
+        for n in range(400):  # nobody serves: the line only grows
+            clock.advance(1.0)
+            await live.submit(TicketQueued(f"t{n}", "s", 0))
+        for _ in range(200):
+            if live.snapshots == len(taken):
+                break
+            await asyncio.sleep(0.01)  # the last snapshot, taken after its entry's answer
+        # at 50, then once the entries since the last are half the line: 100, 200, 400
+        assert [applied for applied, _ in taken] == [50, 100, 200, 400]
+        assert all(2 * (applied - before) >= waiting for (before, _), (applied, waiting)
+                   in zip([(0, 0), *taken[:-1]], taken, strict=True))
+        before = snapshot(live.core)
+        await live.stop()
+        rebuilt = DispatcherService(client, DispatcherCore, clock, snapshot_every=50)
+        await rebuilt.start()
+        assert snapshot(rebuilt.core) == before and rebuilt.replayed == 0
+        await rebuilt.stop()
+    run(scenario())
 
 
 async def open_queued(journal, n, now_s, vip_tier=0):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.redis.connect import redis_client
-from adapters.redis.pipelined import PipelinedRedis
+from adapters.redis.pipelined import GroupCommit, PipelinedRedis
 from adapters.redis.server import EmbeddedRedis
 
 
@@ -201,3 +201,73 @@ def test_a_client_used_by_one_event_loop_after_another_opens_its_own_connection(
     fast = redis_client(redis_url)
     asyncio.run(fast.set("k", "first loop"))
     assert asyncio.run(fast.get("k")) == b"first loop"  # a new loop: not the old socket
+
+
+def test_group_commit_holds_only_while_held_writes_gather_company():
+    commit = GroupCommit(0.002)
+    # a lone caller: one write in PROBE_EVERY is held, to see whether company has come
+    held = [commit.now() for _ in range(GroupCommit.PROBE_EVERY * 4)]
+    assert sum(held) == 4 and held[GroupCommit.PROBE_EVERY - 1]
+    for _ in range(4):
+        commit.gathered(1)
+    assert sum(commit.now() for _ in range(GroupCommit.PROBE_EVERY)) == 1
+    commit.gathered(8)  # the probe found company: hold every write while it lasts
+    assert all(commit.now() for _ in range(10))
+    for _ in range(10):
+        commit.gathered(1)  # company gone: back to probing
+    assert sum(commit.now() for _ in range(GroupCommit.PROBE_EVERY)) == 1
+    never = GroupCommit(0.0)
+    assert not any(never.now() for _ in range(GroupCommit.PROBE_EVERY * 2))
+
+
+def test_under_load_writes_carry_many_commands_in_order_and_a_lone_caller_is_not_held(
+        redis_url, run):
+    async def scenario():
+        async with opened(redis_url) as fast:
+            await fast.delete("n")
+            replies_of: dict[int, int] = {}
+            issued: list[int] = []
+
+            async def caller(c: int) -> None:
+                for i in range(20):
+                    await asyncio.sleep(0.0002 * ((c * 7 + i) % 5))  # arrivals spread out
+                    issued.append(c * 100 + i)
+                    replies_of[c * 100 + i] = await fast.incr("n")
+
+            writes = fast.fast.writes
+            await asyncio.gather(*(caller(c) for c in range(32)))
+            commit = fast.fast.group_commit
+            # every reply is its own command's, in the order issued on the connection
+            assert [replies_of[k] for k in issued] == list(range(1, 641))
+            assert commit.held > 0 and fast.fast.writes - writes < 640 / 2
+
+            commit.average, held, writes = 1.0, commit.held, fast.fast.writes
+            for i in range(GroupCommit.PROBE_EVERY * 3):
+                assert await fast.incr("n") == 641 + i
+            # alone, each command leaves by itself and only the probes are held
+            assert fast.fast.writes - writes == GroupCommit.PROBE_EVERY * 3
+            assert commit.held - held <= 3
+
+    run(scenario())
+
+
+def test_a_connection_lost_while_a_write_is_held_fails_its_commands(tmp_path, run):
+    async def scenario():
+        server = EmbeddedRedis(tmp_path / "r").start()
+        async with opened(server.url) as fast:
+            await fast.set("k", "v")
+            fast.fast.hold_writes(5.0)  # long enough that only the loss can end the hold
+            fast.fast.group_commit.average = 10.0
+            pending = asyncio.ensure_future(fast.get("k"))
+            await asyncio.sleep(0.05)
+            assert not pending.done() and fast.fast.group_commit.held == 1
+            server.kill()
+            fast.fast._replies.transport.close()
+            with pytest.raises(redis.ConnectionError):
+                await asyncio.wait_for(pending, 2.0)
+            server.start()
+            fast.fast.hold_writes(0.0)
+            assert await fast.get("k") == b"v"
+            server.stop()
+
+    run(scenario())
