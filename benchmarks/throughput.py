@@ -240,9 +240,26 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
     return Gateway(server, port, redis_server, endpoint, client)
 
 
-def _held_writes(client: Any) -> int | None:
-    commit = client.fast.group_commit if client is not None and client.fast else None
-    return None if commit is None else commit.held
+async def _gateway_run(gateway: Gateway, target: str, seconds: float, concurrency: int,
+                       redis_pid: int | None, *, group_commit: bool = True) -> dict[str, Any]:
+    """One ``measured`` run of starts against the gateway, with the writes its Redis
+    connection held for company meanwhile (in-process hosting); ``group_commit=False`` turns
+    that off for this run only."""
+    fast = gateway.client.fast if gateway.client is not None else None
+    if fast is None:
+        return await measured(target, "surgedesk", seconds, concurrency, redis_pid)
+    hold_s = fast.hold_s
+    if not group_commit:
+        fast.hold_writes(0.0)
+    commit = fast.group_commit
+    held = commit.held if commit is not None else 0
+    try:
+        result = await measured(target, "surgedesk", seconds, concurrency, redis_pid)
+    finally:
+        fast.hold_writes(hold_s)
+    if commit is not None and commit is fast.group_commit:  # the same connection throughout
+        result["held_writes"] = commit.held - held
+    return result
 
 
 async def run(seconds: float, concurrency: int, shards: int,
@@ -279,19 +296,9 @@ async def run(seconds: float, concurrency: int, shards: int,
             modes = ["surgedesk", "without_group_commit"] if without_group_commit else [
                 "surgedesk"]
             for mode in modes if n % 2 == 0 else modes[::-1]:
-                hold_s = gateway.client.fast.hold_s if gateway.client is not None else 0.0
-                if mode == "without_group_commit":
-                    gateway.client.fast.hold_writes(0.0)
-                held = _held_writes(gateway.client)
-                try:
-                    measured_round[mode] = await measured(target, "surgedesk", seconds,
-                                                          concurrency, redis_pid)
-                    after = _held_writes(gateway.client)
-                    if held is not None and after is not None:  # held for company meanwhile
-                        measured_round[mode]["held_writes"] = after - held
-                finally:
-                    if gateway.client is not None:
-                        gateway.client.fast.hold_writes(hold_s)
+                measured_round[mode] = await _gateway_run(
+                    gateway, target, seconds, concurrency, redis_pid,
+                    group_commit=mode == "surgedesk")
             measured_round["ratio"] = measured_round["surgedesk"]["per_s"] / echo_result["per_s"]
             if without_group_commit:
                 off = measured_round["without_group_commit"]["per_s"]

@@ -110,7 +110,7 @@ def test_a_script_loads_itself_and_a_pipeline_keeps_per_command_errors(redis_url
     run(scenario())
 
 
-def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(tmp_path, run):
+def test_a_lost_connection_fails_its_commands_held_or_not_and_the_next_one_reconnects(tmp_path, run):
     async def scenario():
         server = EmbeddedRedis(tmp_path / "r").start()
         async with opened(server.url) as fast:
@@ -122,6 +122,20 @@ def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(tmp_pa
                 await fast.get("k")  # still down: refused, not hung
             server.start()
             assert await fast.get("k") == b"v"  # durable, and the client found it again
+            # lost while a write is held for company: its commands fail too
+            fast.fast.hold_writes(5.0)  # long enough that only the loss can end the hold
+            fast.fast.group_commit.average = 10.0
+            held = fast.fast.group_commit.held
+            pending = asyncio.ensure_future(fast.get("k"))
+            await asyncio.sleep(0.05)
+            assert not pending.done() and fast.fast.group_commit.held == held + 1
+            server.kill()
+            fast.fast._replies.transport.close()
+            with pytest.raises(redis.ConnectionError):
+                await asyncio.wait_for(pending, 2.0)
+            server.start()
+            fast.fast.hold_writes(0.0)
+            assert await fast.get("k") == b"v"
             server.stop()
 
     run(scenario())
@@ -250,24 +264,3 @@ def test_under_load_writes_carry_many_commands_in_order_and_a_lone_caller_is_not
 
     run(scenario())
 
-
-def test_a_connection_lost_while_a_write_is_held_fails_its_commands(tmp_path, run):
-    async def scenario():
-        server = EmbeddedRedis(tmp_path / "r").start()
-        async with opened(server.url) as fast:
-            await fast.set("k", "v")
-            fast.fast.hold_writes(5.0)  # long enough that only the loss can end the hold
-            fast.fast.group_commit.average = 10.0
-            pending = asyncio.ensure_future(fast.get("k"))
-            await asyncio.sleep(0.05)
-            assert not pending.done() and fast.fast.group_commit.held == 1
-            server.kill()
-            fast.fast._replies.transport.close()
-            with pytest.raises(redis.ConnectionError):
-                await asyncio.wait_for(pending, 2.0)
-            server.start()
-            fast.fast.hold_writes(0.0)
-            assert await fast.get("k") == b"v"
-            server.stop()
-
-    run(scenario())
