@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from engine.errors import InvalidArgument
+from surgedesk.engine.errors import InvalidArgument
 
 ORIGIN_S = 1_700_000_000.0  # 2023-11-14: keeps scaled times well inside protobuf's range
 

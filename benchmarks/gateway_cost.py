@@ -1,22 +1,22 @@
 """Where a StartConversation's CPU goes in the gateway: the same load against the gateway with
 its layers added one at a time, each run next to the echo server.
 
-    python -m benchmarks.gateway_cost [--seconds 8] [--concurrency 64] [--json out/gateway-cost.json]
+    python -m surgedesk.benchmarks.gateway_cost [--seconds 8] [--concurrency 64] [--json out/gateway-cost.json]
 
 The layers, each measured as CPU per call of the serving process (with in-process hosting:
 the whole engine but Redis), Redis's CPU per call, and the rate:
 
-* **echo** -- :func:`benchmarks.throughput.echo_server`: bytes in, the same bytes out.
+* **echo** -- :func:`surgedesk.benchmarks.throughput.echo_server`: bytes in, the same bytes out.
 * **servicer** -- the generated ``CustomerService`` servicer answering a fixed
   ``StartConversationResponse``: request and response (de)serialized, no engine code.
 * **gate** -- plus the gateway's gate (bearer token, rate limits, admission) and the error
-  mapping of every RPC (:func:`adapters.grpc.server.rpc`).
+  mapping of every RPC (:func:`surgedesk.adapters.grpc.server.rpc`).
 * **answer** -- the real ``StartConversation`` method, answer built from a ticket, with the
   desk replaced by one that answers a fixed ticket view at once.
 * **answer+yield** -- the same, the desk yielding to the event loop once before it answers
   (a durable start suspends once: for the ticket's append, which carries its routing entry).
 * **answer+redis** -- the same, the desk making one Redis round trip (``PING``).
-* **durable** -- the real gateway of :mod:`benchmarks.throughput` (in-process hosting).
+* **durable** -- the real gateway of :mod:`surgedesk.benchmarks.throughput` (in-process hosting).
 
 And, without gRPC at all, **desk alone**: ``Desk.start_conversation`` called by as many
 concurrent callers in this process -- the engine's own CPU per durable start.
@@ -35,14 +35,14 @@ from typing import Any
 
 import grpc
 
-from benchmarks import throughput as tp
+from surgedesk.benchmarks import throughput as tp
 
 
 def _canned_view() -> Any:
-    from adapters.desk.desk import TicketView
-    from engine.dispatcher import DispatcherCore
-    from engine.events import TicketQueued
-    from engine.ticket import OpenTicket, apply, open_ticket
+    from surgedesk.adapters.desk.desk import TicketView
+    from surgedesk.engine.dispatcher import DispatcherCore
+    from surgedesk.engine.events import TicketQueued
+    from surgedesk.engine.ticket import OpenTicket, apply, open_ticket
 
     record: Any = None
     for event in open_ticket(OpenTicket("t-0123456789abcdef0123", "bench-1", "app", "presale",
@@ -71,10 +71,10 @@ class _CannedDesk:
 
 
 async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Server, int]:
-    from adapters.grpc.authorization import Gate
-    from adapters.grpc.server import CustomerService, GenericRegistration, rpc, set_ticket
-    from adapters.identity.tokens import TokenVerifier
-    from adapters.redis.connect import redis_client
+    from surgedesk.adapters.grpc.authorization import Gate
+    from surgedesk.adapters.grpc.server import CustomerService, GenericRegistration, rpc, set_ticket
+    from surgedesk.adapters.identity.tokens import TokenVerifier
+    from surgedesk.adapters.redis.connect import redis_client
     from surgedesk.v1 import customer_pb2, customer_pb2_grpc
 
     wait = layer.partition("+")[2]
@@ -114,10 +114,10 @@ async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[st
     this process and of Redis."""
     import time
 
-    from adapters.desk.desk import Desk
-    from adapters.desk.local import LocalDispatcher, LocalShards
-    from adapters.redis.connect import redis_client
-    from adapters.redis.server import EmbeddedRedis
+    from surgedesk.adapters.desk.desk import Desk
+    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.redis.connect import redis_client
+    from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
     redis_server = EmbeddedRedis(Path(data_dir) / "desk").start()
     try:
@@ -156,13 +156,13 @@ async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[st
 
 
 async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[str, Any]:
-    from adapters.serve import tune_gc
+    from surgedesk.adapters.serve import tune_gc
 
     tune_gc()  # as the gateway runs
     echo, echo_port = await tp.echo_server()
     echo_target = f"127.0.0.1:{echo_port}"
     report: dict[str, Any] = {"seconds": seconds, "concurrency": concurrency, "layers": {}}
-    from adapters.redis.server import EmbeddedRedis
+    from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
     with tempfile.TemporaryDirectory() as data_dir:
         for layer in LAYERS:
@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", default="out/gateway-cost.json")
     args = parser.parse_args(argv)
-    from adapters.serve import run_loop
-    from benchmarks.report import write_report
+    from surgedesk.adapters.serve import run_loop
+    from surgedesk.benchmarks.report import write_report
 
     report = run_loop(run(args.seconds, args.concurrency))
     write_report(report, args.json)

@@ -1,9 +1,9 @@
 """The performance suite, one command:
 
-    python -m benchmarks.performance [--out docs/benchmarks/performance] [--quick]
+    python -m surgedesk.benchmarks.performance [--out docs/benchmarks/performance] [--quick]
 
-1. **Throughput** (:mod:`benchmarks.throughput`): sustained StartConversation and SendMessage
-   per second, durable, against a bare grpc.aio echo server measured in the same run.
+1. **Throughput** (:mod:`surgedesk.benchmarks.throughput`): sustained StartConversation and
+   SendMessage per second, durable, against a bare grpc.aio echo server measured in the same run.
 2. **Latency under the surge**: ``surgedesk surge big-sale --speedup 60``; gRPC p50/p99 per
    method and over time against the load (calls per second).
 3. **Highest arrival rate with dispatch lag p99 under 100 ms**: steady surges at rising arrival
@@ -29,19 +29,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from surgedesk.benchmarks.extras import require
+
 LAG_TARGET_MS = 100.0
 
 
 def throughput(seconds: float) -> dict[str, Any]:
-    from adapters.serve import run_loop
-    from benchmarks import throughput as tp
+    from surgedesk.adapters.serve import run_loop
+    from surgedesk.benchmarks import throughput as tp
 
     return run_loop(tp.run(seconds, 64, 2, "in-process", send=True, rounds=3))
 
 
 def surge_latency(scenario: str, speedup: float, out: Path) -> dict[str, Any]:
     report_path = out.with_name(out.name + "-surge.json")
-    subprocess.run([sys.executable, "-m", "adapters.cli", "surge", scenario, "--speedup",
+    subprocess.run([sys.executable, "-m", "surgedesk", "surge", scenario, "--speedup",
                     f"{speedup:g}", "--json", str(report_path), "--quiet", "--no-plots"],
                    check=False, timeout=1800)
     return json.loads(report_path.read_text())
@@ -82,7 +84,7 @@ def lag_at_rates(rates_per_s: list[float], wall_s: float, speedup: float) -> lis
             path.write_text(STEADY.format(rate=scenario_rate, duration=wall_s * speedup,
                                           agents=agents))
             report_path = Path(tmp) / f"steady-{rate:g}.json"
-            subprocess.run([sys.executable, "-m", "adapters.cli", "surge", str(path),
+            subprocess.run([sys.executable, "-m", "surgedesk", "surge", str(path),
                             "--speedup", f"{speedup:g}", "--json", str(report_path), "--quiet",
                             "--no-plots", "--drain-s", "10"], check=False, timeout=900)
             r = json.loads(report_path.read_text())
@@ -102,8 +104,8 @@ def lag_at_rates(rates_per_s: list[float], wall_s: float, speedup: float) -> lis
 async def _queue_tickets(target: str, secret: bytes, count: int, first: int) -> None:
     import grpc
 
-    from adapters.identity.tokens import bearer_metadata
-    from benchmarks.surge_clients import until_accepted
+    from surgedesk.adapters.identity.tokens import bearer_metadata
+    from surgedesk.benchmarks.surge_clients import until_accepted
     from surgedesk.v1 import common_pb2, customer_pb2, customer_pb2_grpc
 
     md = bearer_metadata(secret, "service", "memory")
@@ -123,8 +125,8 @@ async def _queue_tickets(target: str, secret: bytes, count: int, first: int) -> 
 
 def memory_per_ticket(steps: list[int]) -> dict[str, Any]:
     """Resident memory of the engine (gateway process and its Redis) as tickets queue."""
-    from benchmarks.scenario import load_scenario
-    from benchmarks.surge import OwnEngine, SurgeOptions, process_rss_bytes
+    from surgedesk.benchmarks.scenario import load_scenario
+    from surgedesk.benchmarks.surge import OwnEngine, SurgeOptions, process_rss_bytes
 
     scenario = load_scenario(Path(__file__).parent / "scenarios" / "big-sale.toml")
     engine = OwnEngine(scenario, SurgeOptions(speedup=1.0), "default")
@@ -196,6 +198,7 @@ def plots(result: dict[str, Any], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    require("python -m surgedesk.benchmarks.performance")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/benchmarks/performance")
     parser.add_argument("--quick", action="store_true",

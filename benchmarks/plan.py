@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.scenario import Scenario
-from engine.errors import InvalidArgument
-from engine.planning import servers_needed
+from surgedesk.benchmarks.scenario import Scenario
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.planning import servers_needed
 
 
 @dataclass(frozen=True)

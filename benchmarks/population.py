@@ -9,45 +9,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
 
-from benchmarks.scenario import Scenario, SkillSpec, TransferSpec, WorkOrderSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Customer:
-    customer_id: str
-    skill: str
-    vip_tier: int
-    arrival_s: float
-    handle_s: float
-    patience_s: float  # math.inf: never gives up
-    # After ``follow_after_s`` of handling, the conversation is transferred to (or becomes a
-    # work order for) ``follow_skill``, where it takes ``follow_handle_s`` more.
-    follow_up: str = ""  # "" | "transfer" | "work_order"
-    follow_skill: str = ""
-    follow_after_s: float = 0.0
-    follow_handle_s: float = 0.0
-    priority: str = ""  # work orders: high | medium | low
-
-
-@dataclass(frozen=True, slots=True)
-class AgentPlan:
-    agent_id: str
-    skills: Mapping[str, float]
-    capacity: int
-    from_s: float
-    to_s: float  # math.inf: until the run ends
-
-
-@dataclass(frozen=True)
-class Population:
-    customers: tuple[Customer, ...]
-    agents: tuple[AgentPlan, ...]
-    skills: tuple[str, ...]
-    duration_s: float
-    handle_mean_s: Mapping[str, float]  # what the desk expects (configured AHT per skill)
+from surgedesk.benchmarks.people import AgentPlan, Customer, Population
+from surgedesk.benchmarks.scenario import Scenario, SkillSpec, TransferSpec, WorkOrderSpec
+from surgedesk.benchmarks.trace import trace_population
 
 
 def _with_follow_up(c: Customer, spec: SkillSpec, scenario: Scenario,
@@ -70,8 +35,6 @@ def _with_follow_up(c: Customer, spec: SkillSpec, scenario: Scenario,
 
 def build_population(scenario: Scenario) -> Population:
     if scenario.trace is not None:
-        from benchmarks.trace import trace_population
-
         return trace_population(scenario)
     rng = random.Random(scenario.seed)
     follow_rng = random.Random(scenario.seed + 7919)  # its own stream: base draws stay as they were

@@ -1,15 +1,15 @@
 """CPU per Redis command of the engine's client against redis-py's own, in the same run.
 
-    python -m benchmarks.redis_client [--commands 20000] [--json out/redis-client.json]
+    python -m surgedesk.benchmarks.redis_client [--commands 20000] [--json out/redis-client.json]
 
 An embedded Redis; ``callers`` coroutines (1, 16, 64) each issue ``GET`` / ``XADD`` one at a time
 and await each, as the engine's actors do. Measured: this process's CPU per command (what the
 gateway pays; Redis's own CPU is the same for both) and commands per second, for
 
 * **redis-py** -- ``redis.asyncio.Redis`` on a blocking connection pool, one command per
-  connection checkout (the engine's client before ``adapters/redis/pipelined.py``);
-* **pipelined** -- :func:`adapters.redis.connect.redis_client`: commands back to back on one
-  connection, replies in order.
+  connection checkout (the engine's client before ``adapters/redis/client.py``);
+* **pipelined** -- :func:`surgedesk.adapters.redis.connect.redis_client`: commands back to back on
+  one connection, replies in order.
 
 The ratio redis-py / pipelined is the number to watch; absolute rates move with the machine.
 """
@@ -52,8 +52,8 @@ async def _drive(client: Any, callers: int, commands: int) -> dict[str, float]:
 async def run(commands: int) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
-    from adapters.redis.connect import _DRIVER, redis_client
-    from adapters.redis.server import EmbeddedRedis
+    from surgedesk.adapters.redis.connect import _DRIVER, redis_client
+    from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
     report: dict[str, Any] = {"commands": commands, "rows": []}
     with tempfile.TemporaryDirectory() as data_dir:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commands", type=int, default=20_000)
     parser.add_argument("--json", default="out/redis-client.json")
     args = parser.parse_args(argv)
-    from adapters.serve import run_loop
+    from surgedesk.adapters.serve import run_loop
 
     report = run_loop(run(args.commands))
     out = Path(args.json)

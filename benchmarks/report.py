@@ -1,4 +1,4 @@
-"""Reports (JSON), records (CSV) and plots (PNG) in the shapes BENCHMARKS.md fixes.
+"""Reports (JSON), records (CSV) and plots (PNG) in the shapes docs/FORMATS.md fixes.
 
 Shared by ``surgedesk simulate`` and ``surgedesk surge`` so both speak one format.
 """

@@ -1,6 +1,6 @@
 """Scale curve of the routing core: decisions per second against the number of queued tickets.
 
-    python -m benchmarks.scale [--queued 1000,10000,100000,1000000] [--agents 1000] [--skills 20]
+    python -m surgedesk.benchmarks.scale [--queued 1000,10000,100000,1000000] [--agents 1000] [--skills 20]
 
 A saturated desk: ``agents`` agents with ``capacity`` slots each, every agent holding one primary
 skill (proficiency 1.0) and two secondary ones (0.5), all slots busy, and ``queued`` tickets
@@ -25,8 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.dispatcher import DispatcherCore
-from engine.events import AgentPresenceChanged, ClockTicked, ConversationEnded, TicketQueued
+from surgedesk.benchmarks.extras import require
+from surgedesk.engine.dispatcher import DispatcherCore
+from surgedesk.engine.events import (
+    AgentPresenceChanged,
+    ClockTicked,
+    ConversationEnded,
+    TicketQueued,
+)
 
 
 def build_desk(queued: int, agents: int, skills: int, capacity: int, seed: int,
@@ -154,6 +160,7 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    require("python -m surgedesk.benchmarks.scale")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queued", default="1000,10000,100000,1000000")
     parser.add_argument("--agents", type=int, default=1000)

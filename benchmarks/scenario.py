@@ -1,9 +1,9 @@
-"""Scenario files (TOML) as described in BENCHMARKS.md, parsed strictly.
+"""Scenario files (TOML) as described in docs/FORMATS.md, parsed strictly.
 
 Every key is checked: an unknown key or a bad value raises
-:class:`~engine.errors.InvalidArgument` whose ``field`` is the dotted key
+:class:`~surgedesk.engine.errors.InvalidArgument` whose ``field`` is the dotted key
 (``skills[1].handle_time.cv``), never a silent default. Omitted optional keys take the defaults
-BENCHMARKS.md shows.
+docs/FORMATS.md shows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidArgument
+from surgedesk.engine.errors import InvalidArgument
 
 DISTRIBUTIONS = ("exponential", "lognormal", "fixed")
 

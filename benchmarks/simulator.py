@@ -4,11 +4,12 @@ Who runs this: ``surgedesk simulate``, tests and the benchmark scripts, in one t
 
 A discrete-event loop: arrivals, abandonments, conversation ends, transfers and work orders,
 offer decisions, shift starts and ends, and the dispatcher's own timers (relaxation steps,
-sticky windows, wrap-up, pauses) sit in one heap ordered by virtual time. Each is turned into an :mod:`engine.events` event for :class:`DispatcherCore` -- the very
-object the production dispatcher actor runs -- and its :class:`AssignTicket` commands are carried
-out: the conversation occupies one slot of the agent for the customer's handle time. Every
-customer's ticket also walks the life cycle of :mod:`engine.lifecycle`, so an illegal step
-would raise here exactly as in production.
+sticky windows, wrap-up, pauses) sit in one heap ordered by virtual time. Each is turned into an
+:mod:`surgedesk.engine.events` event for :class:`DispatcherCore` -- the very object the production
+dispatcher actor runs -- and its :class:`AssignTicket` commands are carried out: the conversation
+occupies one slot of the agent for the customer's handle time. Every customer's ticket also walks
+the life cycle of :mod:`surgedesk.engine.lifecycle`, so an illegal step would raise here exactly as
+in production.
 
 The customer is shown the core's estimate when queued (p50/p90); the records keep it to check
 calibration afterwards. Dispatch lag in virtual time is zero by construction (a decision takes
@@ -28,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.population import Population
-from benchmarks.scenario import ProcessSpec
-from engine.dispatcher import DispatcherCore, EstimatorConfig
-from engine.events import (
+from surgedesk.benchmarks.people import Population
+from surgedesk.benchmarks.scenario import ProcessSpec
+from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig
+from surgedesk.engine.events import (
     AgentPresenceChanged,
     AgentShiftEnded,
     ClockTicked,
@@ -43,8 +44,8 @@ from engine.events import (
     TicketQueued,
     TicketRequeued,
 )
-from engine.lifecycle import TicketEvent, TicketState, next_state
-from engine.policies import RoutingPolicy
+from surgedesk.engine.lifecycle import TicketEvent, TicketState, next_state
+from surgedesk.engine.policies import RoutingPolicy
 
 # Event kinds; at equal times, lower kinds go first: capacity is freed before new customers
 # arrive, so a customer arriving at the very instant a slot frees is served.

@@ -13,12 +13,12 @@ Who runs what:
   seconds unchanged), and the scenario's routing policy and service process.
 * **The desk's set-up**, through AdminService like an operator: the scenario's skills with their
   expected handle times, the routing policy, and every agent with its skills and capacity.
-* **The people**, in ``--workers`` processes (:mod:`benchmarks.surge_clients`): the same
-  customers and agents :func:`benchmarks.population.build_population` gives ``simulate``.
+* **The people**, in ``--workers`` processes (:mod:`surgedesk.benchmarks.surge_clients`): the same
+  customers and agents :func:`surgedesk.benchmarks.population.build_population` gives ``simulate``.
 
-The report has the keys of BENCHMARKS.md, computed by the same code as ``simulate``'s
-(:mod:`benchmarks.report`), with scenario times (wall seconds x K); plus ``simulate``: the same
-scenario through the simulator, and ``agreement``: whether the waits agree (within 10% or 5
+The report has the keys of docs/FORMATS.md, computed by the same code as ``simulate``'s
+(:mod:`surgedesk.benchmarks.report`), with scenario times (wall seconds x K); plus ``simulate``: the
+same scenario through the simulator, and ``agreement``: whether the waits agree (within 10% or 5
 scenario seconds). ``dispatch_lag_ms`` is measured by the agents, in wall milliseconds; the
 engine's own histogram is under ``engine``. ``lost`` counts customers whose start the engine
 acknowledged and whose ticket it cannot show afterwards: what must never happen.
@@ -45,12 +45,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.population import Population
-from benchmarks.report import quantile
-from benchmarks.scenario import Scenario
-from benchmarks.simulator import CustomerRecord, TimelinePoint, timeline_bin_s
-from benchmarks.surge_clients import Shared, WorkerPlan, run_worker, until_accepted
-from engine.errors import InvalidArgument
+from surgedesk.benchmarks.people import Population
+from surgedesk.benchmarks.report import quantile
+from surgedesk.benchmarks.scenario import Scenario
+from surgedesk.benchmarks.simulator import CustomerRecord, TimelinePoint, timeline_bin_s
+from surgedesk.benchmarks.surge_clients import Shared, WorkerPlan, run_worker, until_accepted
+from surgedesk.engine.errors import InvalidArgument
 
 WAIT_TOLERANCE = 0.10  # waits agree within 10% of the simulator's ...
 WAIT_TOLERANCE_S = 5.0  # ... or 5 scenario seconds
@@ -107,7 +107,7 @@ wrap_up_s = {proc.wrap_up_s}
         env = dict(os.environ, SURGEDESK_TOKEN_SECRET=self.secret.decode())
         env.pop("REDIS_URL", None)
         env.pop("RAY_ADDRESS", None)
-        cmd = [sys.executable, "-m", "adapters.cli", "serve", "--port", "0", "--metrics-port", "0",
+        cmd = [sys.executable, "-m", "surgedesk", "serve", "--port", "0", "--metrics-port", "0",
                "--data-dir", str(Path(self._dir.name) / "data"), "--config", str(self.desk_file()),
                "--time-scale", f"{self.options.speedup:g}", "--hosting", self.options.hosting]
         # The engine's output goes to a file: a pipe nobody drains would stall the engine.
@@ -156,7 +156,7 @@ async def configure_desk(target: str, secret: bytes, population: Population, pol
     """Skills (expected handle times), the routing policy and the agents, as an operator would."""
     import grpc
 
-    from adapters.identity.tokens import bearer_metadata
+    from surgedesk.adapters.identity.tokens import bearer_metadata
     from surgedesk.v1 import admin_pb2, admin_pb2_grpc
 
     md = bearer_metadata(secret, "admin", "surge")
@@ -186,7 +186,7 @@ async def engine_knows(target: str, secret: bytes, customer_ids: Sequence[str]) 
     """The customers whose ticket the engine can show (GetHistory, as their frontend)."""
     import grpc
 
-    from adapters.identity.tokens import bearer_metadata
+    from surgedesk.adapters.identity.tokens import bearer_metadata
     from surgedesk.v1 import customer_pb2, customer_pb2_grpc
 
     md = bearer_metadata(secret, "service", "surge-audit")
@@ -302,7 +302,7 @@ def engine_usage(samples: list[tuple[float, float, int, float]], duration_s: flo
 def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
               progress: Callable[[float, float], None] | None = None) -> dict[str, Any]:
     """Run the people against the engine; return records, timeline and measurements."""
-    from engine.policies import policy_named
+    from surgedesk.engine.policies import policy_named
 
     if scenario.process.offer_timeout_s > 0:
         raise InvalidArgument("process.offer_timeout_s",

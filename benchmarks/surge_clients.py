@@ -40,7 +40,7 @@ from typing import Any
 
 import grpc
 
-from benchmarks.population import AgentPlan, Customer
+from surgedesk.benchmarks.people import AgentPlan, Customer
 
 RETRY = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                    grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -170,7 +170,7 @@ class Worker:
         return self.plan.t0 + scenario_s / self.plan.speedup
 
     def token(self, role: str, subject: str) -> tuple[tuple[str, str], ...]:
-        from adapters.identity.tokens import bearer_metadata
+        from surgedesk.adapters.identity.tokens import bearer_metadata
 
         return bearer_metadata(self.plan.secret, role, subject, 6 * 3600)
 

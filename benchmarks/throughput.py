@@ -1,7 +1,7 @@
 """StartConversation (and, with ``--send``, SendMessage) throughput, end to end and durable,
 against a bare grpc.aio echo server.
 
-    python -m benchmarks.throughput [--seconds 10] [--concurrency 64] [--send] [--rounds 3]
+    python -m surgedesk.benchmarks.throughput [--seconds 10] [--concurrency 64] [--send] [--rounds 3]
                                     [--hosting ray|in-process] [--without-group-commit]
                                     [--json out/throughput.json]
 
@@ -54,7 +54,7 @@ BENCH_SECRET = b"throughput-benchmark-secret-0123456789ab"
 
 
 def _metadata() -> tuple[tuple[str, str], ...]:
-    from adapters.identity.tokens import bearer_metadata
+    from surgedesk.adapters.identity.tokens import bearer_metadata
 
     return bearer_metadata(BENCH_SECRET, "service", "bench")
 
@@ -205,17 +205,17 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
     endpoint and gRPC metrics)."""
     import ray
 
-    from adapters.desk.desk import Desk
-    from adapters.desk.local import LocalDispatcher, LocalShards
-    from adapters.grpc.authorization import Gate
-    from adapters.grpc.server import build_server
-    from adapters.identity.tokens import TokenVerifier
-    from adapters.metrics.exposition import serve_metrics
-    from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
-    from adapters.ray.shards import ShardClient, ShardHost
-    from adapters.redis.connect import redis_client
-    from adapters.redis.server import EmbeddedRedis
-    from adapters.serve import tune_gc
+    from surgedesk.adapters.desk.desk import Desk
+    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.grpc.authorization import Gate
+    from surgedesk.adapters.grpc.server import build_server
+    from surgedesk.adapters.identity.tokens import TokenVerifier
+    from surgedesk.adapters.metrics.exposition import serve_metrics
+    from surgedesk.adapters.ray.dispatcher import DispatcherClient, DispatcherHost
+    from surgedesk.adapters.ray.shards import ShardClient, ShardHost
+    from surgedesk.adapters.redis.connect import redis_client
+    from surgedesk.adapters.redis.embedded import EmbeddedRedis
+    from surgedesk.adapters.serve import tune_gc
 
     redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
     if hosting == "in-process":
@@ -271,7 +271,7 @@ async def run(seconds: float, concurrency: int, shards: int,
     drifts between runs, and a round's two runs are close in time.
 
     ``without_group_commit`` (in-process hosting): each round also measures the gateway with
-    its Redis connection's group commit off (:class:`adapters.redis.pipelined.GroupCommit`),
+    its Redis connection's group commit off (:class:`surgedesk.adapters.redis.client.GroupCommit`),
     before or after the usual run in alternate rounds; the report adds that ratio's median and
     the median of the rounds' gains (with / without)."""
     if hosting == "ray":
@@ -354,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                              "off (in-process hosting)")
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args(argv)
-    from adapters.serve import run_loop
-    from benchmarks.report import write_report
+    from surgedesk.adapters.serve import run_loop
+    from surgedesk.benchmarks.report import write_report
 
     report = run_loop(run(args.seconds, args.concurrency, args.shards, args.hosting, args.send,
                           args.rounds, args.without_group_commit))

@@ -1,4 +1,4 @@
-"""Replay of a real call-centre log (format ``anonymous-bank``, see shared/data/README.md).
+"""Replay of a real call-centre log (format ``anonymous-bank``, described in data/README.md).
 
 Each call that reached the queue becomes a customer arriving at ``q_start``: skill from ``type``,
 VIP tier from ``priority``, handle time from ``ser_time``, and patience from ``q_time`` for calls
@@ -22,9 +22,9 @@ import random
 from collections import defaultdict
 from datetime import date
 
-from benchmarks.population import AgentPlan, Customer, Population
-from benchmarks.scenario import Scenario
-from engine.errors import InvalidArgument
+from surgedesk.benchmarks.people import AgentPlan, Customer, Population
+from surgedesk.benchmarks.scenario import Scenario
+from surgedesk.engine.errors import InvalidArgument
 
 COLUMNS = ("priority", "type", "date", "q_start", "q_time", "outcome", "ser_start", "ser_exit",
            "ser_time", "server")

@@ -13,15 +13,15 @@ An entity is addressed by id. The first message to an id *activates* it: the beh
 Messages are handled one at a time, in arrival order, by ``receive``, which returns the new
 state and the reply; a message that raises gets the error as its reply and leaves the state as
 it was. An entity with an empty mailbox owns no task and no queue: an idle entity costs its state
-and about 150 bytes (`tests/unit/test_actors.py` measures it).
+and a small, fixed record (`tests/unit/test_actors.py` bounds it).
 An entity is *passivated* (dropped from memory; its state lives in the store) right after a
 message leaves it ``finished`` or after a failure that left its state to be reloaded (nothing
 in memory is worth keeping then), or by :meth:`ActorHost.passivate_idle` once it has been idle
 for ``idle_after_s``. When the host stops, every request still in a mailbox fails with
-:class:`~engine.errors.ActorStopped` instead of hanging (as in pykka).
+:class:`~surgedesk.engine.errors.ActorStopped` instead of hanging (as in pykka).
 
 Mailboxes are bounded: past ``mailbox_limit`` waiting messages, a new one is refused with
-:class:`~engine.errors.Overloaded` rather than growing memory without bound.
+:class:`~surgedesk.engine.errors.Overloaded` rather than growing memory without bound.
 
 Costs: ask/tell O(1) plus the behaviour's own work; passivate_idle O(active entities).
 """
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from engine.errors import ActorStopped, CallerError, Overloaded
+from surgedesk.engine.errors import ActorStopped, CallerError, Overloaded
 
 S = TypeVar("S")
 

@@ -1,7 +1,7 @@
 """One agent as an event-sourced aggregate: its profile (skills, capacity) and its presence.
 
 Who runs this: the agent actor that owns the agent (one at a time, serially), and anything that
-rebuilds an agent from its journal. Same shape as :mod:`engine.ticket`: ``decide`` turns a
+rebuilds an agent from its journal. Same shape as :mod:`surgedesk.engine.ticket`: ``decide`` turns a
 command into events or refuses it, ``apply`` folds events into the record. A command that would
 change nothing causes no event, so a retried call is harmless. Which conversations an agent
 holds is the dispatcher's business (its capacity index), not the agent's record.
@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from engine.errors import InvalidArgument, NotFound
+from surgedesk.engine.errors import InvalidArgument, NotFound
 
 PRESENCES = ("online", "away", "offline")
 MAX_CAPACITY = 50

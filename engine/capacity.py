@@ -4,10 +4,10 @@ Who runs this: the dispatcher, single-threaded; the dispatcher core is its only 
 
 An agent holds up to ``capacity`` concurrent conversations. An agent that is available and has a
 free slot is *listed* once for each of its skills, in the index of the lowest relaxation ring in
-which its proficiency qualifies (see :class:`~engine.policies.RelaxationSteps`), ordered by the
-:class:`~engine.policies.AgentSelection` key. Finding the best agent for a ticket in ring ``R``
-peeks at the heads of rings ``0..R`` -- O(R), a handful. Listing changes (assign, free,
-presence) cost O(k log a) for an agent with k skills among a listed agents.
+which its proficiency qualifies (see :class:`~surgedesk.engine.policies.RelaxationSteps`), ordered
+by the :class:`~surgedesk.engine.policies.AgentSelection` key. Finding the best agent for a ticket
+in ring ``R`` peeks at the heads of rings ``0..R`` -- O(R), a handful. Listing changes (assign,
+free, presence) cost O(k log a) for an agent with k skills among a listed agents.
 
 The index also keeps the per-skill totals the estimator needs (busy slots, serving slots,
 agents), updated incrementally in O(k).
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
-from engine.errors import InvalidArgument, NotFound
-from engine.policies import AgentSelection, RelaxationSteps
+from surgedesk.engine.errors import InvalidArgument, NotFound
+from surgedesk.engine.policies import AgentSelection, RelaxationSteps
 
 AgentKey = tuple[float, float, float, int]
 

@@ -5,9 +5,9 @@ benchmarks -- the same object, single-threaded, fed by :meth:`DispatcherCore.han
 
 Theory of operation
 -------------------
-Tickets and agents tell the core facts (:mod:`engine.events`); the core answers with
-:class:`~engine.events.AssignTicket` commands. It never does I/O and never reads a clock: every
-call brings ``now_s``, which must not go backwards.
+Tickets and agents tell the core facts (:mod:`surgedesk.engine.events`); the core answers with
+:class:`~surgedesk.engine.events.AssignTicket` commands. It never does I/O and never reads a clock:
+every call brings ``now_s``, which must not go backwards.
 
 * Each skill has one line (:class:`TicketQueue`) ordered by the priority key ``(class, due,
   seq)``. Within a class the due time is the arrival time, so a class's head is also its
@@ -24,12 +24,12 @@ call brings ``now_s``, which must not go backwards.
   on freed capacity it picks, for that agent, the preferred ticket if any, else the best ticket
   it qualifies for across its skills.
 * Timers live in one heap with lazy deletion and run at the start of every :meth:`handle` call;
-  :meth:`next_wakeup_s` tells the driver when to send a :class:`~engine.events.ClockTicked`.
-  A sticky window closing is a timer of its ticket. A relaxation step coming due matters only
-  to an agent that is already idle (a busy agent checks the waits when it frees up), so there
-  is no timer per ticket: while an agent idles that qualifies for a skill only from a later
-  ring, the skill has one *wake* timer, set for the moment the next class head reaches a new
-  ring. A saturated desk runs no relaxation timers at all.
+  :meth:`next_wakeup_s` tells the driver when to send a
+  :class:`~surgedesk.engine.events.ClockTicked`. A sticky window closing is a timer of its ticket. A
+  relaxation step coming due matters only to an agent that is already idle (a busy agent checks the
+  waits when it frees up), so there is no timer per ticket: while an agent idles that qualifies for
+  a skill only from a later ring, the skill has one *wake* timer, set for the moment the next class
+  head reaches a new ring. A saturated desk runs no relaxation timers at all.
 
 Guarantees, checked by :meth:`check_invariants` and the property tests: a ticket is assigned at
 most once and never to two agents; an agent never gets a ticket without a free slot; no
@@ -48,10 +48,16 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from engine.capacity import AgentState, CapacityIndex, validate_agent
-from engine.errors import AgentUnavailable, AlreadyExists, InvalidArgument, NotHeld, NotWaiting
-from engine.estimator import SkillFlow, WaitEstimate, estimate_wait
-from engine.events import (
+from surgedesk.engine.capacity import AgentState, CapacityIndex, validate_agent
+from surgedesk.engine.errors import (
+    AgentUnavailable,
+    AlreadyExists,
+    InvalidArgument,
+    NotHeld,
+    NotWaiting,
+)
+from surgedesk.engine.estimator import SkillFlow, WaitEstimate, estimate_wait
+from surgedesk.engine.events import (
     AgentPresenceChanged,
     AgentShiftEnded,
     AssignTicket,
@@ -67,8 +73,8 @@ from engine.events import (
     TicketQueued,
     TicketRequeued,
 )
-from engine.policies import AgentSelection, RelaxationSteps, RoutingPolicy, StickyPolicy
-from engine.queues import TicketQueue, pack_key
+from surgedesk.engine.policies import AgentSelection, RelaxationSteps, RoutingPolicy, StickyPolicy
+from surgedesk.engine.queues import TicketQueue, pack_key
 
 _WAKE_TIMER = 0  # ident: a skill
 _PREFER_TIMER = 1  # ident: a ticket
@@ -78,7 +84,7 @@ _PAUSE_TIMER = 3  # ident: an agent whose pause after a declined offer ends
 
 @dataclass(frozen=True, slots=True)
 class EstimatorConfig:
-    """How the core measures flow for estimates (see :mod:`engine.estimator`)."""
+    """How the core measures flow for estimates (see :mod:`surgedesk.engine.estimator`)."""
 
     tau_s: float = 300.0  # forgetting time constant of the measured rates
     prior_handle_s: float = 300.0  # expected handle time before any conversation has ended
@@ -91,7 +97,7 @@ class WaitingTicket:
     ticket_id: str
     skill: str
     vip_tier: int
-    key: int  # packed queue key (engine.queues.pack_key)
+    key: int  # packed queue key (surgedesk.engine.queues.pack_key)
     arrival_s: float
     queued_s: float
     preferred_agent_id: str | None = None
@@ -166,8 +172,8 @@ class DispatcherCore:
     def handle(self, event: Event, now_s: float) -> list[Command]:
         """Apply one event at time ``now_s``; return the resulting assignments.
 
-        Due timers run first. On a bad event this raises an :mod:`engine.errors` error and the
-        event changes nothing; the timers have run all the same (they depend on time alone), and
+        Due timers run first. On a bad event this raises an :mod:`surgedesk.engine.errors` error and
+        the event changes nothing; the timers have run all the same (they depend on time alone), and
         the assignments they made are not lost: they are returned by the next call.
         """
         if not math.isfinite(now_s):

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A ticket is one customer conversation. It is in exactly one of six states (DESIGN.md):
+A ticket is one customer conversation. It is in exactly one of six states (docs/DESIGN.md):
 
 * ``QUEUED`` -- waiting for an agent.
 * ``AWAITING_AGENT`` -- the customer spoke last; the assigned agent owes a reply.
@@ -13,9 +13,9 @@ A ticket is one customer conversation. It is in exactly one of six states (DESIG
 
 Everything that can happen to a ticket is a :class:`TicketEvent`. :data:`TRANSITIONS` is the
 whole rule book: a ``(state, event) -> state`` lookup table. :func:`next_state` consults it and
-raises :class:`~engine.errors.IllegalTransition` for a pair that is not in the table, leaving the
-caller's state untouched (the function returns a new state; it never mutates). There is no I/O
-here and no clock: timers (silence, confirmation timeout) are decided elsewhere and arrive as
+raises :class:`~surgedesk.engine.errors.IllegalTransition` for a pair that is not in the table,
+leaving the caller's state untouched (the function returns a new state; it never mutates). There is
+no I/O here and no clock: timers (silence, confirmation timeout) are decided elsewhere and arrive as
 events.
 
 Both end states are terminal: a message after a close opens a *new* ticket that carries the
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 
-from engine.errors import IllegalTransition
+from surgedesk.engine.errors import IllegalTransition
 
 
 class TicketState(enum.Enum):

@@ -1,8 +1,8 @@
 """What a ticket's events count for: outcomes, alarms, breaches, ratings, queue waits.
 
 Who runs this: the ticket actor, which stores these increments in the same atomic step that
-journals the events (:mod:`adapters.redis.journal`), so a counter moves exactly once per event
-however often a shard host restarts; the metrics endpoint reads the totals.
+journals the events (:mod:`surgedesk.adapters.redis.journal`), so a counter moves exactly once per
+event however often a shard host restarts; the metrics endpoint reads the totals.
 
 ``counts(before, events, after)`` is pure: ``[(metric, labels, amount)]``. Metric names are the
 Prometheus names without the ``surgedesk_`` prefix; the queue-wait histogram is kept as
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 
-from engine.ticket import (
+from surgedesk.engine.ticket import (
     Event,
     MessagePosted,
     NoticeSent,

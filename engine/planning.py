@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.errors import InvalidArgument
+from surgedesk.engine.errors import InvalidArgument
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.errors import InvalidArgument
-from engine.queues import QueueKey, pack_key
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.queues import QueueKey, pack_key
 
 _TOLERANCE_S = 1e-9
 
@@ -44,7 +44,8 @@ class PriorityPolicy:
         return (-vip_tier, due_s, seq)
 
     def packed_key(self, vip_tier: int, arrival_s: float, deadline_s: float | None, seq: int) -> int:
-        """:meth:`key`, packed into one int for the queues (:func:`engine.queues.pack_key`)."""
+        """:meth:`key`, packed into one int for the queues
+        (:func:`surgedesk.engine.queues.pack_key`)."""
         return pack_key(self.key(vip_tier, arrival_s, deadline_s, seq))
 
 

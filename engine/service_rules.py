@@ -1,10 +1,10 @@
 """The thresholds of the service process: every timer of a ticket's life, as configuration.
 
-Who reads this: ticket actors (to know when a ticket's next timer is due, :mod:`engine.ticket`),
-the desk (offers, wrap-up, work orders), the simulator, and ``surgedesk serve``'s config file
-(section ``[service]``). A threshold of 0 switches its rule off.
+Who reads this: ticket actors (to know when a ticket's next timer is due,
+:mod:`surgedesk.engine.ticket`), the desk (offers, wrap-up, work orders), the simulator, and
+``surgedesk serve``'s config file (section ``[service]``). A threshold of 0 switches its rule off.
 
-| field | rule (DESIGN.md, "The ticket's life") |
+| field | rule (docs/DESIGN.md, "The ticket's life") |
 |---|---|
 | ``slow_reply_alarm_s`` | AWAITING_AGENT this long: alarm to the agent and the supervisors |
 | ``slow_reply_reroute_s`` | AWAITING_AGENT this long: the ticket goes back to its line |
@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import InvalidArgument
+from surgedesk.engine.errors import InvalidArgument
 
 WORK_ORDER_PRIORITIES = ("high", "medium", "low")
 _DEFAULT_SLA = {"high": 2 * 3600.0, "medium": 4 * 3600.0, "low": 8 * 3600.0}

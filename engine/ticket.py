@@ -6,12 +6,12 @@ that rebuilds a ticket from its journal.
 Theory of operation
 -------------------
 ``decide(record, command, now_s)`` checks a command against the ticket as it is and returns the
-events it causes, or raises an :mod:`engine.errors` error and causes nothing. ``apply(record,
-event)`` folds one event into the record and never fails on an event that ``decide`` produced.
-The journal stores events, not records: the events *are* the ticket's history, the watch
+events it causes, or raises an :mod:`surgedesk.engine.errors` error and causes nothing.
+``apply(record, event)`` folds one event into the record and never fails on an event that ``decide``
+produced. The journal stores events, not records: the events *are* the ticket's history, the watch
 stream a customer follows, and -- replayed through ``apply`` -- the way a ticket is rebuilt
-after a crash. State changes follow :mod:`engine.lifecycle`'s table; every state change is an
-explicit :class:`StateMoved` event naming the life-cycle event that caused it.
+after a crash. State changes follow :mod:`surgedesk.engine.lifecycle`'s table; every state change is
+an explicit :class:`StateMoved` event naming the life-cycle event that caused it.
 
 Retried commands are harmless: a message with an idempotency key already seen causes no event
 (the caller answers with the original message), and assigning the agent a ticket already has
@@ -24,9 +24,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
-from engine.lifecycle import TicketEvent, TicketState, next_state
-from engine.service_rules import ServiceRules
+from surgedesk.engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
+from surgedesk.engine.lifecycle import TicketEvent, TicketState, next_state
+from surgedesk.engine.service_rules import ServiceRules
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_CHARS = 128
@@ -70,7 +70,7 @@ class TicketAssigned:
 class StateMoved:
     from_state: str
     to_state: str
-    cause: str  # the engine.lifecycle.TicketEvent name
+    cause: str  # the surgedesk.engine.lifecycle.TicketEvent name
     reason: str
     at_s: float
 

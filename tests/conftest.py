@@ -5,7 +5,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
-from adapters.redis.server import EmbeddedRedis
+from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
 settings.register_profile(
     "ci", max_examples=150, deadline=None, print_blob=True,

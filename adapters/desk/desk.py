@@ -13,15 +13,16 @@ Order of effects, so that nothing is lost and nothing is assigned twice:
   shift hand-over, the line after a transfer to a skill) is journaled by the dispatcher first
   and then delivered to the ticket, which accepts the dispatcher's word on who holds it.
 * Each ticket event reaches the watch streams of the agents concerned in the same atomic step
-  as its journal entry (:mod:`adapters.redis.ticket_actor`).
+  as its journal entry (:mod:`surgedesk.adapters.redis.ticket_actor`).
 
 A crash between the two steps leaves the dispatcher and a ticket disagreeing on who holds it;
 :meth:`Desk.reconcile` settles each such case on restart. An assignment that arrives after the
 customer left frees the slot again.
 
 Timers (silence, slow replies, confirmation, queue cap and warning, offers, work-order SLAs)
-are in Redis beside the tickets (:data:`adapters.redis.journal.TIMERS_KEY`): :meth:`run_timers`
-asks each ticket whose timer is due to fire it and then carries out what followed.
+are in Redis beside the tickets (:data:`surgedesk.adapters.redis.journal.TIMERS_KEY`):
+:meth:`run_timers` asks each ticket whose timer is due to fire it and then carries out what
+followed.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from typing import Any
 import msgpack
 import redis.asyncio as aioredis
 
-from adapters.redis.agent_actor import PRESENCE_KEY
-from adapters.redis.journal import (
+from surgedesk.adapters.redis.agent_actor import PRESENCE_KEY
+from surgedesk.adapters.redis.journal import (
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
     JournalEntry,
@@ -52,10 +53,10 @@ from adapters.redis.journal import (
     decode,
     stream_key,
 )
-from adapters.redis.stream_hub import StreamHub
-from adapters.redis.ticket_actor import CheckTimers, OpenQueued, ReadTicket, TicketReply
-from adapters.transient import is_transient
-from engine.agent import (
+from surgedesk.adapters.redis.stream_hub import StreamHub
+from surgedesk.adapters.redis.ticket_actor import CheckTimers, OpenQueued, ReadTicket, TicketReply
+from surgedesk.adapters.transient_errors import is_transient
+from surgedesk.engine.agent import (
     AgentRecord,
     ChangePresence,
     PresenceChanged,
@@ -63,8 +64,8 @@ from engine.agent import (
     ReadAgent,
     RecordOffer,
 )
-from engine.dispatcher import QueueStatus
-from engine.errors import (
+from surgedesk.engine.dispatcher import QueueStatus
+from surgedesk.engine.errors import (
     AlreadyExists,
     IllegalTransition,
     InvalidArgument,
@@ -73,7 +74,7 @@ from engine.errors import (
     NotWaiting,
     SurgedeskError,
 )
-from engine.events import (
+from surgedesk.engine.events import (
     AgentPresenceChanged,
     AgentShiftEnded,
     AssignTicket,
@@ -87,15 +88,15 @@ from engine.events import (
     TicketQueued,
     TicketRequeued,
 )
-from engine.policies import (
+from surgedesk.engine.policies import (
     AgentSelection,
     RelaxationSteps,
     RoutingPolicy,
     StickyPolicy,
     policy_named,
 )
-from engine.service_rules import WORK_ORDER_PRIORITIES, ServiceRules
-from engine.ticket import (
+from surgedesk.engine.service_rules import WORK_ORDER_PRIORITIES, ServiceRules
+from surgedesk.engine.ticket import (
     MAX_ID_CHARS,
     AcceptOffer,
     AssignAgent,
@@ -232,7 +233,7 @@ class Desk:
         return out
 
     async def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Totals of what tickets counted for (:mod:`engine.outcomes`), from Redis."""
+        """Totals of what tickets counted for (:mod:`surgedesk.engine.outcomes`), from Redis."""
         return await self.journal.counters()
 
     async def set_presence(self, agent_id: str, presence: str, capacity: int = 0) -> AgentProfile:
@@ -719,7 +720,7 @@ class Desk:
         """Every event after ``cursor``, then live ones, until the consumer stops. With
         ``idle``, ``None`` after each ``block_ms`` that brought nothing (time to look around).
         Live events come through the gateway's one reader of the journal's feed
-        (:mod:`adapters.redis.stream_hub`)."""
+        (:mod:`surgedesk.adapters.redis.stream_hub`)."""
         sub = await self.hub.subscribe(stream_key(ticket_id), cursor)
         try:
             while True:

@@ -1,8 +1,8 @@
 """In-process hosting: shards and dispatcher on the caller's own event loop.
 
-The same interfaces as :class:`adapters.ray.shards.ShardClient` and
-:class:`adapters.ray.dispatcher.DispatcherClient`, without Ray: for tests that exercise the
-desk's flows, and for a single-process engine. Give both the gateway's own Redis ``client``:
+The same interfaces as :class:`surgedesk.adapters.ray.shards.ShardClient` and
+:class:`surgedesk.adapters.ray.dispatcher.DispatcherClient`, without Ray: for tests that exercise
+the desk's flows, and for a single-process engine. Give both the gateway's own Redis ``client``:
 then the process's commands share one connection, and the commands of one event-loop turn
 leave in one write whichever part issued them.
 """
@@ -12,16 +12,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adapters.redis.agent_actor import AgentBehaviour
-from adapters.redis.connect import redis_client
-from adapters.redis.dispatch_journal import DispatcherService, RoutingEntry
-from adapters.redis.journal import TicketJournal
-from adapters.redis.ticket_actor import TicketBehaviour
-from engine.actors import ActorHost
-from engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
-from engine.events import ClockTicked, Event, TicketQueued
-from engine.policies import RoutingPolicy
-from engine.service_rules import ServiceRules
+from surgedesk.adapters.redis.agent_actor import AgentBehaviour
+from surgedesk.adapters.redis.connect import redis_client
+from surgedesk.adapters.redis.dispatch_journal import DispatcherService, RoutingEntry
+from surgedesk.adapters.redis.journal import TicketJournal
+from surgedesk.adapters.redis.ticket_actor import TicketBehaviour
+from surgedesk.engine.actors import ActorHost
+from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
+from surgedesk.engine.events import ClockTicked, Event, TicketQueued
+from surgedesk.engine.policies import RoutingPolicy
+from surgedesk.engine.service_rules import ServiceRules
 
 
 class LocalShards:

@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.grpc.limits import Admission, Limits, RateLimiter
-from adapters.identity.tokens import MAX_SUBJECT_CHARS, TokenVerifier
-from engine.errors import InvalidArgument, Overloaded, PermissionDenied, Unauthenticated
-from engine.ticket import TicketRecord
+from surgedesk.adapters.grpc.limits import Admission, Limits, RateLimiter
+from surgedesk.adapters.identity.tokens import MAX_SUBJECT_CHARS, TokenVerifier
+from surgedesk.engine.errors import InvalidArgument, Overloaded, PermissionDenied, Unauthenticated
+from surgedesk.engine.ticket import TicketRecord
 
 ON_BEHALF_OF = "x-on-behalf-of"
 

@@ -1,7 +1,7 @@
 """Engine errors to gRPC status codes: the one table, with an explicit fallback.
 
-Every class of :mod:`engine.errors` appears in :data:`STATUS_OF` (a test walks the module to
-make sure). Lookup follows the class's method resolution order, so a new subclass inherits its
+Every class of :mod:`surgedesk.engine.errors` appears in :data:`STATUS_OF` (a test walks the module
+to make sure). Lookup follows the class's method resolution order, so a new subclass inherits its
 family's code until it gets a row of its own. Storage or actors being away (Redis restarting,
 a Ray actor being restarted) is UNAVAILABLE: retry. Anything else that is not an engine error
 is a bug: it becomes ``INTERNAL`` with a message that hides the internals, never ``UNKNOWN``.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import grpc
 
-from adapters.transient import is_transient
-from engine import errors
+from surgedesk.adapters.transient_errors import is_transient
+from surgedesk.engine import errors
 
 STATUS_OF: dict[type[errors.SurgedeskError], grpc.StatusCode] = {
     errors.SurgedeskError: grpc.StatusCode.INTERNAL,
@@ -22,7 +22,7 @@ STATUS_OF: dict[type[errors.SurgedeskError], grpc.StatusCode] = {
     errors.IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    # API.md declares the codes clients handle; a race lost to another change is a
+    # docs/API.md declares the codes clients handle; a race lost to another change is a
     # precondition that no longer holds: re-read, then decide again.
     errors.WorldChangedError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.NotWaiting: grpc.StatusCode.FAILED_PRECONDITION,

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.errors import InvalidArgument, Overloaded
+from surgedesk.engine.errors import InvalidArgument, Overloaded
 
 
 @dataclass(frozen=True)

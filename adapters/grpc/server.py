@@ -3,14 +3,15 @@
 Who runs this: the ``surgedesk serve`` process, on one asyncio loop (grpc.aio).
 
 Each RPC converts the request into desk calls and the result into protobuf. Every error goes
-through :func:`adapters.grpc.errors.status_of` -- one table, an explicit fallback -- so a client
-never sees UNKNOWN. Health (``grpc.health.v1.Health``) and server reflection answer without a
+through :func:`surgedesk.adapters.grpc.errors.status_of` -- one table, an explicit fallback -- so a
+client never sees UNKNOWN. Health (``grpc.health.v1.Health``) and server reflection answer without a
 token; reflection can be switched off.
 
-Every other call carries ``authorization: Bearer <token>``; :mod:`adapters.grpc.authorization`
-names the caller and holds the rules, :mod:`adapters.grpc.limits` the rate limits and the
-bounds on calls in flight. ``WatchAssignments`` streams copies of the events of every ticket the agent
-holds, is offered, is consulted on, or (supervisors) is alarmed about.
+Every other call carries ``authorization: Bearer <token>``;
+:mod:`surgedesk.adapters.grpc.authorization` names the caller and holds the rules,
+:mod:`surgedesk.adapters.grpc.limits` the rate limits and the bounds on calls in flight.
+``WatchAssignments`` streams copies of the events of every ticket the agent holds, is offered, is
+consulted on, or (supervisors) is alarmed about.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
-from adapters.grpc.authorization import Caller, Gate
-from adapters.grpc.errors import status_of
-from adapters.metrics.grpc_metrics import GrpcMetrics
-from engine.dispatcher import QueueStatus
-from engine.errors import InvalidArgument
-from engine.planning import MAX_OFFERED_LOAD, servers_needed
-from engine.ticket import MessagePosted, TicketRecord
+from surgedesk.adapters.desk.desk import AgentProfile, Desk, SkillProfile, TicketView
+from surgedesk.adapters.grpc.authorization import Caller, Gate
+from surgedesk.adapters.grpc.errors import status_of
+from surgedesk.adapters.metrics.grpc_metrics import GrpcMetrics
+from surgedesk.engine.dispatcher import QueueStatus
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.planning import MAX_OFFERED_LOAD, servers_needed
+from surgedesk.engine.ticket import MessagePosted, TicketRecord
 from surgedesk.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -638,11 +639,10 @@ class GenericRegistration:
     generic handler.
 
     grpc.aio's server keeps one pending request per registered method and waits on all of
-    them (``asyncio.wait``) for every call it accepts: with this API's methods, health and
-    reflection, some thirty futures subscribed and unsubscribed per call, a few percent of a
-    call's CPU. A generic handler is served from one pending request, as the echo server of
-    :mod:`benchmarks.throughput` is. And handlers wrapped here need no server interceptor,
-    whose chain of coroutines grpc.aio runs on every call."""
+    them (``asyncio.wait``) for every call it accepts: one future subscribed and unsubscribed
+    per registered method, on every call. A generic handler is served from one pending request, as
+    the echo server of :mod:`surgedesk.benchmarks.throughput` is. And handlers wrapped here need no
+    server interceptor, whose chain of coroutines grpc.aio runs on every call."""
 
     def __init__(self, server: grpc.aio.Server, instrument: Callable[
             [str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] | None = None) -> None:
@@ -701,8 +701,8 @@ async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: b
                        ) -> tuple[grpc.aio.Server, int]:
     """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port.
 
-    ``metrics`` (see :mod:`adapters.metrics.exposition`) count and time every call.
-    ``credentials`` (see :mod:`adapters.grpc.tls`) serve TLS or mutual TLS on the port.
+    ``metrics`` (see :mod:`surgedesk.adapters.metrics.exposition`) count and time every call.
+    ``credentials`` (see :mod:`surgedesk.adapters.grpc.tls`) serve TLS or mutual TLS on the port.
     """
     server = grpc.aio.server(options=server_options(gate))
     # one pending request, not one per method; each handler measured once, not per call

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from engine.errors import InvalidArgument
+from surgedesk.engine.errors import InvalidArgument
 
 
 def _pem(field: str, path: str) -> bytes:

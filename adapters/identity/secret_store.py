@@ -13,8 +13,8 @@ import os
 import secrets
 from pathlib import Path
 
-from adapters.identity.tokens import MIN_SECRET_BYTES
-from engine.errors import InvalidArgument
+from surgedesk.adapters.identity.tokens import MIN_SECRET_BYTES
+from surgedesk.engine.errors import InvalidArgument
 
 ENV_VAR = "SURGEDESK_TOKEN_SECRET"
 FILE_NAME = "token-secret"

@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from engine.errors import InvalidArgument, Unauthenticated
+from surgedesk.engine.errors import InvalidArgument, Unauthenticated
 
 ROLES = ("customer", "agent", "service", "admin")
 MAX_TOKEN_CHARS = 4096

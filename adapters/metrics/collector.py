@@ -5,8 +5,8 @@ Who runs this: the gateway process (``surgedesk serve``), which serves ``/metric
 Values must be right across processes and restarts, so nothing here counts in memory what the
 journal already knows: ticket outcomes, alarms, breaches, ratings and the queue-wait histogram
 are totals in Redis, incremented in the same atomic step that journals the event they count
-(:mod:`engine.outcomes`); a shard host that restarts neither resets nor doubles them. Gauges
-(lines, capacity, estimates) come from the dispatcher's own statistics; agents by status from
+(:mod:`surgedesk.engine.outcomes`); a shard host that restarts neither resets nor doubles them.
+Gauges (lines, capacity, estimates) come from the dispatcher's own statistics; agents by status from
 the presence index the agent actors keep in Redis. Only what is the gateway's own -- its gRPC
 calls and the dispatch lag it sees -- lives in this process's registry.
 
@@ -33,8 +33,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from engine.agent import PRESENCES
-from engine.outcomes import WAIT_BUCKETS_S
+from surgedesk.engine.agent import PRESENCES
+from surgedesk.engine.outcomes import WAIT_BUCKETS_S
 
 PREFIX = "surgedesk_"
 

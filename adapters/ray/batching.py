@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from engine.errors import Recovering
+from surgedesk.engine.errors import Recovering
 
 
 class Coalescer:

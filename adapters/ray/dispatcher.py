@@ -1,9 +1,9 @@
 """The dispatcher host: the Ray actor named ``dispatcher`` that makes every routing decision.
 
-It runs a journaled :class:`~adapters.redis.dispatch_journal.DispatcherService`: every routing
-event is in Redis before it is applied, and a restarted host (Ray restarts it, or a new gateway
-starts it) replays the journal before its first answer, so the lines come back in their original
-order and the agents with their loads. Chat messages never pass through here.
+It runs a journaled :class:`~surgedesk.adapters.redis.dispatch_journal.DispatcherService`: every
+routing event is in Redis before it is applied, and a restarted host (Ray restarts it, or a new
+gateway starts it) replays the journal before its first answer, so the lines come back in their
+original order and the agents with their loads. Chat messages never pass through here.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Any
 
 import ray
 
-from adapters.ray.batching import Coalescer
-from adapters.ray.shards import NAMESPACE, portable
-from adapters.redis.connect import redis_client
-from adapters.redis.dispatch_journal import STREAM, DispatcherService, RoutingEntry
-from engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
-from engine.errors import SurgedeskError
-from engine.events import ClockTicked, Event, TicketQueued
-from engine.policies import policy_named
+from surgedesk.adapters.ray.batching import Coalescer
+from surgedesk.adapters.ray.shards import NAMESPACE, portable
+from surgedesk.adapters.redis.connect import redis_client
+from surgedesk.adapters.redis.dispatch_journal import STREAM, DispatcherService, RoutingEntry
+from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
+from surgedesk.engine.errors import SurgedeskError
+from surgedesk.engine.events import ClockTicked, Event, TicketQueued
+from surgedesk.engine.policies import policy_named
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1)

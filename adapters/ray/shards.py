@@ -1,14 +1,14 @@
 """Shard hosts: Ray actors, each hosting many lightweight ticket actors.
 
 Ray starts one OS process per Ray actor, so a ticket is not a Ray actor: it is an entity of
-:class:`engine.actors.ActorHost` inside one of a few :class:`ShardHost` Ray actors (named
+:class:`surgedesk.engine.actors.ActorHost` inside one of a few :class:`ShardHost` Ray actors (named
 ``shard-0``, ``shard-1``, ... in namespace ``surgedesk``), chosen by
-:func:`engine.sharding.shard_of`. A shard host keeps nothing that is not in Redis: Ray restarts
-a killed one (``max_restarts=-1``) and its tickets come back from their journals on their next
-message.
+:func:`surgedesk.engine.sharding.shard_of`. A shard host keeps nothing that is not in Redis: Ray
+restarts a killed one (``max_restarts=-1``) and its tickets come back from their journals on their
+next message.
 
 :class:`ShardClient` is the gateway's side: concurrent asks for the same shard are coalesced
-(:class:`adapters.ray.batching.Coalescer`) into one ``ask_many`` Ray call.
+(:class:`surgedesk.adapters.ray.batching.Coalescer`) into one ``ask_many`` Ray call.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from typing import Any
 
 import ray
 
-from adapters.ray.batching import Coalescer
-from adapters.redis.agent_actor import AgentBehaviour
-from adapters.redis.connect import redis_client
-from adapters.redis.journal import TicketJournal
-from adapters.redis.ticket_actor import TicketBehaviour
-from adapters.transient import is_transient
-from engine.actors import ActorHost
-from engine.errors import Recovering, SurgedeskError
-from engine.service_rules import ServiceRules
-from engine.sharding import shard_of
+from surgedesk.adapters.ray.batching import Coalescer
+from surgedesk.adapters.redis.agent_actor import AgentBehaviour
+from surgedesk.adapters.redis.connect import redis_client
+from surgedesk.adapters.redis.journal import TicketJournal
+from surgedesk.adapters.redis.ticket_actor import TicketBehaviour
+from surgedesk.adapters.transient_errors import is_transient
+from surgedesk.engine.actors import ActorHost
+from surgedesk.engine.errors import Recovering, SurgedeskError
+from surgedesk.engine.service_rules import ServiceRules
+from surgedesk.engine.sharding import shard_of
 
 NAMESPACE = "surgedesk"
 

@@ -1,7 +1,7 @@
-"""The agent actor's behaviour: the aggregate of :mod:`engine.agent`, kept in a journal.
+"""The agent actor's behaviour: the aggregate of :mod:`surgedesk.engine.agent`, kept in a journal.
 
-Who runs this: an :class:`engine.actors.ActorHost` in a shard host, next to the tickets. An
-agent's journal is the stream ``sd:ag:{id}`` of msgpack events; appends are fenced by the
+Who runs this: an :class:`surgedesk.engine.actors.ActorHost` in a shard host, next to the tickets.
+An agent's journal is the stream ``sd:ag:{id}`` of msgpack events; appends are fenced by the
 stream's length like the tickets' (a stale second owner is refused), and the reply comes only
 after the events are in Redis. Agents are never "finished": an idle one is passivated and comes
 back from its journal.
@@ -16,8 +16,8 @@ from typing import Any
 import msgpack
 import redis.asyncio as aioredis
 
-from adapters.redis.journal import StaleWriter
-from engine.agent import (
+from surgedesk.adapters.redis.journal import StaleWriter
+from surgedesk.engine.agent import (
     EVENT_TYPES,
     AgentRecord,
     ChangePresence,
@@ -28,7 +28,7 @@ from engine.agent import (
     apply,
     decide,
 )
-from engine.errors import InvalidArgument, NotFound
+from surgedesk.engine.errors import InvalidArgument, NotFound
 
 _APPEND = """
 -- KEYS: journal, presence hash. ARGV: version, agent id, presence ('' unchanged), events...

@@ -5,11 +5,11 @@ which a busy shard reaches in a surge (every actor writing at once). The engine'
 a blocking pool instead: past ``max_connections`` a command waits its turn for a connection
 (up to ``wait_s``, then a ConnectionError, which the gateway answers as UNAVAILABLE).
 
-Commands travel back to back on one connection (:mod:`adapters.redis.pipelined`); blocking
+Commands travel back to back on one connection (:mod:`surgedesk.adapters.redis.client`); blocking
 commands and transactions use the pool.
 
-The library version is passed explicitly: left to itself, redis-py 8 reads its own package
-metadata from disk for every new connection (about 1.5 ms each, in a surge of new ones).
+The library version is passed explicitly: left to itself, redis-py reads its own package
+metadata from disk for every new connection, which a surge of new connections pays for.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from adapters.redis.pipelined import PipelinedRedis
+from surgedesk.adapters.redis.client import PipelinedRedis
 
 DEFAULT_MAX_CONNECTIONS = 256
 GROUP_COMMIT_S = 0.002  # the longest a write waits for company under load (GroupCommit)

@@ -2,8 +2,8 @@
 
 Who runs this: the dispatcher host (one per routing domain), on its asyncio loop.
 
-:class:`DispatcherService` owns a :class:`~engine.dispatcher.DispatcherCore`. Every event is
-appended to the stream ``sd:dispatch`` (msgpack, with the ``now_s`` it is applied at) *before*
+:class:`DispatcherService` owns a :class:`~surgedesk.engine.dispatcher.DispatcherCore`. Every event
+is appended to the stream ``sd:dispatch`` (msgpack, with the ``now_s`` it is applied at) *before*
 the core applies it, and events are applied in exactly the stream's order. The core is
 deterministic, so on start :meth:`DispatcherService.start` replays the stream and gets back the
 same lines in the same order, the same agent loads and the same measured rates -- a killed
@@ -14,8 +14,8 @@ Two kinds of writer append to the stream:
 
 * the dispatcher itself (:meth:`DispatcherService.submit`): concurrent callers are coalesced
   into micro-batches by one worker, one script call to Redis for up to ``batch_max`` events;
-* a ticket's own append (:mod:`adapters.redis.journal`): a new ticket's ``TicketQueued`` is
-  written in the same atomic step as the ticket, so a start costs one round trip to Redis and
+* a ticket's own append (:mod:`surgedesk.adapters.redis.journal`): a new ticket's ``TicketQueued``
+  is written in the same atomic step as the ticket, so a start costs one round trip to Redis and
   a crash cannot leave a ticket that routing never heard of. The desk then hands the entry to
   :meth:`DispatcherService.landed`, which applies it without reading Redis.
 
@@ -39,11 +39,11 @@ Snapshots keep restarts short: every ``snapshot_every`` events the core is saved
 is plain Python data, and Redis is the engine's own trusted store) under ``{stream}:snapshot``
 with the stream id and number it covers, and the stream is trimmed up to that id. A restart
 loads the snapshot and replays only what came after it. A crash between saving and trimming
-only leaves entries the replay skips. A snapshot costs O(waiting tickets) on the event loop
-(about 6 us a ticket), so it also waits until the entries since the last are at least the
-waiting tickets over :data:`SNAPSHOT_TICKETS_PER_ENTRY`: amortized, at most two tickets pickled
-per entry however long the queues grow (every 50,000 entries alone, 200,000 waiting tickets
-cost 4 per entry, 1,000,000 cost 20), and a restart replays at most half as many entries as
+only leaves entries the replay skips. A snapshot costs O(waiting tickets) on the event loop,
+so it also waits until the entries since the last are at least the waiting tickets over
+:data:`SNAPSHOT_TICKETS_PER_ENTRY`: amortized, at most two tickets pickled per entry however
+long the queues grow (a fixed period alone would cost a number of tickets per entry that grows
+with the line), and a restart replays at most half as many entries as
 tickets wait -- of the order of what loading the snapshot costs. A line that only grows is
 snapshotted at 50,000, 100,000, 200,000... entries.
 """
@@ -63,10 +63,10 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from adapters.redis.pipelined import text
-from engine.dispatcher import DispatcherCore, QueueStatus
-from engine.errors import InvalidArgument, Recovering, SurgedeskError
-from engine.events import (
+from surgedesk.adapters.redis.client import text
+from surgedesk.engine.dispatcher import DispatcherCore, QueueStatus
+from surgedesk.engine.errors import InvalidArgument, Recovering, SurgedeskError
+from surgedesk.engine.events import (
     AgentPresenceChanged,
     AgentShiftEnded,
     ClockTicked,
@@ -215,12 +215,9 @@ class DispatcherService:
             self.core = pickle.loads(data["core"])
             self._last_now_s = float(data["now_s"])
             last = data["cursor"]
-            self._applied = int(data.get("seq", 0))
+            self._applied = int(data["seq"])
         self._last_id = last
         await self._catch_up()
-        # A journal of an earlier version has entries without numbers: number on from them.
-        if int(await self._redis.get(seq_key(self.stream)) or 0) < self._applied:
-            await self._redis.set(seq_key(self.stream), self._applied)
         self._worker = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -317,9 +314,8 @@ class DispatcherService:
         self._apply_early()
 
     def _read_entry(self, fields: dict[bytes, bytes]) -> tuple[int, Event, float]:
-        """An entry's number, event and time. Entries of an earlier version are not
-        numbered: they take the next number."""
-        return (int(fields.get(b"n", self._applied + 1)), *decode(fields[b"e"]))
+        """An entry's number, event and time."""
+        return (int(fields[b"n"]), *decode(fields[b"e"]))
 
     async def _catch_up(self, *, collect: bool = False) -> None:
         """Apply the stream's entries after the last applied id, as a replay does (with

@@ -13,13 +13,13 @@ atomic step, so continuity never sees a ticket half opened or half closed.
 
 Every appended event also goes, in the same step, to one feed stream (``sd:feed``, about the
 last two minutes) saying which streams it went to and at which cursors: a gateway follows all
-of its watchers' streams by reading that one stream (:mod:`adapters.redis.stream_hub`).
+of its watchers' streams by reading that one stream (:mod:`surgedesk.adapters.redis.stream_hub`).
 
 The client is answered only after ``append`` returns: the events are in Redis (and in its
 append-only file) first.
 
 A new ticket's routing fact (its ``TicketQueued``) is written in the same step to the routing
-journal (:mod:`adapters.redis.dispatch_journal`), numbered from that journal's counter
+journal (:mod:`surgedesk.adapters.redis.dispatch_journal`), numbered from that journal's counter
 (:meth:`TicketJournal.append_routed`): the ticket and its place in routing land together or not
 at all, and a start needs no second round trip.
 
@@ -42,13 +42,13 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from adapters.redis import dispatch_journal
-from adapters.redis.dispatch_journal import RoutingEntry
-from adapters.redis.pipelined import text
-from engine.errors import WorldChangedError
-from engine.events import Event as RoutingEvent
-from engine.outcomes import Count
-from engine.ticket import Event, StateMoved, TicketOpened, event_from_dict, event_to_dict
+from surgedesk.adapters.redis import dispatch_journal
+from surgedesk.adapters.redis.client import text
+from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
+from surgedesk.engine.errors import WorldChangedError
+from surgedesk.engine.events import Event as RoutingEvent
+from surgedesk.engine.outcomes import Count
+from surgedesk.engine.ticket import Event, StateMoved, TicketOpened, event_from_dict, event_to_dict
 
 AGENT_STREAM_KEEP = 10_000  # entries per agent watch stream; the tickets' own streams keep all
 FEED_KEY = "sd:feed"  # every appended event, with where it went: what watchers are fed from
@@ -233,7 +233,7 @@ class TicketJournal:
         ``mirrors`` (the watch streams of the agents concerned), and one entry per event goes
         to the feed (:data:`FEED_KEY`) naming the streams it went to, with their cursors, and
         ``routing`` -- a routing event and its time, such as a new ticket's ``TicketQueued``
-        -- goes to the routing journal, numbered (:mod:`adapters.redis.dispatch_journal`).
+        -- goes to the routing journal, numbered (:mod:`surgedesk.adapters.redis.dispatch_journal`).
         Returns the events' cursors and the routing entry written (None without one).
         Raises :class:`StaleWriter` (and writes nothing) if another writer got there first;
         for an open, :class:`CustomerHasOpenTicket` or :class:`CustomerHasEarlierTicket` (and

@@ -3,9 +3,9 @@
 Who runs this: the gateway, on its asyncio loop. Each ``WatchTicket`` and ``WatchAssignments``
 holds a :class:`Subscription` to one stream (a ticket's journal, an agent's watch stream). The
 journal writes each event, in the same atomic step, to that event's streams and to one feed
-stream (:data:`adapters.redis.journal.FEED_KEY`) naming those streams and the event's cursor in
-each. :class:`StreamHub` reads the feed with one ``XREAD BLOCK`` at a time and hands each entry
-to the subscribers of the streams it names.
+stream (:data:`surgedesk.adapters.redis.journal.FEED_KEY`) naming those streams and the event's
+cursor in each. :class:`StreamHub` reads the feed with one ``XREAD BLOCK`` at a time and hands each
+entry to the subscribers of the streams it names.
 
 Why: a blocking ``XREAD`` per watcher holds a Redis connection each and costs a round trip per
 event and per idle second; with a few hundred agents at a surge's peak those reads were a
@@ -18,9 +18,9 @@ cursor (``XRANGE``), once; entries at or before the last one it returned are dro
 that. An event appended before that read is in it; one appended after is read from the feed
 after the subscriber registered, so it reaches the subscriber's queue. Nothing is lost or
 repeated, and each stream's order is kept (a stream's entries enter the feed in their order).
-The feed keeps about two minutes (:data:`~adapters.redis.journal.FEED_KEEP_MS`) and numbers
-its entries; a reader that finds a number missing (it fell that far behind, or Redis lost its
-data), or a Redis outage, ends every subscription with an error: the watch reports UNAVAILABLE
+The feed keeps about two minutes (:data:`~surgedesk.adapters.redis.journal.FEED_KEEP_MS`) and
+numbers its entries; a reader that finds a number missing (it fell that far behind, or Redis lost
+its data), or a Redis outage, ends every subscription with an error: the watch reports UNAVAILABLE
 and the client resumes from its cursor. After an outage the reader reads on from where it was
 (never from the feed's end, which would skip what a watch resumed meanwhile has not read).
 
@@ -37,10 +37,10 @@ from typing import Any
 
 import msgpack
 
-from adapters.redis.journal import FEED_KEY, FEED_SEQ_KEY
-from adapters.redis.pipelined import text
-from adapters.transient import is_transient
-from engine.errors import InvalidArgument, Overloaded, Recovering
+from surgedesk.adapters.redis.client import text
+from surgedesk.adapters.redis.journal import FEED_KEY, FEED_SEQ_KEY
+from surgedesk.adapters.transient_errors import is_transient
+from surgedesk.engine.errors import InvalidArgument, Overloaded, Recovering
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,15 @@
-"""The ticket actor's behaviour: the aggregate of :mod:`engine.ticket`, kept in a journal.
+"""The ticket actor's behaviour: the aggregate of :mod:`surgedesk.engine.ticket`, kept in a journal.
 
-Who runs this: an :class:`engine.actors.ActorHost` in a shard host, one message at a time per
-ticket. ``load`` replays the ticket's journal; ``receive`` decides a command, appends the events
+Who runs this: an :class:`surgedesk.engine.actors.ActorHost` in a shard host, one message at a time
+per ticket. ``load`` replays the ticket's journal; ``receive`` decides a command, appends the events
 to the journal with the version it holds (so a second, stale owner is fenced off), folds them
 in, and only then replies. A closed ticket is passivated at once; its journal remains.
 
-The same atomic append sets the ticket's next timer (:func:`engine.ticket.next_deadline` under
-the :class:`~engine.service_rules.ServiceRules`), adds what the events count for
-(:mod:`engine.outcomes`), and copies the events to the watch streams of the agents concerned:
-the holder before and after, an offered agent, consulted colleagues, and -- for a slow-reply
-alarm -- the supervisors. :class:`CheckTimers` fires the timers that are due.
+The same atomic append sets the ticket's next timer (:func:`surgedesk.engine.ticket.next_deadline`
+under the :class:`~surgedesk.engine.service_rules.ServiceRules`), adds what the events count for
+(:mod:`surgedesk.engine.outcomes`), and copies the events to the watch streams of the agents
+concerned: the holder before and after, an offered agent, consulted colleagues, and -- for a
+slow-reply alarm -- the supervisors. :class:`CheckTimers` fires the timers that are due.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.redis.dispatch_journal import RoutingEntry
-from adapters.redis.journal import StaleWriter, TicketJournal
-from engine.errors import InvalidArgument, NotFound
-from engine.events import TicketQueued
-from engine.outcomes import counts
-from engine.service_rules import ServiceRules
-from engine.ticket import (
+from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
+from surgedesk.adapters.redis.journal import StaleWriter, TicketJournal
+from surgedesk.engine.errors import InvalidArgument, NotFound
+from surgedesk.engine.events import TicketQueued
+from surgedesk.engine.outcomes import counts
+from surgedesk.engine.service_rules import ServiceRules
+from surgedesk.engine.ticket import (
     Command,
     Event,
     OpenTicket,

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from adapters.redis.server import EmbeddedRedis
+from surgedesk.adapters.redis.embedded import EmbeddedRedis
 from tests.chaos.surge import SurgePlan
 from tests.e2e.helpers import free_port
 
@@ -37,7 +37,7 @@ def desk_file(path, agents, capacity):
 def kill_named_actors():
     import ray
 
-    from adapters.ray.shards import NAMESPACE
+    from surgedesk.adapters.ray.shards import NAMESPACE
 
     for name in ("dispatcher", *(f"shard-{i}" for i in range(8))):
         with contextlib.suppress(ValueError):
@@ -69,7 +69,7 @@ class Engine:
         env = {**os.environ, "REDIS_URL": self.redis.url, "RAY_ADDRESS": self.ray_address,
                "SURGEDESK_TOKEN_SECRET": SECRET.decode()}
         self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "adapters.cli", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "surgedesk", "serve", "--port", str(self.port),
              "--metrics-port", "0", "--config", str(self.config), "--data-dir",
              str(self.tmp / "data"), "--tick-s", "0.2", "--reconcile-s", "5"],
             stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -17,15 +17,15 @@ import math
 
 import redis
 
-from adapters.redis.dispatch_journal import STREAM as DISPATCH_STREAM
-from adapters.redis.dispatch_journal import decode as decode_routing
-from adapters.redis.journal import agent_stream, decode, stream_key
-from engine.dispatcher import DispatcherCore
-from engine.errors import SurgedeskError
-from engine.events import AssignTicket
-from engine.lifecycle import TicketEvent, TicketState, next_state
-from engine.policies import policy_named
-from engine.ticket import MessagePosted, StateMoved, TicketAssigned, TicketOpened, apply
+from surgedesk.adapters.redis.dispatch_journal import STREAM as DISPATCH_STREAM
+from surgedesk.adapters.redis.dispatch_journal import decode as decode_routing
+from surgedesk.adapters.redis.journal import agent_stream, decode, stream_key
+from surgedesk.engine.dispatcher import DispatcherCore
+from surgedesk.engine.errors import SurgedeskError
+from surgedesk.engine.events import AssignTicket
+from surgedesk.engine.lifecycle import TicketEvent, TicketState, next_state
+from surgedesk.engine.policies import policy_named
+from surgedesk.engine.ticket import MessagePosted, StateMoved, TicketAssigned, TicketOpened, apply
 from tests.chaos.surge import Ledger
 
 

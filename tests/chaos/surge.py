@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from adapters.identity.tokens import mint
+from surgedesk.adapters.identity.tokens import mint
 from surgedesk.v1 import (
     agent_pb2,
     agent_pb2_grpc,

@@ -22,7 +22,7 @@ FAULTS = 3 if FULL else 1
 def kill_actor(name):
     import ray
 
-    from adapters.ray.shards import NAMESPACE
+    from surgedesk.adapters.ray.shards import NAMESPACE
 
     ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=False)  # Ray restarts it
 

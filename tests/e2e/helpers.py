@@ -17,15 +17,15 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
-from adapters.desk.desk import Desk
-from adapters.desk.local import LocalDispatcher, LocalShards
-from adapters.grpc.authorization import Gate
-from adapters.grpc.limits import Limits
-from adapters.grpc.server import build_server
-from adapters.identity.tokens import TokenVerifier, mint
-from adapters.redis.connect import redis_client
-from engine.policies import policy_named
-from engine.service_rules import ServiceRules
+from surgedesk.adapters.desk.desk import Desk
+from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.grpc.authorization import Gate
+from surgedesk.adapters.grpc.limits import Limits
+from surgedesk.adapters.grpc.server import build_server
+from surgedesk.adapters.identity.tokens import TokenVerifier, mint
+from surgedesk.adapters.redis.connect import redis_client
+from surgedesk.engine.policies import policy_named
+from surgedesk.engine.service_rules import ServiceRules
 
 RAY_ACTORS = []  # Ray actors a test started; the ``hosting`` fixture kills them afterwards
 SECRET = b"end-to-end-tests-secret-0123456789abcdef"
@@ -121,8 +121,8 @@ async def served(url, hosting="in-process", *, rules=None, policy="strict", duti
     background duties of ``surgedesk serve`` (dispatcher and ticket timers) run that often."""
     rules = rules or ServiceRules()
     if hosting == "ray":
-        from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
-        from adapters.ray.shards import ShardClient, ShardHost
+        from surgedesk.adapters.ray.dispatcher import DispatcherClient, DispatcherHost
+        from surgedesk.adapters.ray.shards import ShardClient, ShardHost
 
         tag = uuid.uuid4().hex[:8]
         hosts = [ShardHost.options(name=f"e2e-{tag}-shard-{i}").remote(i, url, rules=rules)

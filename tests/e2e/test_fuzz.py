@@ -15,14 +15,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from adapters.desk.desk import AgentProfile, Desk
-from adapters.desk.local import LocalDispatcher, LocalShards
-from adapters.grpc.authorization import Gate
-from adapters.grpc.limits import Limits
-from adapters.grpc.server import SERVICE_NAMES, build_server
-from adapters.identity.tokens import TokenVerifier, mint
-from engine.policies import policy_named
-from engine.service_rules import ServiceRules
+from surgedesk.adapters.desk.desk import AgentProfile, Desk
+from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.grpc.authorization import Gate
+from surgedesk.adapters.grpc.limits import Limits
+from surgedesk.adapters.grpc.server import SERVICE_NAMES, build_server
+from surgedesk.adapters.identity.tokens import TokenVerifier, mint
+from surgedesk.engine.policies import policy_named
+from surgedesk.engine.service_rules import ServiceRules
 from surgedesk.v1 import admin_pb2, agent_pb2, customer_pb2
 from tests.e2e.helpers import SECRET, token
 

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from adapters.identity.tokens import mint
+from surgedesk.adapters.identity.tokens import mint
 from surgedesk.v1 import (
     admin_pb2,
     admin_pb2_grpc,

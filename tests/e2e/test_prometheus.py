@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.desk.desk import AgentProfile
-from adapters.metrics.exposition import serve_metrics
-from engine.service_rules import ServiceRules
+from surgedesk.adapters.desk.desk import AgentProfile
+from surgedesk.adapters.metrics.exposition import serve_metrics
+from surgedesk.engine.service_rules import ServiceRules
 from surgedesk.v1 import admin_pb2, agent_pb2, common_pb2, customer_pb2
 from tests.e2e.helpers import free_port, served
 
@@ -78,10 +78,10 @@ async def drive_and_check(metrics, prometheus, promtool, tmp_path):
     # them): the scenario runs through a second, instrumented server on the same desk.
     import grpc
 
-    from adapters.grpc.authorization import Gate
-    from adapters.grpc.limits import Limits
-    from adapters.grpc.server import build_server
-    from adapters.identity.tokens import TokenVerifier
+    from surgedesk.adapters.grpc.authorization import Gate
+    from surgedesk.adapters.grpc.limits import Limits
+    from surgedesk.adapters.grpc.server import build_server
+    from surgedesk.adapters.identity.tokens import TokenVerifier
     from surgedesk.v1 import admin_pb2_grpc, agent_pb2_grpc, customer_pb2_grpc
     from tests.e2e.helpers import SECRET, as_agent, gateway_channel
 

@@ -6,7 +6,7 @@ import asyncio
 import grpc
 import redis.asyncio as aioredis
 
-from adapters.grpc.limits import Limits
+from surgedesk.adapters.grpc.limits import Limits
 from surgedesk.v1 import admin_pb2, admin_pb2_grpc, common_pb2, customer_pb2, customer_pb2_grpc
 from tests.e2e.helpers import as_agent, bearer, served
 

@@ -21,7 +21,7 @@ S = common_pb2
 def start(data_dir, port):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), "--data-dir",
+        [sys.executable, "-m", "surgedesk", "serve", "--port", str(port), "--data-dir",
          str(data_dir), "--metrics-port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     started = time.monotonic()
     line = proc.stdout.readline()
@@ -36,7 +36,7 @@ def start(data_dir, port):
 
 
 def cli_token(data_dir, role, subject):
-    out = subprocess.run([sys.executable, "-m", "adapters.cli", "token", "--role", role,
+    out = subprocess.run([sys.executable, "-m", "surgedesk", "token", "--role", role,
                           "--subject", subject, "--data-dir", str(data_dir)],
                          capture_output=True, text=True, check=True)
     return out.stdout.strip()

@@ -1,4 +1,4 @@
-"""The service process end to end over gRPC, with short thresholds (DESIGN.md, "The ticket's
+"""The service process end to end over gRPC, with short thresholds (docs/DESIGN.md, "The ticket's
 life"): transfers, slow replies, silence, confirmation, queue limits, offers and wrap-up, shift
 end, consults, work orders, VIP and sticky agents, continuity, ratings -- each rule seen on the
 watch streams of those concerned and in the counters."""
@@ -9,7 +9,7 @@ import time
 import grpc
 import pytest
 
-from engine.service_rules import ServiceRules
+from surgedesk.engine.service_rules import ServiceRules
 from surgedesk.v1 import (
     admin_pb2,
     admin_pb2_grpc,

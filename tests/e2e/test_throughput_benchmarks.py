@@ -1,10 +1,10 @@
 """The throughput benchmarks run end to end (briefly) and report what BENCHMARKS.md quotes."""
 
-from adapters.serve import run_loop
+from surgedesk.adapters.serve import run_loop
 
 
 def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
-    from benchmarks.throughput import run
+    from surgedesk.benchmarks.throughput import run
 
     report = run_loop(run(0.5, 8, 1, "in-process", rounds=2, without_group_commit=True))
     assert len(report["rounds"]) == 2
@@ -28,7 +28,7 @@ def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
 
 
 def test_the_gateway_cost_benchmark_measures_every_layer_beside_the_echo_server():
-    from benchmarks.gateway_cost import LAYERS, run
+    from surgedesk.benchmarks.gateway_cost import LAYERS, run
 
     report = run_loop(run(0.3, 8, warmup_s=0.2))
     assert list(report["layers"]) == list(LAYERS)

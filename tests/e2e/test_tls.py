@@ -12,14 +12,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adapters.desk.desk import Desk
-from adapters.desk.local import LocalDispatcher, LocalShards
-from adapters.grpc.authorization import Gate
-from adapters.grpc.limits import Limits
-from adapters.grpc.server import build_server
-from adapters.grpc.tls import channel_credentials, server_credentials
-from adapters.identity.tokens import TokenVerifier
-from engine.errors import InvalidArgument
+from surgedesk.adapters.desk.desk import Desk
+from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.grpc.authorization import Gate
+from surgedesk.adapters.grpc.limits import Limits
+from surgedesk.adapters.grpc.server import build_server
+from surgedesk.adapters.grpc.tls import channel_credentials, server_credentials
+from surgedesk.adapters.identity.tokens import TokenVerifier
+from surgedesk.engine.errors import InvalidArgument
 from surgedesk.v1 import admin_pb2, admin_pb2_grpc
 from tests.e2e.helpers import SECRET, bearer
 

@@ -3,12 +3,12 @@
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.redis.agent_actor import AgentBehaviour
-from adapters.redis.journal import StaleWriter
-from engine.actors import ActorHost
-from engine.agent import ChangePresence, ProfileAgent, ReadAgent
-from engine.errors import InvalidArgument, NotFound
-from engine.testing import FakeClock
+from surgedesk.adapters.redis.agent_actor import AgentBehaviour
+from surgedesk.adapters.redis.journal import StaleWriter
+from surgedesk.engine.actors import ActorHost
+from surgedesk.engine.agent import ChangePresence, ProfileAgent, ReadAgent
+from surgedesk.engine.errors import InvalidArgument, NotFound
+from tests.core_driver import FakeClock
 
 
 def host(url, clock=None):

@@ -4,12 +4,12 @@
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.desk.desk import AgentProfile, Desk
-from adapters.desk.local import LocalDispatcher, LocalShards
-from engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
-from engine.events import AgentPresenceChanged
-from engine.policies import policy_named
-from engine.ticket import CloseTicket
+from surgedesk.adapters.desk.desk import AgentProfile, Desk
+from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
+from surgedesk.engine.events import AgentPresenceChanged
+from surgedesk.engine.policies import policy_named
+from surgedesk.engine.ticket import CloseTicket
 
 
 async def make_desk(url):
@@ -224,7 +224,7 @@ def test_racing_starts_of_a_returning_customer_open_one_ticket_linked_to_the_las
 def test_ticket_ids_are_random_and_a_forked_child_draws_its_own():
     import os
 
-    from adapters.desk.desk import _random_hex
+    from surgedesk.adapters.desk.desk import _random_hex
 
     ids = {_random_hex(10) for _ in range(20_000)}  # several refills of the pool
     assert len(ids) == 20_000 and all(len(i) == 20 for i in ids)

@@ -8,11 +8,11 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.redis.dispatch_journal import DispatcherService, decode, encode
-from adapters.redis.journal import TicketJournal
-from engine.dispatcher import DispatcherCore
-from engine.errors import NotWaiting
-from engine.events import (
+from surgedesk.adapters.redis.dispatch_journal import DispatcherService, decode, encode
+from surgedesk.adapters.redis.journal import TicketJournal
+from surgedesk.engine.dispatcher import DispatcherCore
+from surgedesk.engine.errors import NotWaiting
+from surgedesk.engine.events import (
     AgentPresenceChanged,
     ConversationEnded,
     PolicyChanged,
@@ -20,8 +20,8 @@ from engine.events import (
     TicketLeft,
     TicketQueued,
 )
-from engine.testing import FakeClock
-from engine.ticket import OpenTicket, open_ticket
+from surgedesk.engine.ticket import OpenTicket, open_ticket
+from tests.core_driver import FakeClock
 
 
 def service(url, clock):
@@ -238,7 +238,7 @@ def test_an_assignment_no_caller_came_for_goes_to_the_next_caller(redis_url, run
     """A start whose caller was cancelled after its append: a read applies its entry and the
     ticket is assigned; that assignment is not lost but handed to the next caller (the desk
     delivers every assignment it gets back)."""
-    import adapters.redis.dispatch_journal as dj
+    import surgedesk.adapters.redis.dispatch_journal as dj
 
     monkeypatch.setattr(dj, "_UNCLAIMED_S", 0.05)
 

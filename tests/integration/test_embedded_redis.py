@@ -3,7 +3,7 @@
 import pytest
 import redis
 
-from adapters.redis.server import EmbeddedRedis
+from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
 
 @pytest.mark.parametrize("fsync", [None, "always"])

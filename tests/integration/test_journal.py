@@ -5,8 +5,8 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.redis.journal import StaleWriter, TicketJournal, stream_key
-from engine.ticket import (
+from surgedesk.adapters.redis.journal import StaleWriter, TicketJournal, stream_key
+from surgedesk.engine.ticket import (
     AssignAgent,
     ConfirmResolution,
     OpenTicket,
@@ -81,7 +81,12 @@ def test_a_watch_resumes_from_its_cursor_without_loss_or_repeat(redis_url, run):
 
 
 def test_agent_watch_streams_are_bounded_and_ticket_streams_keep_everything(redis_url, run):
-    from adapters.redis.journal import _APPEND, AGENT_STREAM_KEEP, agent_stream, stream_key
+    from surgedesk.adapters.redis.journal import (
+        _APPEND,
+        AGENT_STREAM_KEEP,
+        agent_stream,
+        stream_key,
+    )
 
     async def scenario():
         client = aioredis.Redis.from_url(redis_url)

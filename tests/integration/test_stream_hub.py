@@ -10,11 +10,17 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.redis.connect import redis_client
-from adapters.redis.journal import FEED_KEY, TicketJournal, agent_stream, decode, stream_key
-from adapters.redis.stream_hub import StreamHub, stream_id
-from engine.errors import InvalidArgument, Recovering
-from engine.ticket import OpenTicket, PostMessage, decide, open_ticket, replay
+from surgedesk.adapters.redis.connect import redis_client
+from surgedesk.adapters.redis.journal import (
+    FEED_KEY,
+    TicketJournal,
+    agent_stream,
+    decode,
+    stream_key,
+)
+from surgedesk.adapters.redis.stream_hub import StreamHub, stream_id
+from surgedesk.engine.errors import InvalidArgument, Recovering
+from surgedesk.engine.ticket import OpenTicket, PostMessage, decide, open_ticket, replay
 
 
 class Conversation:

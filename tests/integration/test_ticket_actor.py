@@ -5,20 +5,26 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.redis.dispatch_journal import STREAM, RoutingEntry, seq_key
-from adapters.redis.dispatch_journal import decode as decode_routing
-from adapters.redis.journal import (
+from surgedesk.adapters.redis.dispatch_journal import STREAM, RoutingEntry, seq_key
+from surgedesk.adapters.redis.dispatch_journal import decode as decode_routing
+from surgedesk.adapters.redis.journal import (
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
     StaleWriter,
     TicketJournal,
 )
-from adapters.redis.ticket_actor import OpenQueued, TicketBehaviour
-from engine.actors import ActorHost
-from engine.errors import NotFound
-from engine.events import TicketQueued
-from engine.testing import FakeClock
-from engine.ticket import AssignAgent, ConfirmResolution, OpenTicket, PostMessage, RequestClose
+from surgedesk.adapters.redis.ticket_actor import OpenQueued, TicketBehaviour
+from surgedesk.engine.actors import ActorHost
+from surgedesk.engine.errors import NotFound
+from surgedesk.engine.events import TicketQueued
+from surgedesk.engine.ticket import (
+    AssignAgent,
+    ConfirmResolution,
+    OpenTicket,
+    PostMessage,
+    RequestClose,
+)
+from tests.core_driver import FakeClock
 
 
 def make_host(url, clock):

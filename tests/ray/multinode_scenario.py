@@ -12,10 +12,10 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from adapters.ray.shards import ShardClient, ShardHost
-from adapters.redis.ticket_actor import ReadTicket as Read
-from engine.sharding import shard_of
-from engine.ticket import AssignAgent, OpenTicket
+from surgedesk.adapters.ray.shards import ShardClient, ShardHost
+from surgedesk.adapters.redis.ticket_actor import ReadTicket as Read
+from surgedesk.engine.sharding import shard_of
+from surgedesk.engine.ticket import AssignAgent, OpenTicket
 
 
 def main(redis_url: str) -> None:

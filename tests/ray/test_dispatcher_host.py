@@ -5,9 +5,14 @@ import random
 
 import ray
 
-from adapters.ray.dispatcher import DispatcherClient, DispatcherHost
-from engine.errors import NotWaiting
-from engine.events import AgentPresenceChanged, ConversationEnded, TicketLeft, TicketQueued
+from surgedesk.adapters.ray.dispatcher import DispatcherClient, DispatcherHost
+from surgedesk.engine.errors import NotWaiting
+from surgedesk.engine.events import (
+    AgentPresenceChanged,
+    ConversationEnded,
+    TicketLeft,
+    TicketQueued,
+)
 from tests.ray.helpers import kill_and_wait_for_restart
 
 

@@ -4,11 +4,11 @@ import asyncio
 
 import ray
 
-from adapters.ray.shards import ShardClient, ShardHost
-from adapters.redis.journal import CustomerHasEarlierTicket, CustomerHasOpenTicket
-from engine.errors import PermissionDenied
-from engine.sharding import shard_of
-from engine.ticket import AssignAgent, OpenTicket, PostMessage
+from surgedesk.adapters.ray.shards import ShardClient, ShardHost
+from surgedesk.adapters.redis.journal import CustomerHasEarlierTicket, CustomerHasOpenTicket
+from surgedesk.engine.errors import PermissionDenied
+from surgedesk.engine.sharding import shard_of
+from surgedesk.engine.ticket import AssignAgent, OpenTicket, PostMessage
 from tests.ray.helpers import kill_and_wait_for_restart
 
 
@@ -79,7 +79,7 @@ def test_errors_cross_the_process_boundary_with_their_type(ray_session, redis_ur
 
 def test_shard_hosts_are_named_in_the_surgedesk_namespace_and_found_again(ray_session,
                                                                           redis_url):
-    from adapters.ray.shards import start_shard_hosts
+    from surgedesk.adapters.ray.shards import start_shard_hosts
 
     hosts = start_shard_hosts(2, redis_url)
     try:
@@ -97,7 +97,7 @@ def test_counters_neither_reset_nor_double_when_a_shard_host_restarts(ray_sessio
     """The metrics' counters move with the journal, not with a host's memory."""
     import redis.asyncio as aioredis
 
-    from adapters.redis.journal import TicketJournal
+    from surgedesk.adapters.redis.journal import TicketJournal
 
     hosts = make_hosts(redis_url, 1, "counter-test")
 

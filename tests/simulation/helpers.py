@@ -1,10 +1,10 @@
 import statistics
 from dataclasses import dataclass
 
-from benchmarks.population import build_population
-from benchmarks.scenario import parse_scenario
-from benchmarks.simulator import simulate
-from engine.policies import policy_named
+from surgedesk.benchmarks.population import build_population
+from surgedesk.benchmarks.scenario import parse_scenario
+from surgedesk.benchmarks.simulator import simulate
+from surgedesk.engine.policies import policy_named
 
 
 @dataclass

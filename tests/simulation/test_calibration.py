@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.population import build_population
-from benchmarks.report import estimate_quality
-from benchmarks.scenario import load_scenario
-from benchmarks.simulator import simulate
-from engine.policies import policy_named
+from surgedesk.benchmarks.population import build_population
+from surgedesk.benchmarks.report import estimate_quality
+from surgedesk.benchmarks.scenario import load_scenario
+from surgedesk.benchmarks.simulator import simulate
+from surgedesk.engine.policies import policy_named
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios"
 

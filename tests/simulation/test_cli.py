@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import main
+from surgedesk.cli import main
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios"
 REPORT_KEYS = {"scenario", "mode", "customers", "served", "abandoned", "lost", "wait_s",
@@ -119,7 +119,7 @@ def test_plan_recommends_staffing_that_meets_the_target(tmp_path, capsys):
 
 def test_plan_emits_agent_groups_that_simulate_accepts(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "plan", str(SCENARIOS / "big-sale-demand.toml"),
+        [sys.executable, "-m", "surgedesk", "plan", str(SCENARIOS / "big-sale-demand.toml"),
          "--interval-s", "1800", "--agent-groups", "--secondary", "0.5"],
         capture_output=True, text=True, check=True,
     ).stdout
@@ -146,7 +146,7 @@ def test_simulate_shows_a_progress_bar(tmp_path):
     scenario = tmp_path / "s.toml"
     scenario.write_text(NEVER_SEEN)
     done = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "simulate", str(scenario), "--json",
+        [sys.executable, "-m", "surgedesk", "simulate", str(scenario), "--json",
          str(tmp_path / "r.json"), "--no-plots", "--progress"],
         capture_output=True, text=True, check=True,
     )

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from engine.planning import erlang_a, erlang_c
+from surgedesk.engine.planning import erlang_a, erlang_c
 from tests.simulation.helpers import run_single_skill
 
 pytestmark = pytest.mark.slow

@@ -3,11 +3,11 @@ and misses, wrap-up, and shift ends that hand conversations over -- through the 
 
 import pytest
 
-from benchmarks.population import build_population
-from benchmarks.scenario import parse_scenario
-from benchmarks.simulator import simulate
-from engine.errors import InvalidArgument
-from engine.policies import policy_named
+from surgedesk.benchmarks.population import build_population
+from surgedesk.benchmarks.scenario import parse_scenario
+from surgedesk.benchmarks.simulator import simulate
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.policies import policy_named
 
 
 def scenario(process=None, presale_extra=None, groups=None, duration=3600, rate=0.2):

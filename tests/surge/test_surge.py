@@ -72,7 +72,7 @@ from_s = 0
 to_s = 200
 """)
     proc = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "surge", str(scenario), "--speedup", "30",
+        [sys.executable, "-m", "surgedesk", "surge", str(scenario), "--speedup", "30",
          "--workers", "2", "--json", str(out / "report.json"), "--records",
          str(out / "records.csv"), "--quiet", "--drain-s", "20"],
         capture_output=True, text=True, timeout=300)
@@ -132,7 +132,7 @@ def test_records_have_one_row_per_customer(surge_run):
 def test_a_target_needs_its_secret(tmp_path, monkeypatch):
     monkeypatch.delenv("SURGEDESK_TOKEN_SECRET", raising=False)
     proc = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "surge",
+        [sys.executable, "-m", "surgedesk", "surge",
          str(Path("benchmarks/scenarios/big-sale.toml")), "--speedup", "60",
          "--target", "127.0.0.1:1", "--json", str(tmp_path / "r.json")],
         capture_output=True, text=True, timeout=60)

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.actors import ActorHost
-from engine.errors import ActorStopped, Overloaded
-from engine.testing import FakeClock
+from surgedesk.engine.actors import ActorHost
+from surgedesk.engine.errors import ActorStopped, Overloaded
+from tests.core_driver import FakeClock
 
 
 class Counter:

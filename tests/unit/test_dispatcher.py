@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from engine.errors import AlreadyExists, InvalidArgument, NotFound, NotWaiting
-from engine.events import AssignTicket, TicketQueued
-from engine.policies import POLICY_PRESETS, RoutingPolicy, policy_named, relaxation_from
-from engine.testing import CoreDriver
+from surgedesk.engine.errors import AlreadyExists, InvalidArgument, NotFound, NotWaiting
+from surgedesk.engine.events import AssignTicket, TicketQueued
+from surgedesk.engine.policies import POLICY_PRESETS, RoutingPolicy, policy_named, relaxation_from
+from tests.core_driver import CoreDriver
 
 STRICT = POLICY_PRESETS["strict"]
 
@@ -322,7 +322,7 @@ def test_sticky_tickets_join_the_line_when_their_agent_drops_the_skill():
 
 
 def test_a_policy_change_lets_newly_qualifying_agents_take_waiting_tickets_at_once():
-    from engine.events import PolicyChanged
+    from surgedesk.engine.events import PolicyChanged
 
     d = CoreDriver(STRICT)
     d.agent("helper", {"presale": 0.5})
@@ -335,7 +335,7 @@ def test_a_policy_change_lets_newly_qualifying_agents_take_waiting_tickets_at_on
 
 
 def test_a_bad_policy_is_refused_naming_the_field_and_changes_nothing():
-    from engine.events import PolicyChanged
+    from surgedesk.engine.events import PolicyChanged
 
     d = CoreDriver(STRICT)
     for bad, field in [(PolicyChanged(((5.0, 1.0),), "proficiency", 60.0), "relaxation.steps"),
@@ -348,7 +348,7 @@ def test_a_bad_policy_is_refused_naming_the_field_and_changes_nothing():
 
 
 def test_a_skills_expected_handle_time_is_the_estimators_prior():
-    from engine.events import SkillConfigured
+    from surgedesk.engine.events import SkillConfigured
 
     d = CoreDriver(STRICT)
     d.agent("ann", "s")

@@ -9,9 +9,9 @@ leave each line in arrival order. A failing run prints its seed (``print_blob``)
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from engine.dispatcher import DispatcherCore
-from engine.errors import AgentUnavailable, NotWaiting
-from engine.events import (
+from surgedesk.engine.dispatcher import DispatcherCore
+from surgedesk.engine.errors import AgentUnavailable, NotWaiting
+from surgedesk.engine.events import (
     AgentPresenceChanged,
     AgentShiftEnded,
     AssignTicket,
@@ -24,7 +24,7 @@ from engine.events import (
     TicketQueued,
     TicketRequeued,
 )
-from engine.policies import POLICY_PRESETS
+from surgedesk.engine.policies import POLICY_PRESETS
 
 SKILLS = ["presale", "aftersale", "billing"]
 AGENTS = [f"a{i}" for i in range(5)]

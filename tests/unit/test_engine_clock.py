@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.clock import ORIGIN_S, EngineClock
-from benchmarks.surge import agreement, histogram_quantile
-from benchmarks.surge_clients import relax_delay_s
-from engine.errors import InvalidArgument
+from surgedesk.adapters.clock import ORIGIN_S, EngineClock
+from surgedesk.benchmarks.surge import agreement, histogram_quantile
+from surgedesk.benchmarks.surge_clients import relax_delay_s
+from surgedesk.engine.errors import InvalidArgument
 
 
 def test_wall_clock_is_wall_time():

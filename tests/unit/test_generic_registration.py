@@ -9,7 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 
-from adapters.grpc.server import GenericRegistration, MethodTable
+from surgedesk.adapters.grpc.server import GenericRegistration, MethodTable
 from surgedesk.v1 import customer_pb2_grpc
 
 

@@ -1,8 +1,8 @@
 import grpc
 import pytest
 
-from adapters.grpc.errors import FALLBACK, STATUS_OF, status_of
-from engine import errors
+from surgedesk.adapters.grpc.errors import FALLBACK, STATUS_OF, status_of
+from surgedesk.engine import errors
 
 ENGINE_ERRORS = sorted(
     (c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.SurgedeskError)),
@@ -10,7 +10,7 @@ ENGINE_ERRORS = sorted(
 )
 
 
-DECLARED = {  # ../shared/API.md, plus INTERNAL for the engine's own bugs
+DECLARED = {  # docs/API.md, "Errors", plus INTERNAL for the engine's own bugs
     grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED,

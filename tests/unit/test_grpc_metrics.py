@@ -11,8 +11,8 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
-from adapters.grpc.server import GenericRegistration
-from adapters.metrics.grpc_metrics import GrpcMetrics
+from surgedesk.adapters.grpc.server import GenericRegistration
+from surgedesk.adapters.metrics.grpc_metrics import GrpcMetrics
 
 PATH = "/surgedesk.v1.CustomerService/StartConversation"
 

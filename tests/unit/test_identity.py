@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.grpc.limits import Admission, Limits, RateLimiter
-from adapters.identity import secret_store
-from adapters.identity.tokens import LEEWAY_S, ROLES, TokenVerifier, _unb64, mint
-from engine.errors import InvalidArgument, Overloaded, Unauthenticated
+from surgedesk.adapters.grpc.limits import Admission, Limits, RateLimiter
+from surgedesk.adapters.identity import secret_store
+from surgedesk.adapters.identity.tokens import LEEWAY_S, ROLES, TokenVerifier, _unb64, mint
+from surgedesk.engine.errors import InvalidArgument, Overloaded, Unauthenticated
 
 SECRET = b"unit-test-secret-0123456789abcdefghij"
 
@@ -89,7 +89,7 @@ def test_the_secret_is_made_once_private_and_shared_by_serve_and_token(tmp_path,
 
 def test_surgedesk_token_mints_for_the_data_dirs_secret(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != secret_store.ENV_VAR}
-    out = subprocess.run([sys.executable, "-m", "adapters.cli", "token", "--role", "agent",
+    out = subprocess.run([sys.executable, "-m", "surgedesk", "token", "--role", "agent",
                           "--subject", "ann", "--data-dir", str(tmp_path), "--ttl-s", "600"],
                          capture_output=True, text=True, env=env, check=True).stdout.strip()
     secret = secret_store.load_secret(tmp_path)
@@ -97,7 +97,7 @@ def test_surgedesk_token_mints_for_the_data_dirs_secret(tmp_path):
     claims = TokenVerifier(secret).verify(out, time.time())
     assert (claims.role, claims.subject) == ("agent", "ann")
     assert 590 < claims.expires_s - time.time() <= 600
-    bad = subprocess.run([sys.executable, "-m", "adapters.cli", "token", "--role", "agent",
+    bad = subprocess.run([sys.executable, "-m", "surgedesk", "token", "--role", "agent",
                           "--subject", "", "--data-dir", str(tmp_path)],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "invalid subject" in bad.stderr

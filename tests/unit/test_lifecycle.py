@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.errors import IllegalTransition
-from engine.lifecycle import (
+from surgedesk.engine.errors import IllegalTransition
+from surgedesk.engine.lifecycle import (
     TERMINAL_STATES,
     TRANSITIONS,
     TicketEvent,

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from engine.errors import InvalidArgument
-from engine.planning import erlang_a, erlang_b, erlang_c, queue_metrics, servers_needed
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.planning import erlang_a, erlang_b, erlang_c, queue_metrics, servers_needed
 
 
 def test_erlang_b_matches_a_table_value():

@@ -3,7 +3,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.queues import TicketQueue, class_of, pack_key, unpack_key
+from surgedesk.engine.queues import TicketQueue, class_of, pack_key, unpack_key
 
 
 @given(st.integers(-9, 9), st.floats(-1e9, 1e9), st.integers(0, 2**40))

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.population import build_population
-from benchmarks.scenario import load_scenario, parse_scenario
-from engine.errors import InvalidArgument
+from surgedesk.benchmarks.population import build_population
+from surgedesk.benchmarks.scenario import load_scenario, parse_scenario
+from surgedesk.engine.errors import InvalidArgument
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios"
 
@@ -110,7 +110,7 @@ def test_every_shipped_scenario_is_valid(path):
 
 def test_the_bank_trace_becomes_customers_and_agents():
     sc = parse_scenario({"name": "b", "trace": {
-        "path": str(SCENARIOS.parents[2] / "shared/data/anonymous_bank_aug_1-15.csv"),
+        "path": str(SCENARIOS.parent / "data" / "anonymous_bank_aug_1-15.csv"),
         "format": "anonymous-bank", "days": ["2010-08-02"], "agents": "from-trace"}})
     pop = build_population(sc)
     assert 2000 < len(pop.customers) < 2400

@@ -3,13 +3,13 @@
 
 import pytest
 
-from engine.agent import ChangePresence, ProfileAgent, RecordOffer
-from engine.agent import apply as agent_apply
-from engine.agent import decide as agent_decide
-from engine.errors import InvalidArgument
-from engine.outcomes import WAIT_BUCKETS_S, bucket_of, counts
-from engine.service_rules import ServiceRules
-from engine.ticket import (
+from surgedesk.engine.agent import ChangePresence, ProfileAgent, RecordOffer
+from surgedesk.engine.agent import apply as agent_apply
+from surgedesk.engine.agent import decide as agent_decide
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.outcomes import WAIT_BUCKETS_S, bucket_of, counts
+from surgedesk.engine.service_rules import ServiceRules
+from surgedesk.engine.ticket import (
     AssignAgent,
     NoticeSent,
     OfferTicket,

@@ -4,8 +4,8 @@ not show; a start it never answered (an error, or no answer before the run ended
 
 from types import SimpleNamespace
 
-from benchmarks.report import build_report
-from benchmarks.surge import records_of
+from surgedesk.benchmarks.report import build_report
+from surgedesk.benchmarks.surge import records_of
 
 
 def _customer(n: int) -> SimpleNamespace:

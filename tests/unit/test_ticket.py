@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
-from engine.lifecycle import TRANSITIONS, TicketEvent, TicketState
-from engine.service_rules import ServiceRules
-from engine.ticket import (
+from surgedesk.engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
+from surgedesk.engine.lifecycle import TRANSITIONS, TicketEvent, TicketState
+from surgedesk.engine.service_rules import ServiceRules
+from surgedesk.engine.ticket import (
     AcceptOffer,
     AssignAgent,
     CloseTicket,

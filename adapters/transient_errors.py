@@ -1,15 +1,15 @@
 """Which failures mean "a component is away for a moment" (retry) rather than a bug.
 
 Redis restarting or unreachable, a Ray actor dying or being restarted, and the engine's own
-:class:`~engine.errors.WouldBlockError` family. The gRPC gateway answers these UNAVAILABLE; the
-desk keeps routing follow-ups that hit one and retries them on the next tick.
+:class:`~surgedesk.engine.errors.WouldBlockError` family. The gRPC gateway answers these
+UNAVAILABLE; the desk keeps routing follow-ups that hit one and retries them on the next tick.
 """
 
 from __future__ import annotations
 
 from redis import exceptions as redis_errors
 
-from engine.errors import WouldBlockError
+from surgedesk.engine.errors import WouldBlockError
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     WouldBlockError, redis_errors.ConnectionError, redis_errors.TimeoutError,

