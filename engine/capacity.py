@@ -237,6 +237,33 @@ class CapacityIndex:
         self._unlist(agent)
         self._list(agent)
 
+    def restore(self, agent: AgentState) -> None:
+        """Put back an agent exactly as a snapshot saved it: its sequence number, load and
+        last assignment as given; its rings, listing and the per-skill totals derived here.
+        O(k log a + conversations)."""
+        if agent.agent_id in self._agents:
+            raise InvalidArgument("agent_id", f"agent {agent.agent_id!r} is already known")
+        validate_agent(agent.agent_id, agent.skills, agent.capacity)
+        agent.rings, agent.listed = {}, {}
+        for s, p in agent.skills.items():
+            ring = self._relaxation.lowest_ring_for(p)
+            if ring is not None:
+                agent.rings[s] = ring
+        self._agents[agent.agent_id] = agent
+        for ticket_id, (skill, _since) in agent.active.items():
+            if ticket_id in self._holders:
+                raise InvalidArgument("ticket_id", f"{ticket_id!r} is already held by "
+                                      f"{self._holders[ticket_id]!r}")
+            self._holders[ticket_id] = agent.agent_id
+            self._busy_by_skill[skill] = self._busy_by_skill.get(skill, 0) + 1
+        self._count_serving(agent, +1)
+        self._list(agent)
+        self._next_seq = max(self._next_seq, agent.seq + 1)
+
+    def restore_next_seq(self, next_seq: int) -> None:
+        """The sequence number the next new agent gets, as a snapshot saved it."""
+        self._next_seq = max(self._next_seq, next_seq)
+
     def remove(self, agent_id: str) -> AgentState:
         """Forget an agent that holds no conversation."""
         agent = self.get(agent_id)

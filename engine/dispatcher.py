@@ -642,10 +642,7 @@ class DispatcherCore:
     # ================================================================ line bookkeeping
     def _enqueue(self, t: WaitingTicket, now_s: float) -> None:
         """Put ``t`` into its skill's line. O(log n)."""
-        line = self._lines.get(t.skill)
-        if line is None:
-            line = self._lines[t.skill] = TicketQueue()
-        line.add(t.key, t.ticket_id)
+        self._line(t.skill).add(t.key, t.ticket_id)
         t.in_line = True
         if self.capacity.has_free_beyond_ring0(t.skill):
             self._arm_wake(t.skill, now_s)
@@ -692,6 +689,12 @@ class DispatcherCore:
         agent = self.capacity.get(agent_id)
         # The last agent must still qualify for the skill under the policy in force.
         return agent_id if agent.available and skill in agent.rings else None
+
+    def _line(self, skill: str) -> TicketQueue:
+        line = self._lines.get(skill)
+        if line is None:
+            line = self._lines[skill] = TicketQueue()
+        return line
 
     def _preferred_queue(self, agent_id: str) -> TicketQueue:
         queue = self._preferred.get(agent_id)

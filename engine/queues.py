@@ -53,6 +53,20 @@ def class_floor(cls: int) -> int:
     return (cls + _CLASS_OFFSET) << (_SEQ_BITS + _DUE_BITS)
 
 
+def key_parts(packed: int) -> tuple[int, int, int]:
+    """A packed key as three ints that fit 64 bits each: ``(priority_class, due_us, seq)``,
+    the due time in whole microseconds (as the key holds it). O(1)."""
+    seq = packed & ((1 << _SEQ_BITS) - 1)
+    rest = packed >> _SEQ_BITS
+    due_us = (rest & ((1 << _DUE_BITS) - 1)) - _DUE_OFFSET
+    return (rest >> _DUE_BITS) - _CLASS_OFFSET, due_us, seq
+
+
+def key_from_parts(cls: int, due_us: int, seq: int) -> int:
+    """The packed key of :func:`key_parts`'s three ints, exactly. O(1)."""
+    return (((cls + _CLASS_OFFSET) << _DUE_BITS | (due_us + _DUE_OFFSET)) << _SEQ_BITS) | seq
+
+
 def unpack_key(packed: int) -> QueueKey:
     seq = packed & ((1 << _SEQ_BITS) - 1)
     rest = packed >> _SEQ_BITS

@@ -35,13 +35,13 @@ script brings those entries back and they are applied as a replay would: memory 
 from the journal. Assignments of entries applied without a caller waiting for them are handed
 to the next caller with its own (the desk delivers every assignment it gets back).
 
-Snapshots keep restarts short: every ``snapshot_every`` events the core is saved (pickled: it
-is plain Python data, and Redis is the engine's own trusted store) under ``{stream}:snapshot``
-with the stream id and number it covers, and the stream is trimmed up to that id. A restart
+Snapshots keep restarts short: every ``snapshot_every`` events the core is saved as a
+versioned document of plain data (:mod:`surgedesk.engine.snapshot`, msgpack) under
+``{stream}:snapshot``, beside the stream id and number it covers, and the stream is trimmed up to that id. A restart
 loads the snapshot and replays only what came after it. A crash between saving and trimming
 only leaves entries the replay skips. A snapshot costs O(waiting tickets) on the event loop,
 so it also waits until the entries since the last are at least the waiting tickets over
-:data:`SNAPSHOT_TICKETS_PER_ENTRY`: amortized, at most two tickets pickled per entry however
+:data:`SNAPSHOT_TICKETS_PER_ENTRY`: amortized, at most two tickets saved per entry however
 long the queues grow (a fixed period alone would cost a number of tickets per entry that grows
 with the line), and a restart replays at most half as many entries as
 tickets wait -- of the order of what loading the snapshot costs. A line that only grows is
@@ -53,7 +53,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
@@ -80,6 +79,7 @@ from surgedesk.engine.events import (
     TicketQueued,
     TicketRequeued,
 )
+from surgedesk.engine.snapshot import core_from, snapshot_of
 
 STREAM = "sd:dispatch"
 _TYPES: dict[str, type] = {c.__name__: c for c in (AgentPresenceChanged, TicketQueued, TicketLeft,
@@ -114,7 +114,7 @@ def decode(payload: bytes) -> tuple[Event, float]:
 
 
 GAP_WAIT_S = 0.005  # an entry handed over early waits this long for its predecessors
-SNAPSHOT_TICKETS_PER_ENTRY = 2  # a snapshot is due once it pickles at most 2 tickets an entry
+SNAPSHOT_TICKETS_PER_ENTRY = 2  # a snapshot is due once it saves at most 2 tickets an entry
 _UNCLAIMED_S = 2.0  # assignments of an entry no caller came for go to the next caller after this
 
 # The dispatcher's own append: its events, numbered, then every entry of other writers it has
@@ -212,7 +212,7 @@ class DispatcherService:
         saved = await self._redis.get(self.snapshot_key)
         if saved is not None:
             data = msgpack.unpackb(saved, raw=False)
-            self.core = pickle.loads(data["core"])
+            self.core = core_from(data["core"])
             self._last_now_s = float(data["now_s"])
             last = data["cursor"]
             self._applied = int(data["seq"])
@@ -421,10 +421,9 @@ class DispatcherService:
         cursor = self._last_id
         if cursor == "-":
             return
-        blob = pickle.dumps(self.core, protocol=pickle.HIGHEST_PROTOCOL)
         await self._redis.set(self.snapshot_key, msgpack.packb(
-            {"cursor": cursor, "seq": self._applied, "now_s": self._last_now_s, "core": blob},
-            use_bin_type=True))
+            {"cursor": cursor, "seq": self._applied, "now_s": self._last_now_s,
+             "core": snapshot_of(self.core)}, use_bin_type=True))
         await self._redis.xtrim(self.stream, minid=cursor)
         self._since_snapshot = 0
         self.snapshots += 1

@@ -4,8 +4,14 @@ After every step: a ticket never has two agents and is assigned at most once, no
 a ticket without a free slot, no available agent with a free slot idles while a ticket it
 qualifies for waits (``DispatcherCore.check_invariants``), and within a priority class tickets
 leave each line in arrival order. A failing run prints its seed (``print_blob``).
+
+Beside the core runs a twin, restarted now and then from the core's snapshot (the version-1
+document of :mod:`surgedesk.engine.snapshot`, through msgpack as Redis stores it): every event
+goes to both, and both must answer the same and end in the same state, to the last bit.
 """
 
+import msgpack
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -25,6 +31,7 @@ from surgedesk.engine.events import (
     TicketRequeued,
 )
 from surgedesk.engine.policies import POLICY_PRESETS
+from surgedesk.engine.snapshot import core_from, snapshot_of
 
 SKILLS = ["presale", "aftersale", "billing"]
 AGENTS = [f"a{i}" for i in range(5)]
@@ -40,6 +47,8 @@ class DispatcherMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.core = DispatcherCore(POLICY_PRESETS["bullseye"])
+        self.twin = DispatcherCore(POLICY_PRESETS["bullseye"])
+        self.restarts = 0
         self.now = 0.0
         self.next_id = 0
         self.assigned: dict[str, str] = {}  # ticket -> agent, for all time
@@ -92,7 +101,14 @@ class DispatcherMachine(RuleBasedStateMachine):
             self.active[agent].add(cmd.ticket_id)
 
     def _send(self, event):
-        self._apply(self.core.handle(event, self.now))
+        try:
+            out = self.core.handle(event, self.now)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                self.twin.handle(event, self.now)
+            raise
+        assert self.twin.handle(event, self.now) == out, "the restarted twin decided otherwise"
+        self._apply(out)
 
     @rule(agent=st.sampled_from(AGENTS),
           skills=st.dictionaries(st.sampled_from(SKILLS), proficiency, min_size=1, max_size=3),
@@ -202,6 +218,16 @@ class DispatcherMachine(RuleBasedStateMachine):
                 pass
             else:
                 raise AssertionError("an assigned ticket left the line")
+
+    @rule()
+    def dispatcher_restarts_from_its_snapshot(self):
+        stored = msgpack.packb(snapshot_of(self.core), use_bin_type=True)
+        self.twin = core_from(msgpack.unpackb(stored, raw=False))
+        self.restarts += 1
+
+    @invariant()
+    def the_twin_is_the_same_core(self):
+        assert snapshot_of(self.twin) == snapshot_of(self.core)
 
     @invariant()
     def routing_guarantees_hold(self):

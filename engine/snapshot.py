@@ -1,0 +1,236 @@
+"""The dispatcher's snapshot: a routing core's whole state as a versioned document of plain data.
+
+Who runs this: the dispatcher's journal (``adapters/redis/dispatch_journal.py``) when it saves
+a snapshot and when a restarted dispatcher loads one; tests. Pure: no I/O, no clock.
+
+A snapshot is what a restarted dispatcher needs to carry on exactly where the saved one stopped:
+the same lines in the same order, the same agents with the same loads and ranks, the same
+measured rates, the same pending timers. :func:`snapshot_of` turns a :class:`DispatcherCore`
+into a document made only of ``None``, bools, ints (at most 64 bits), floats (``inf`` allowed),
+strings, lists and string-keyed dicts -- what msgpack (and, but for ``inf``, JSON) carries --
+and :func:`core_from` turns one back. It is not pickle: a document is data that any version
+can read, and loading one runs no code of its choosing.
+
+Format ``surgedesk.dispatcher``, version 1 (:data:`VERSION`). Only the facts are kept; every
+index derived from them (lines, the per-agent sticky lines, the capacity index's free lists and
+per-skill totals) is rebuilt on load, in O(n log n + a k log a):
+
+==================  =======================================================================
+key                 value
+==================  =======================================================================
+format, version     ``"surgedesk.dispatcher"``, ``1``
+now_s               the core's clock (``-inf`` before the first event)
+seq, timer_seq      the next ticket sequence number and timer sequence number
+assignments_total   assignments made so far
+policy              ``max_vip_tier``, ``selection`` (mode), ``relaxation`` ([after_s,
+                    min_proficiency] steps), ``sticky_window_s``
+estimator           ``tau_s``, ``prior_handle_s``, ``handle_s_by_skill``, ``rate_cv``
+handle_priors       skill -> expected handle seconds (set by SkillConfigured)
+agents              the capacity index's agents, in creation order: [agent_id, seq,
+                    {skill: proficiency}, capacity, available, last_assigned_s,
+                    [[ticket_id, skill, since_s], ...]]
+next_agent_seq      the capacity index's next agent sequence number
+declared            [agent_id, {skill: proficiency}, capacity, available]: agents as they
+                    declared themselves, before wrap-up and pauses are taken off
+wrapping            agent -> wrap-up end times; paused_until: agent -> end of its pause
+waiting, held       tickets in line (or waiting for a preferred agent) and tickets an agent
+                    holds: [ticket_id, skill, vip_tier, [class, due_us, seq], arrival_s,
+                    queued_s, preferred_agent_id or None, prefer_until_s, in_line,
+                    deadline_s or None]; the key's parts are those of
+                    :func:`surgedesk.engine.queues.pack_key`
+flows               each skill's measured flow (:class:`SkillFlow` fields; per-tier maps as
+                    [tier, value] pairs)
+timers              the timer heap as stored: [at_s, seq, kind, ident]; wake_at: skill ->
+                    its live wake timer
+undelivered         assignments made by timers of a call that then failed, still to be
+                    returned: ["AssignTicket", ticket_id, agent_id, skill, waited_s,
+                    from_agent_id] or ["ReturnTicket", ticket_id, agent_id, skill]
+==================  =======================================================================
+
+A later version adds keys or a new version number; :func:`core_from` refuses a document of a
+format or version it does not know (``InvalidArgument`` naming ``snapshot.version``) rather than
+guess. ``tests/fixtures/`` keeps a snapshot of each version that every later one must restore.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from surgedesk.engine.capacity import AgentState
+from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, WaitingTicket
+from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.estimator import SkillFlow
+from surgedesk.engine.events import AssignTicket, Command, ReturnTicket
+from surgedesk.engine.policies import (
+    AgentSelection,
+    PriorityPolicy,
+    RelaxationSteps,
+    RoutingPolicy,
+    StickyPolicy,
+)
+from surgedesk.engine.queues import key_from_parts, key_parts
+
+FORMAT = "surgedesk.dispatcher"
+VERSION = 1
+
+Document = dict[str, Any]
+
+_FLOW_SCALARS = ("skill", "tau_s", "prior_handle_s", "prior_weight", "prior_backlog_s", "last_s",
+                 "busy", "waiting", "completions", "busy_time", "abandons", "wait_time",
+                 "observed_s", "top_tier")
+_FLOW_TIER_MAPS = ("waiting_by_tier", "arrivals_by_tier", "dequeues", "backlog_ge")
+
+
+def snapshot_of(core: DispatcherCore) -> Document:
+    """The core's state as a version-1 document. O(waiting + held + agents k + timers)."""
+    policy, estimator, capacity = core.policy, core.estimator, core.capacity
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "now_s": core._now_s,
+        "seq": core._seq,
+        "timer_seq": core._timer_seq,
+        "assignments_total": core.assignments_total,
+        "policy": {
+            "max_vip_tier": policy.priority.max_vip_tier,
+            "selection": policy.selection.mode,
+            "relaxation": [[a, p] for a, p in policy.relaxation.steps],
+            "sticky_window_s": policy.sticky.window_s,
+        },
+        "estimator": {
+            "tau_s": estimator.tau_s,
+            "prior_handle_s": estimator.prior_handle_s,
+            "handle_s_by_skill": dict(estimator.handle_s_by_skill),
+            "rate_cv": estimator.rate_cv,
+        },
+        "handle_priors": dict(core._handle_priors),
+        "agents": [[a.agent_id, a.seq, dict(a.skills), a.capacity, a.available,
+                    a.last_assigned_s, [[tid, skill, since] for tid, (skill, since)
+                                        in a.active.items()]]
+                   for a in capacity.agents()],
+        "next_agent_seq": capacity._next_seq,
+        "declared": [[agent_id, dict(skills), cap, available]
+                     for agent_id, (skills, cap, available) in core._declared.items()],
+        "wrapping": {agent_id: list(ends) for agent_id, ends in core._wrapping.items()},
+        "paused_until": dict(core._paused_until),
+        "waiting": [_ticket_row(t) for t in core._tickets.values()],
+        "held": [_ticket_row(t) for t in core._held.values()],
+        "flows": [_flow_doc(flow) for flow in core._flows.values()],
+        "timers": [list(timer) for timer in core._timers],
+        "wake_at": dict(core._wake_at),
+        "undelivered": [_command_row(c) for c in core._undelivered],
+    }
+
+
+def core_from(doc: Document) -> DispatcherCore:
+    """A core in exactly the state :func:`snapshot_of` saw. O(n log n + a k log a + timers).
+
+    Raises :class:`InvalidArgument` for a document of another format or an unknown version."""
+    if doc.get("format") != FORMAT:
+        raise InvalidArgument("snapshot.format", f"expected {FORMAT!r}, got {doc.get('format')!r}")
+    if doc.get("version") != VERSION:
+        raise InvalidArgument("snapshot.version",
+                              f"this engine reads version {VERSION}, got {doc.get('version')!r}")
+    p, e = doc["policy"], doc["estimator"]
+    policy = RoutingPolicy(
+        priority=PriorityPolicy(int(p["max_vip_tier"])),
+        selection=AgentSelection(str(p["selection"])),
+        relaxation=RelaxationSteps(tuple((float(a), float(m)) for a, m in p["relaxation"])),
+        sticky=StickyPolicy(float(p["sticky_window_s"])),
+    )
+    estimator = EstimatorConfig(tau_s=float(e["tau_s"]), prior_handle_s=float(e["prior_handle_s"]),
+                                handle_s_by_skill=dict(e["handle_s_by_skill"]),
+                                rate_cv=float(e["rate_cv"]))
+    core = DispatcherCore(policy, estimator)
+    core._now_s = float(doc["now_s"])
+    core._seq = int(doc["seq"])
+    core._timer_seq = int(doc["timer_seq"])
+    core.assignments_total = int(doc["assignments_total"])
+    core._handle_priors = {str(k): float(v) for k, v in doc["handle_priors"].items()}
+
+    for agent_id, seq, skills, capacity, available, last_assigned_s, active in doc["agents"]:
+        core.capacity.restore(AgentState(
+            agent_id, {str(s): float(v) for s, v in skills.items()}, int(capacity),
+            bool(available), int(seq), float(last_assigned_s),
+            {str(tid): (str(skill), float(since)) for tid, skill, since in active}))
+    core.capacity.restore_next_seq(int(doc["next_agent_seq"]))
+    core._declared = {str(agent_id): ({str(s): float(v) for s, v in skills.items()},
+                                      int(cap), bool(available))
+                      for agent_id, skills, cap, available in doc["declared"]}
+    core._wrapping = {str(a): [float(x) for x in ends] for a, ends in doc["wrapping"].items()}
+    core._paused_until = {str(a): float(x) for a, x in doc["paused_until"].items()}
+
+    for row in doc["waiting"]:
+        t = _ticket_from(row)
+        core._tickets[t.ticket_id] = t
+        if t.in_line:
+            core._line(t.skill).add(t.key, t.ticket_id)
+        elif t.preferred_agent_id is not None:
+            core._preferred_queue(t.preferred_agent_id).add(t.key, t.ticket_id)
+        else:
+            raise InvalidArgument("snapshot.waiting", f"{t.ticket_id} is neither in line nor "
+                                  "waiting for an agent")
+    core._held = {t.ticket_id: t for t in map(_ticket_from, doc["held"])}
+    core._flows = {flow.skill: flow for flow in map(_flow_from, doc["flows"])}
+    timers = [(float(at), int(seq), int(kind), str(ident)) for at, seq, kind, ident in doc["timers"]]
+    heapq.heapify(timers)  # already a heap as saved; heapify keeps that order and checks it
+    core._timers = timers
+    core._wake_at = {str(k): float(v) for k, v in doc["wake_at"].items()}
+    core._undelivered = [_command_from(row) for row in doc["undelivered"]]
+    return core
+
+
+def _ticket_row(t: WaitingTicket) -> list[Any]:
+    return [t.ticket_id, t.skill, t.vip_tier, list(key_parts(t.key)), t.arrival_s, t.queued_s,
+            t.preferred_agent_id, t.prefer_until_s, t.in_line, t.deadline_s]
+
+
+def _ticket_from(row: list[Any]) -> WaitingTicket:
+    (ticket_id, skill, vip_tier, key, arrival_s, queued_s, preferred, prefer_until_s, in_line,
+     deadline_s) = row
+    cls, due_us, seq = key
+    return WaitingTicket(str(ticket_id), str(skill), int(vip_tier),
+                         key_from_parts(int(cls), int(due_us), int(seq)), float(arrival_s),
+                         float(queued_s), None if preferred is None else str(preferred),
+                         float(prefer_until_s), bool(in_line),
+                         None if deadline_s is None else float(deadline_s))
+
+
+def _flow_doc(flow: SkillFlow) -> dict[str, Any]:
+    doc: dict[str, Any] = {name: getattr(flow, name) for name in _FLOW_SCALARS}
+    for name in _FLOW_TIER_MAPS:
+        doc[name] = [[tier, value] for tier, value in getattr(flow, name).items()]
+    return doc
+
+
+def _flow_from(doc: dict[str, Any]) -> SkillFlow:
+    flow = SkillFlow()
+    for name in _FLOW_SCALARS:
+        value = doc[name]
+        if name == "skill":
+            value = str(value)
+        elif name in ("busy", "waiting", "top_tier"):
+            value = int(value)
+        elif value is not None:
+            value = float(value)
+        setattr(flow, name, value)
+    for name in _FLOW_TIER_MAPS:
+        kind = int if name == "waiting_by_tier" else float
+        setattr(flow, name, {int(tier): kind(value) for tier, value in doc[name]})
+    return flow
+
+
+def _command_row(command: Command) -> list[Any]:
+    if isinstance(command, AssignTicket):
+        return ["AssignTicket", command.ticket_id, command.agent_id, command.skill,
+                command.waited_s, command.from_agent_id]
+    return ["ReturnTicket", command.ticket_id, command.agent_id, command.skill]
+
+
+def _command_from(row: list[Any]) -> Command:
+    if row[0] == "AssignTicket":
+        return AssignTicket(str(row[1]), str(row[2]), str(row[3]), float(row[4]), str(row[5]))
+    if row[0] == "ReturnTicket":
+        return ReturnTicket(str(row[1]), str(row[2]), str(row[3]))
+    raise InvalidArgument("snapshot.undelivered", f"unknown command {row[0]!r}")
