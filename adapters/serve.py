@@ -55,7 +55,7 @@ class DeskConfig:
 
 def load_config(path: str | None) -> DeskConfig:
     if path is None:
-        text = resources.files("adapters").joinpath("sample_desk.toml").read_text()
+        text = resources.files("surgedesk.adapters").joinpath("sample_desk.toml").read_text()
     else:
         try:
             text = Path(path).read_text()

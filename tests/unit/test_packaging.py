@@ -72,13 +72,22 @@ def test_the_benchmark_libraries_are_an_extra_and_the_private_apis_have_upper_bo
             f"{name} needs an upper bound: the engine relies on its internals")
 
 
-def test_the_installed_wheel_imports_from_anywhere(wheel, tmp_path):
+def test_the_installed_wheel_imports_and_finds_its_files_from_anywhere(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--target", str(target), str(wheel)], check=True)
-    code = ("import surgedesk, surgedesk.engine, surgedesk.adapters, surgedesk.v1.customer_pb2; "
-            "import surgedesk.benchmarks.scenario as s; "
-            "print(surgedesk.__file__); print(s.__file__)")
+    # What serve and the benchmarks read from the package itself: the sample desk and a
+    # shipped scenario with the log it replays -- found through the one name only, as no
+    # folder of this repository is on the path there.
+    code = ("import surgedesk, surgedesk.engine, surgedesk.adapters, surgedesk.v1.customer_pb2\n"
+            "from importlib import resources\n"
+            "from surgedesk.adapters.serve import load_config\n"
+            "from surgedesk.benchmarks.scenario import load_scenario\n"
+            "assert load_config(None).agents\n"
+            "with resources.as_file(resources.files('surgedesk.benchmarks') / 'scenarios'"
+            " / 'bank-aug.toml') as path:\n"
+            "    assert load_scenario(path).trace.path.is_file()\n"
+            "print(surgedesk.__file__); print(load_config.__code__.co_filename)")
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True).stdout.split()
