@@ -15,7 +15,11 @@ Every call needs a bearer token signed by the deployment's secret (``SURGEDESK_T
 ``--secret-file``, or ``token-secret`` in the data directory, made on first use);
 ``surgedesk token`` mints one. ``--tls-cert``/``--tls-key`` serve TLS, ``--tls-client-ca``
 mutual TLS; the desk file's ``[limits]`` table sets rate limits and the bounds on calls.
-SIGTERM or SIGINT stops it cleanly; a ``kill -9`` loses nothing that was acknowledged.
+SIGTERM or SIGINT drains it (:mod:`surgedesk.adapters.grpc.readiness`: health NOT_SERVING, new
+calls refused with UNAVAILABLE, watches ended so that clients resume elsewhere, calls in
+flight given ``--drain-grace-s``), then stops it; a ``kill -9`` loses nothing that was
+acknowledged. While it serves, its health follows Redis and the dispatcher (NOT_SERVING while
+either does not answer).
 
 ``--hosting in-process`` keeps the ticket, agent and dispatcher actors on the gateway's own
 event loop instead of Ray actors (one process: the cheapest per call on a small machine, still
@@ -91,12 +95,14 @@ def load_config(path: str | None) -> DeskConfig:
 
 async def run(args: Any) -> int:
     import ray
+    from grpc_health.v1 import health
 
     from surgedesk.adapters.clock import EngineClock
     from surgedesk.adapters.desk.desk import AgentProfile, Desk
     from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
     from surgedesk.adapters.grpc.authorization import Gate
-    from surgedesk.adapters.grpc.server import build_server
+    from surgedesk.adapters.grpc.readiness import Readiness
+    from surgedesk.adapters.grpc.server import SERVICE_NAMES, build_server
     from surgedesk.adapters.grpc.tls import server_credentials
     from surgedesk.adapters.identity.secret_store import load_secret
     from surgedesk.adapters.identity.tokens import TokenVerifier
@@ -160,10 +166,14 @@ async def run(args: Any) -> int:
     await desk.reconcile()  # assignments a killed gateway decided but did not deliver
     tune_gc()
     metrics = await serve_metrics(desk, args.metrics_host, args.metrics_port)
+    health_servicer = health.aio.HealthServicer()
     server, port = await build_server(desk, f"{args.host}:{args.port}", gate,
                                       reflection_on=not args.no_reflection,
                                       metrics=metrics.grpc_metrics,
-                                      credentials=credentials)
+                                      credentials=credentials,
+                                      health_servicer=health_servicer)
+    readiness = Readiness(health_servicer, SERVICE_NAMES, gate.admission, desk.readiness,
+                          desk.hub.end_all)
     await server.start()
     tls = "" if credentials is None else (" mTLS" if args.tls_client_ca else " TLS")
     print(f"surgedesk serving{tls} on {args.host}:{port} (redis {'embedded' if embedded else redis_url}, "
@@ -195,10 +205,21 @@ async def run(args: Any) -> int:
                     await desk.reconcile()
                 await passivate()
 
-    background = asyncio.create_task(duties())
+    async def ready() -> None:
+        while True:
+            await readiness.check()
+            await asyncio.sleep(1.0)
+
+    background = [asyncio.create_task(duties()), asyncio.create_task(ready())]
     await stop.wait()
-    background.cancel()
-    await server.stop(grace=2.0)
+    # Draining: NOT_SERVING, new calls refused (UNAVAILABLE), watches ended, calls in flight
+    # given the grace; the background duties go on meanwhile (timers, follow-ups).
+    finished = await readiness.drain(args.drain_grace_s)
+    print(f"surgedesk drained: {'every call in flight finished' if finished else 'grace over'}",
+          flush=True)
+    for task in background:
+        task.cancel()
+    await server.stop(grace=0.5)
     await desk.shutdown()
     await metrics.stop()
     if ray.is_initialized():

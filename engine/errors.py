@@ -132,3 +132,7 @@ class Recovering(WouldBlockError):
 
 class ActorStopped(WouldBlockError):
     """The actor a request was waiting for stopped; retry once it is active again."""
+
+
+class Draining(WouldBlockError):
+    """This gateway is shutting down and takes no new calls; another one will (retry)."""

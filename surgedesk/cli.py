@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "write round (default no; everysec can lose a kill -9's last "
                             "seconds, see adapters/redis/embedded.py)")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
+    serve.add_argument("--drain-grace-s", type=float, default=10.0,
+                       help="on SIGTERM: how long calls in flight may take to finish, after "
+                            "health goes NOT_SERVING and new calls are refused (default 10)")
     serve.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
                        help="ticket, agent and dispatcher actors on Ray (default), or all in "
                             "this one process (a single-machine desk; still durable in Redis)")

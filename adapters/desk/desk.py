@@ -204,6 +204,14 @@ class Desk:
         """Stop the watchers' reader (the watches themselves end with the server)."""
         await self.hub.close()
 
+    async def readiness(self) -> str:
+        """Why this desk cannot serve now ("" when it can): Redis must answer, and so must
+        the dispatcher. One PING and one dispatcher query."""
+        if not await self._redis.ping():
+            return "Redis does not answer PING"
+        await self.dispatcher.skill_report()
+        return ""
+
     @property
     def clock(self) -> Any:
         """The engine's clock (seconds): wall time, or faster in a rehearsal."""

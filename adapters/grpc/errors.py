@@ -33,6 +33,7 @@ STATUS_OF: dict[type[errors.SurgedeskError], grpc.StatusCode] = {
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Recovering: grpc.StatusCode.UNAVAILABLE,
     errors.ActorStopped: grpc.StatusCode.UNAVAILABLE,
+    errors.Draining: grpc.StatusCode.UNAVAILABLE,
 }
 
 FALLBACK = grpc.StatusCode.INTERNAL

@@ -3,7 +3,9 @@
 * :class:`RateLimiter` -- token buckets per key (a token, a customer). A call over the limit
   gets RESOURCE_EXHAUSTED with the seconds until it would pass.
 * :class:`Admission` -- at most ``max_inflight`` unary calls and ``max_streams`` open watch
-  streams at once; the next one is shed at once with RESOURCE_EXHAUSTED. Every call the gateway
+  streams at once; the next one is shed at once with RESOURCE_EXHAUSTED. Once the gateway
+  drains (it is shutting down), every new call is refused with UNAVAILABLE, which clients
+  retry on another gateway. Every call the gateway
   admits makes a bounded number of Redis and actor calls, so this one bound also bounds the
   actor mailboxes and the batchers behind the gateway.
 * :class:`Limits` -- the numbers, from the desk file's ``[limits]`` table; 0 switches one off.
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 from collections import OrderedDict
@@ -18,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from surgedesk.engine.errors import InvalidArgument, Overloaded
+from surgedesk.engine.errors import Draining, InvalidArgument, Overloaded
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,23 @@ class Admission:
         self.inflight = 0
         self.streams = 0
         self.shed = 0
+        self.draining = False
+        self._idle: asyncio.Event | None = None  # set once no unary call is in flight
         self._unary_slot = _UnarySlot(self)  # stateless beyond this: one serves every call
+
+    def drain(self) -> None:
+        """Refuse every new call from now on (UNAVAILABLE: retry elsewhere)."""
+        self.draining = True
+
+    async def idle(self) -> None:
+        """Return once no unary call is in flight (calls admitted before :meth:`drain`)."""
+        while self.inflight:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+    def _left(self) -> None:
+        if self._idle is not None and not self.inflight:
+            self._idle.set()
 
     def unary(self) -> _UnarySlot:
         """``with admission.unary():`` holds one call slot (refused at once past the bound)."""
@@ -106,6 +125,9 @@ class Admission:
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
+        if self.draining:
+            raise Draining("this gateway is shutting down; watch again (from your last "
+                           "cursor) through another")
         if self.max_streams and self.streams >= self.max_streams:
             self.shed += 1
             raise Overloaded(f"the gateway has {self.streams} open watch streams, its limit; "
@@ -128,6 +150,9 @@ class _UnarySlot:
 
     def __enter__(self) -> None:
         a = self._admission
+        if a.draining:
+            raise Draining("this gateway is shutting down; retry the call (another gateway "
+                           "takes it)")
         if a.max_inflight and a.inflight >= a.max_inflight:
             a.shed += 1
             raise Overloaded(f"the gateway is serving {a.inflight} calls, its limit; "
@@ -135,4 +160,7 @@ class _UnarySlot:
         a.inflight += 1
 
     def __exit__(self, *exc: object) -> None:
-        self._admission.inflight -= 1
+        a = self._admission
+        a.inflight -= 1
+        if a._idle is not None:
+            a._left()

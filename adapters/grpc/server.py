@@ -698,11 +698,14 @@ async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: b
                        watch_block_ms: int = 1000, estimate_every_s: float = 5.0,
                        metrics: GrpcMetrics | None = None,
                        credentials: grpc.ServerCredentials | None = None,
+                       health_servicer: health.aio.HealthServicer | None = None,
                        ) -> tuple[grpc.aio.Server, int]:
     """A started-ready server bound to ``address`` (port 0 picks one); returns it and the port.
 
     ``metrics`` (see :mod:`surgedesk.adapters.metrics.exposition`) count and time every call.
     ``credentials`` (see :mod:`surgedesk.adapters.grpc.tls`) serve TLS or mutual TLS on the port.
+    ``health_servicer``, if given, answers the health service (its statuses are the caller's:
+    :mod:`surgedesk.adapters.grpc.readiness`); every service starts SERVING.
     """
     server = grpc.aio.server(options=server_options(gate))
     # one pending request, not one per method; each handler measured once, not per call
@@ -712,7 +715,7 @@ async def build_server(desk: Desk, address: str, gate: Gate, *, reflection_on: b
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(desk, gate, watch_block_ms),
                                                       generic)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(desk, gate), generic)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_servicer or health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, generic)
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

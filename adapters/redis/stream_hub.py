@@ -240,6 +240,11 @@ class StreamHub:
                 sub._put(exc)
         self._subs.clear()
 
+    def end_all(self, exc: BaseException) -> None:
+        """End every subscription now with ``exc`` (a gateway draining ends its watches, so
+        that clients resume them elsewhere from their cursors). O(subscriptions)."""
+        self._fail_all(exc)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

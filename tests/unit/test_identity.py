@@ -140,6 +140,30 @@ def test_admission_sheds_past_its_bounds_and_frees_slots():
     assert (gate.inflight, gate.streams, gate.shed) == (0, 0, 2)
 
 
+def test_a_draining_admission_refuses_new_calls_and_tells_when_those_in_flight_are_done():
+    import asyncio
+
+    from surgedesk.engine.errors import Draining
+
+    async def run() -> None:
+        gate = Admission(max_inflight=10, max_streams=10)
+        slot = gate.unary()
+        slot.__enter__()  # a call in flight
+        gate.drain()
+        with pytest.raises(Draining), gate.unary():
+            pass
+        with pytest.raises(Draining), gate.stream():
+            pass
+        idle = asyncio.ensure_future(gate.idle())
+        await asyncio.sleep(0.01)
+        assert not idle.done()
+        slot.__exit__(None, None, None)  # it finishes
+        await asyncio.wait_for(idle, 1.0)
+        assert gate.inflight == 0 and gate.shed == 0  # refusals while draining are not shedding
+
+    asyncio.run(run())
+
+
 def test_limits_come_from_the_desk_file_and_bad_values_name_the_key():
     assert Limits.from_mapping({"per_customer_per_s": 2.5, "max_inflight": 10}) == Limits(
         per_customer_per_s=2.5, max_inflight=10)

@@ -52,6 +52,8 @@ def test_the_wheel_carries_the_desk_the_scenarios_the_bank_log_and_the_license(w
     assert "surgedesk/benchmarks/scenarios/bank-aug.toml" in names
     assert "surgedesk/benchmarks/data/anonymous_bank_aug_1-15.csv" in names
     assert "surgedesk/benchmarks/data/README.md" in names
+    assert "surgedesk/v1/service_config.json" in names  # the published retry policy
+    assert "surgedesk/v1/customer.proto" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
 
