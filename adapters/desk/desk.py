@@ -43,6 +43,7 @@ from typing import Any
 import msgpack
 import redis.asyncio as aioredis
 
+from surgedesk.adapters.desk.ports import ActorHosting, RoutingLink
 from surgedesk.adapters.redis.agent_actor import PRESENCE_KEY
 from surgedesk.adapters.redis.journal import (
     CustomerHasEarlierTicket,
@@ -184,7 +185,7 @@ class HandOver:
 
 
 class Desk:
-    def __init__(self, shards: Any, dispatcher: Any, client: aioredis.Redis,
+    def __init__(self, shards: ActorHosting, dispatcher: RoutingLink, client: aioredis.Redis,
                  clock: Any = time.time, rules: ServiceRules | None = None) -> None:
         self.shards = shards
         self.dispatcher = dispatcher

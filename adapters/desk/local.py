@@ -1,7 +1,7 @@
 """In-process hosting: shards and dispatcher on the caller's own event loop.
 
-The same interfaces as :class:`surgedesk.adapters.ray.shards.ShardClient` and
-:class:`surgedesk.adapters.ray.dispatcher.DispatcherClient`, without Ray: for tests that exercise
+The desk's two ports (:mod:`surgedesk.adapters.desk.ports`: :class:`ActorHosting` and
+:class:`RoutingLink`), as the Ray hosting implements them, without Ray: for tests that exercise
 the desk's flows, and for a single-process engine. Give both the gateway's own Redis ``client``:
 then the process's commands share one connection, and the commands of one event-loop turn
 leave in one write whichever part issued them.
@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from surgedesk.adapters.redis.agent_actor import AgentBehaviour
+from surgedesk.adapters.redis.agent_actor import AgentBehaviour, AgentReply
 from surgedesk.adapters.redis.connect import redis_client
 from surgedesk.adapters.redis.dispatch_journal import DispatcherService, RoutingEntry
 from surgedesk.adapters.redis.journal import TicketJournal
-from surgedesk.adapters.redis.ticket_actor import TicketBehaviour
+from surgedesk.adapters.redis.ticket_actor import TicketBehaviour, TicketReply
 from surgedesk.engine.actors import ActorHost
 from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
-from surgedesk.engine.events import ClockTicked, Event, TicketQueued
+from surgedesk.engine.events import ClockTicked, Command, Event, TicketQueued
 from surgedesk.engine.policies import RoutingPolicy
 from surgedesk.engine.service_rules import ServiceRules
 
@@ -32,10 +32,10 @@ class LocalShards:
             TicketBehaviour(TicketJournal(client), clock, rules), clock=clock)
         self.agents: ActorHost[Any] = ActorHost(AgentBehaviour(client, clock), clock=clock)
 
-    async def ask(self, ticket_id: str, command: Any) -> Any:
+    async def ask(self, ticket_id: str, command: object) -> TicketReply:
         return await self.host.ask(ticket_id, command)
 
-    async def ask_agent(self, agent_id: str, command: Any) -> Any:
+    async def ask_agent(self, agent_id: str, command: object) -> AgentReply:
         return await self.agents.ask(agent_id, command)
 
     def passivate_idle(self) -> int:
@@ -54,18 +54,19 @@ class LocalDispatcher:
         await self.service.start()
         return self
 
-    async def submit(self, event: Event) -> Any:
+    async def submit(self, event: Event) -> list[Command]:
         return await self.service.submit(event)
 
-    async def queue(self, event: TicketQueued) -> tuple[list[Any], QueueStatus | None]:
+    async def queue(self, event: TicketQueued) -> tuple[list[Command], QueueStatus | None]:
         return self._queued(event.ticket_id, await self.service.submit(event))
 
-    async def queue_landed(self, entry: RoutingEntry) -> tuple[list[Any], QueueStatus | None]:
+    async def queue_landed(self, entry: RoutingEntry) -> tuple[list[Command], QueueStatus | None]:
         """A ``TicketQueued`` a ticket journaled with its open: applied, and answered as
         :meth:`queue` answers."""
         return self._queued(entry.ticket_id, await self.service.landed(entry))
 
-    def _queued(self, ticket_id: str, assigned: list[Any]) -> tuple[list[Any], QueueStatus | None]:
+    def _queued(self, ticket_id: str,
+                assigned: list[Command]) -> tuple[list[Command], QueueStatus | None]:
         return assigned, self.service.waiting_status(ticket_id, float(self._clock()))
 
     async def skill_report(self) -> list[dict[str, Any]]:
@@ -75,7 +76,7 @@ class LocalDispatcher:
         """Agent -> tickets the dispatcher believes it holds."""
         return {a.agent_id: sorted(a.active) for a in self.service.core.capacity.agents()}
 
-    async def tick(self) -> Any:
+    async def tick(self) -> list[Command]:
         due = self.service.core.next_wakeup_s()
         if due is None or due > float(self._clock()):
             return []

@@ -22,7 +22,7 @@ from surgedesk.adapters.redis.connect import redis_client
 from surgedesk.adapters.redis.dispatch_journal import STREAM, DispatcherService, RoutingEntry
 from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
 from surgedesk.engine.errors import SurgedeskError
-from surgedesk.engine.events import ClockTicked, Event, TicketQueued
+from surgedesk.engine.events import ClockTicked, Command, Event, TicketQueued
 from surgedesk.engine.policies import policy_named
 
 
@@ -161,15 +161,15 @@ class DispatcherClient:
 
         self._landed_lane = Coalescer(landed, batch_max=batch_max, name="dispatcher")
 
-    async def queue(self, event: TicketQueued) -> tuple[list[Any], QueueStatus | None]:
+    async def queue(self, event: TicketQueued) -> tuple[list[Command], QueueStatus | None]:
         """Queue a ticket: its assignments (if an agent was free) and its status (if not)."""
         return await self._queue_lane.submit(event)
 
-    async def queue_landed(self, entry: RoutingEntry) -> tuple[list[Any], QueueStatus | None]:
+    async def queue_landed(self, entry: RoutingEntry) -> tuple[list[Command], QueueStatus | None]:
         """Apply a ticket's journaled ``TicketQueued``: answered as :meth:`queue`."""
         return await self._landed_lane.submit(entry)
 
-    async def submit(self, event: Event) -> Any:
+    async def submit(self, event: Event) -> list[Command]:
         return await self._lane.submit(event)
 
     async def skill_report(self) -> list[dict[str, Any]]:
@@ -178,7 +178,7 @@ class DispatcherClient:
     async def holdings(self) -> dict[str, list[str]]:
         return (await self.host.snapshot.remote())["agents"]
 
-    async def tick(self) -> Any:
+    async def tick(self) -> list[Command]:
         result = await self.host.tick.remote()
         if isinstance(result, BaseException):
             raise result

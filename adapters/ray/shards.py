@@ -21,10 +21,10 @@ from typing import Any
 import ray
 
 from surgedesk.adapters.ray.batching import Coalescer
-from surgedesk.adapters.redis.agent_actor import AgentBehaviour
+from surgedesk.adapters.redis.agent_actor import AgentBehaviour, AgentReply
 from surgedesk.adapters.redis.connect import redis_client
 from surgedesk.adapters.redis.journal import TicketJournal
-from surgedesk.adapters.redis.ticket_actor import TicketBehaviour
+from surgedesk.adapters.redis.ticket_actor import TicketBehaviour, TicketReply
 from surgedesk.adapters.transient_errors import is_transient
 from surgedesk.engine.actors import ActorHost
 from surgedesk.engine.errors import Recovering, SurgedeskError
@@ -148,9 +148,9 @@ class ShardClient:
     def calls(self) -> int:
         return sum(lane.calls for lane in self._lanes)
 
-    async def ask(self, ticket_id: str, command: Any) -> Any:
+    async def ask(self, ticket_id: str, command: object) -> TicketReply:
         return await self._lanes[shard_of(ticket_id, len(self._hosts))].submit((ticket_id, command))
 
-    async def ask_agent(self, agent_id: str, command: Any) -> Any:
+    async def ask_agent(self, agent_id: str, command: object) -> AgentReply:
         lane = self._agent_lanes[shard_of(f"agent:{agent_id}", len(self._hosts))]
         return await lane.submit((agent_id, command))

@@ -1,0 +1,90 @@
+"""The two ports between the conversation flows (:class:`~surgedesk.adapters.desk.desk.Desk`)
+and where the engine's actors are hosted.
+
+* :class:`ActorHosting` -- where the ticket and agent actors live: asking one is sending it a
+  command and awaiting its reply, one message at a time per actor. In this process
+  (:class:`~surgedesk.adapters.desk.local.LocalShards`) or in shard-host Ray actors
+  (:class:`~surgedesk.adapters.ray.shards.ShardClient`).
+* :class:`RoutingLink` -- the desk's line to the one dispatcher: routing facts in,
+  assignments and wait estimates out. In this process
+  (:class:`~surgedesk.adapters.desk.local.LocalDispatcher`) or in the dispatcher's Ray actor
+  (:class:`~surgedesk.adapters.ray.dispatcher.DispatcherClient`).
+
+Every hosting implements both, and mypy checks that it does (the assignments at the end of
+this module). A failure of the hosting itself (a process away) surfaces as one of the errors
+:func:`surgedesk.adapters.transient_errors.is_transient` names; the desk retries those.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from surgedesk.adapters.redis.agent_actor import AgentReply
+from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
+from surgedesk.adapters.redis.ticket_actor import TicketReply
+from surgedesk.engine.dispatcher import QueueStatus
+from surgedesk.engine.events import Command, Event, TicketQueued
+
+#: One row of :meth:`RoutingLink.skill_report` (keys of
+#: :meth:`surgedesk.engine.dispatcher.DispatcherCore.skill_report`).
+SkillRow = dict[str, Any]
+
+
+class ActorHosting(Protocol):
+    """Sends commands to ticket and agent actors, addressed by id."""
+
+    async def ask(self, ticket_id: str, command: object) -> TicketReply:
+        """The ticket actor's reply to ``command`` (a ticket command, ``ReadTicket``,
+        ``OpenQueued`` or ``CheckTimers``); its errors are raised here."""
+        ...
+
+    async def ask_agent(self, agent_id: str, command: object) -> AgentReply:
+        """The agent actor's reply to ``command`` (an agent command or ``ReadAgent``)."""
+        ...
+
+
+class RoutingLink(Protocol):
+    """Routing facts to the dispatcher; its decisions back."""
+
+    async def submit(self, event: Event) -> list[Command]:
+        """Journal and apply a routing fact; the assignments it caused."""
+        ...
+
+    async def queue(self, event: TicketQueued) -> tuple[list[Command], QueueStatus | None]:
+        """Queue a ticket; the assignments, and its status if it waits."""
+        ...
+
+    async def queue_landed(self, entry: RoutingEntry) -> tuple[list[Command], QueueStatus | None]:
+        """A ``TicketQueued`` the ticket's own append journaled: applied, answered as
+        :meth:`queue` answers."""
+        ...
+
+    async def queue_status(self, ticket_id: str) -> QueueStatus:
+        """Position and wait estimate of a waiting ticket (``NotWaiting`` if it is not)."""
+        ...
+
+    async def skill_report(self) -> list[SkillRow]:
+        """Per skill: line, capacity, measured rates, a new customer's estimate."""
+        ...
+
+    async def holdings(self) -> dict[str, list[str]]:
+        """Agent -> the tickets the dispatcher believes it holds."""
+        ...
+
+    async def tick(self) -> list[Command]:
+        """Run the dispatcher's due timers; the assignments they made."""
+        ...
+
+
+if TYPE_CHECKING:  # every hosting implements both ports (checked by mypy, costs nothing)
+    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.ray.dispatcher import DispatcherClient
+    from surgedesk.adapters.ray.shards import ShardClient
+
+    def _local(shards: LocalShards, dispatcher: LocalDispatcher) -> tuple[ActorHosting,
+                                                                          RoutingLink]:
+        return shards, dispatcher
+
+    def _ray(shards: ShardClient, dispatcher: DispatcherClient) -> tuple[ActorHosting,
+                                                                       RoutingLink]:
+        return shards, dispatcher
