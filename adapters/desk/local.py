@@ -25,11 +25,16 @@ from surgedesk.engine.service_rules import ServiceRules
 
 
 class LocalShards:
+    """Ticket and agent actors on this event loop. ``shared``: other processes (gateways) may
+    own the same tickets, so every message starts from the journal as it is
+    (:class:`~surgedesk.adapters.redis.ticket_actor.TicketBehaviour`)."""
+
     def __init__(self, redis_url: str, clock: Any = time.time,
-                 rules: ServiceRules | None = None, *, client: Any = None) -> None:
+                 rules: ServiceRules | None = None, *, client: Any = None,
+                 shared: bool = False) -> None:
         client = client if client is not None else redis_client(redis_url)
         self.host: ActorHost[Any] = ActorHost(
-            TicketBehaviour(TicketJournal(client), clock, rules), clock=clock)
+            TicketBehaviour(TicketJournal(client), clock, rules, shared=shared), clock=clock)
         self.agents: ActorHost[Any] = ActorHost(AgentBehaviour(client, clock), clock=clock)
 
     async def ask(self, ticket_id: str, command: object) -> TicketReply:

@@ -7,7 +7,9 @@ A ticket's stream ``sd:t:{id}`` holds its events in order; the stream entry id i
 cursor, so a watch resumes with ``XREAD`` after the last cursor it delivered -- nothing lost,
 nothing repeated. :meth:`TicketJournal.append` writes a batch with one Lua script that first
 checks the stream's length against the writer's version: a second writer (a stale actor after
-a failover) is refused with :class:`StaleWriter` instead of interleaving events. The script also
+a failover, or another gateway's copy of the ticket) is refused with :class:`StaleWriter`
+instead of interleaving events, and the actor loads the ticket again and decides again on what
+is there now (optimistic concurrency, as event stores do with an expected revision). The script also
 keeps the customer's open-ticket pointer (``sd:c:{customer}:open``) and ticket list in the same
 atomic step, so continuity never sees a ticket half opened or half closed.
 
@@ -122,6 +124,9 @@ end
 return {ids, 0, ''}
 """.replace("'AGENT_STREAM_KEEP'", f"'{AGENT_STREAM_KEEP}'").replace(
     "FEED_KEEP_MS", str(FEED_KEEP_MS))
+
+
+DECIDE_ATTEMPTS = 3  # an owner refused as stale loads and decides again, at most this often
 
 
 class StaleWriter(WorldChangedError):
@@ -282,6 +287,10 @@ class TicketJournal:
         except NoScriptError:  # a restarted or another server: load the script, once
             self._append.sha = await self._redis.script_load(self._append.script)
             return await self._redis.evalsha(self._append.sha, len(keys), *keys, *args)
+
+    async def length(self, ticket_id: str) -> int:
+        """How many events the ticket's journal holds (its version). O(1): one XLEN."""
+        return int(await self._redis.xlen(stream_key(ticket_id)))
 
     async def load(self, ticket_id: str) -> list[JournalEntry]:
         """Every event of the ticket, in order. O(events)."""

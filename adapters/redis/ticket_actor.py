@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
-from surgedesk.adapters.redis.journal import StaleWriter, TicketJournal
+from surgedesk.adapters.redis.journal import DECIDE_ATTEMPTS, StaleWriter, TicketJournal
 from surgedesk.engine.errors import InvalidArgument, NotFound
 from surgedesk.engine.events import TicketQueued
 from surgedesk.engine.outcomes import counts
@@ -73,10 +73,14 @@ class TicketReply:
 
 class TicketBehaviour:
     def __init__(self, journal: TicketJournal, clock: Any,
-                 rules: ServiceRules | None = None) -> None:
+                 rules: ServiceRules | None = None, *, shared: bool = False) -> None:
         self._journal = journal
         self._clock = clock
         self.rules = rules or ServiceRules()
+        # Other processes may own the same tickets (several gateways): every message first
+        # checks the journal's length (one XLEN) and reloads if another owner wrote, so that
+        # reads see it and decisions start from it (a write is fenced by its append anyway).
+        self.shared = shared
 
     def presume(self, entity_id: str, message: Any) -> TicketActorState | None:
         """An open starts from nothing without reading the journal (a new ticket's journal is
@@ -94,11 +98,30 @@ class TicketBehaviour:
 
     async def receive(self, entity_id: str, state: TicketActorState,
                       message: Any) -> tuple[TicketActorState, TicketReply]:
+        """Decide ``message`` on the ticket and journal the outcome. Optimistic concurrency:
+        if another owner wrote first (the append is refused as stale), the ticket is loaded
+        again and the message decided again on what is there now, up to
+        :data:`DECIDE_ATTEMPTS` times. O(events decided), plus a load per stale attempt."""
+        for attempt in range(1, DECIDE_ATTEMPTS + 1):
+            try:
+                return await self._decide(entity_id, state, message)
+            except StaleWriter:
+                if attempt == DECIDE_ATTEMPTS:
+                    raise
+                state = await self.load(entity_id)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _decide(self, entity_id: str, state: TicketActorState,
+                      message: Any) -> tuple[TicketActorState, TicketReply]:
         now_s = float(self._clock())
         record = state.record
-        command, routing = message, None
+        routing = None
         if isinstance(message, OpenQueued):
             message, routing = message.open, message.queued
+        if (self.shared and not state.presumed
+                and await self._journal.length(entity_id) != state.version):
+            state = await self.load(entity_id)  # another owner wrote: start from what is there
+            record = state.record
         if isinstance(message, ReadTicket):
             if record is None:
                 raise NotFound("ticket", entity_id)
@@ -130,17 +153,12 @@ class TicketBehaviour:
         for event in events:
             record = apply(record, event)
         assert record is not None
-        try:
-            cursors, routed = await self._journal.append_routed(
-                entity_id, customer_id, state.version, events,
-                deadline_s=next_deadline(record, self.rules),
-                counts=counts(before, events, record),
-                mirrors=self._mirrors(before, events, record),
-                routing=(routing, now_s) if routing is not None else None)
-        except StaleWriter:
-            if not state.presumed:
-                raise
-            return await self.receive(entity_id, await self.load(entity_id), command)
+        cursors, routed = await self._journal.append_routed(
+            entity_id, customer_id, state.version, events,
+            deadline_s=next_deadline(record, self.rules),
+            counts=counts(before, events, record),
+            mirrors=self._mirrors(before, events, record),
+            routing=(routing, now_s) if routing is not None else None)
         new_state = TicketActorState(record, state.version + len(events))
         return new_state, TicketReply(record, tuple(events), tuple(cursors), routed)
 

@@ -236,3 +236,27 @@ def test_ticket_ids_are_random_and_a_forked_child_draws_its_own():
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child != _random_hex(10) and child not in ids
+
+
+def test_two_desks_sharing_the_tickets_see_one_conversation(redis_url, run):
+    """Two gateways' actor hosts over one Redis (each with shared=True): a conversation whose
+    calls alternate between them stays one conversation, read the same from both."""
+    from surgedesk.adapters.redis.ticket_actor import ReadTicket
+    from surgedesk.engine.ticket import AssignAgent, OpenTicket, PostMessage
+    from tests.core_driver import FakeClock
+
+    async def scenario():
+        clock = FakeClock(10.0)
+        one = LocalShards(redis_url, clock, shared=True)
+        two = LocalShards(redis_url, clock, shared=True)
+        await one.ask("t1", OpenTicket("t1", "c1", "app", "presale", 0, "hello"))
+        await two.ask("t1", AssignAgent("ann", 2.0))
+        for i, (via, role, who) in enumerate([(one, "agent", "ann"), (two, "customer", "c1"),
+                                               (one, "customer", "c1"), (two, "agent", "ann")]):
+            clock.advance(1.0)
+            await via.ask("t1", PostMessage(role, who, f"m{i}"))
+        seen = [(await host.ask("t1", ReadTicket())).record for host in (one, two)]
+        assert seen[0] == seen[1]
+        assert seen[0].messages == 5 and seen[0].state.value == "AWAITING_CUSTOMER"
+
+    run(scenario())

@@ -10,10 +10,9 @@ from surgedesk.adapters.redis.dispatch_journal import decode as decode_routing
 from surgedesk.adapters.redis.journal import (
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
-    StaleWriter,
     TicketJournal,
 )
-from surgedesk.adapters.redis.ticket_actor import OpenQueued, TicketBehaviour
+from surgedesk.adapters.redis.ticket_actor import OpenQueued, ReadTicket, TicketBehaviour
 from surgedesk.engine.actors import ActorHost
 from surgedesk.engine.errors import NotFound
 from surgedesk.engine.events import TicketQueued
@@ -172,15 +171,48 @@ def test_an_open_and_its_routing_entry_are_written_together_or_not_at_all(redis_
     run(scenario())
 
 
-def test_two_owners_of_one_ticket_cannot_both_write(redis_url, run):
+def test_two_owners_of_one_ticket_never_interleave_a_stale_one_decides_again(redis_url, run):
     async def scenario():
         clock = FakeClock()
-        a, _ = make_host(redis_url, clock)
+        a, journal = make_host(redis_url, clock)
         b, _ = make_host(redis_url, clock)
         await a.ask("t4", OpenTicket("t4", "c4", "app", "s"))
         await b.ask("t4", AssignAgent("ann", 1.0))  # b loaded the ticket and moved it on
-        with pytest.raises(StaleWriter):
-            await a.ask("t4", AssignAgent("bob", 1.0))  # a's copy is stale: refused
+        # a's copy is stale (QUEUED): its append is refused, a loads the ticket and decides
+        # again on what is there -- the message lands once, after b's assignment.
+        clock.advance(1)
+        record = (await a.ask("t4", PostMessage("customer", "c4", "still there?"))).record
+        assert record.agent_id == "ann" and record.state.value == "AWAITING_AGENT"
+        kinds = [type(e.event).__name__ for e in await journal.load("t4")]
+        assert kinds.count("MessagePosted") == 1 and kinds.count("TicketAssigned") == 1
+        assert kinds.index("TicketAssigned") < kinds.index("MessagePosted")
+        clock.advance(1)
+        await b.ask("t4", PostMessage("agent", "ann", "hello"))  # and b decides again in turn
+        texts = [e.event.text for e in await journal.load("t4")
+                 if type(e.event).__name__ == "MessagePosted"]
+        assert texts == ["still there?", "hello"]
+    run(scenario())
+
+
+def test_a_shared_owner_starts_every_message_from_what_another_owner_wrote(redis_url, run):
+    async def scenario():
+        clock = FakeClock()
+        shared = ActorHost(TicketBehaviour(TicketJournal(aioredis.Redis.from_url(redis_url)),
+                                           clock, shared=True), clock=clock)
+        other, _ = make_host(redis_url, clock)
+        await shared.ask("t5", OpenTicket("t5", "c5", "app", "s"))  # its copy: QUEUED
+        await other.ask("t5", AssignAgent("ann", 1.0))
+        # Decided on its QUEUED copy, ann's reply would be refused (ann held nothing then).
+        reply = await shared.ask("t5", PostMessage("agent", "ann", "hello"))
+        assert reply.record.agent_id == "ann" and reply.record.state.value == "AWAITING_CUSTOMER"
+        await other.ask("t5", PostMessage("customer", "c5", "hi"))
+        fresh = (await shared.ask("t5", ReadTicket())).record  # no write of its own between
+        assert fresh.messages == 2 and fresh.state.value == "AWAITING_AGENT"
+        # Not shared, a cached copy answers reads from memory until its next write.
+        alone, _ = make_host(redis_url, clock)
+        await alone.ask("t5", ReadTicket())
+        await other.ask("t5", PostMessage("customer", "c5", "thanks"))
+        assert (await alone.ask("t5", ReadTicket())).record.messages == 2
     run(scenario())
 
 
