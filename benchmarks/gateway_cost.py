@@ -166,7 +166,7 @@ async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[s
 
     with tempfile.TemporaryDirectory() as data_dir:
         for layer in LAYERS:
-            redis_server, redis_pid = None, None
+            redis_server = None
             if layer == "durable":
                 # without the gRPC metrics, as the layers before it
                 gateway = await tp.surgedesk_server(data_dir, 1, "in-process", metrics=False)
@@ -176,13 +176,11 @@ async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[s
                     redis_server = EmbeddedRedis(Path(data_dir) / "ping").start()
                 server, port = await _layer_server(
                     layer, redis_server.url if redis_server is not None else "")
-            if redis_server is not None and redis_server.process is not None:
-                redis_pid = redis_server.process.pid
             target = f"127.0.0.1:{port}"
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, tp.load, target, "surgedesk", warmup_s, 8)
             echo_result = await tp.measured(echo_target, "echo", seconds, concurrency)
-            result = await tp.measured(target, "surgedesk", seconds, concurrency, redis_pid)
+            result = await tp.measured(target, "surgedesk", seconds, concurrency, redis_server)
             result["echo"] = echo_result
             result["ratio"] = result["per_s"] / echo_result["per_s"]
             report["layers"][layer] = result

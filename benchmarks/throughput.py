@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import redis
 
 ECHO_METHOD = "/bench.Echo/Call"
 
@@ -155,10 +156,15 @@ def _cpu_s_of(pid: int | None) -> float | None:
 
 
 async def measured(target: str, kind: str, seconds: float, concurrency: int,
-                   redis_pid: int | None = None) -> dict[str, Any]:
+                   redis_server: Any = None) -> dict[str, Any]:
     """``load`` with the CPU each side spent per call: this process (the server: with
-    in-process hosting, the whole engine but Redis) and Redis."""
+    in-process hosting, the whole engine but Redis) and Redis; and Redis's work per call: the
+    commands it ran (those inside scripts included) and the scripts called (``EVALSHA``, the
+    round trips that carry a start's writes), from ``INFO commandstats`` before and after."""
     loop = asyncio.get_running_loop()
+    redis_pid = redis_server.process.pid if redis_server is not None and (
+        redis_server.process is not None) else None
+    commands = _commands_of(redis_server)
     cpu, redis_cpu = time.process_time(), _cpu_s_of(redis_pid)
     result = await loop.run_in_executor(None, load, target, kind, seconds, concurrency)
     calls = max(1, result["requests"])
@@ -167,7 +173,24 @@ async def measured(target: str, kind: str, seconds: float, concurrency: int,
         after = _cpu_s_of(redis_pid)
         if after is not None:
             result["redis_cpu_us"] = (after - redis_cpu) / calls * 1e6
+    after_commands = _commands_of(redis_server)
+    if commands is not None and after_commands is not None:
+        result["redis_commands_per_call"] = (after_commands[0] - commands[0] - 1) / calls
+        result["redis_scripts_per_call"] = (after_commands[1] - commands[1]) / calls
     return result
+
+
+def _commands_of(redis_server: Any) -> tuple[int, int] | None:
+    """Commands the Redis server has run so far, and of them the script calls (None without
+    a server)."""
+    if redis_server is None:
+        return None
+    with redis.Redis.from_url(redis_server.url) as client:
+        stats = client.info("commandstats")
+    total = sum(int(v["calls"]) for v in stats.values())
+    scripts = sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+                  for name in ("evalsha", "eval"))
+    return total, scripts
 
 
 async def echo_server() -> tuple[grpc.aio.Server, int]:
@@ -241,20 +264,20 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
 
 
 async def _gateway_run(gateway: Gateway, target: str, seconds: float, concurrency: int,
-                       redis_pid: int | None, *, group_commit: bool = True) -> dict[str, Any]:
+                       redis_server: Any, *, group_commit: bool = True) -> dict[str, Any]:
     """One ``measured`` run of starts against the gateway, with the writes its Redis
     connection held for company meanwhile (in-process hosting); ``group_commit=False`` turns
     that off for this run only."""
     fast = gateway.client.fast if gateway.client is not None else None
     if fast is None:
-        return await measured(target, "surgedesk", seconds, concurrency, redis_pid)
+        return await measured(target, "surgedesk", seconds, concurrency, redis_server)
     hold_s = fast.hold_s
     if not group_commit:
         fast.hold_writes(0.0)
     commit = fast.group_commit
     held = commit.held if commit is not None else 0
     try:
-        result = await measured(target, "surgedesk", seconds, concurrency, redis_pid)
+        result = await measured(target, "surgedesk", seconds, concurrency, redis_server)
     finally:
         fast.hold_writes(hold_s)
     if commit is not None and commit is fast.group_commit:  # the same connection throughout
@@ -285,7 +308,6 @@ async def run(seconds: float, concurrency: int, shards: int,
     with tempfile.TemporaryDirectory() as data_dir:
         gateway = await surgedesk_server(data_dir, shards, hosting)
         redis_server = gateway.redis
-        redis_pid = redis_server.process.pid if redis_server.process is not None else None
         target = f"127.0.0.1:{gateway.port}"
         warm = await loop.run_in_executor(None, load, target, "surgedesk", 2.0, 8)
         measured_rounds = []
@@ -297,7 +319,7 @@ async def run(seconds: float, concurrency: int, shards: int,
                 "surgedesk"]
             for mode in modes if n % 2 == 0 else modes[::-1]:
                 measured_round[mode] = await _gateway_run(
-                    gateway, target, seconds, concurrency, redis_pid,
+                    gateway, target, seconds, concurrency, redis_server,
                     group_commit=mode == "surgedesk")
             measured_round["ratio"] = measured_round["surgedesk"]["per_s"] / echo_result["per_s"]
             if without_group_commit:
@@ -305,7 +327,7 @@ async def run(seconds: float, concurrency: int, shards: int,
                 measured_round["ratio_without_group_commit"] = off / echo_result["per_s"]
                 measured_round["group_commit_gain"] = measured_round["surgedesk"]["per_s"] / off
             measured_rounds.append(measured_round)
-        send_result = (await measured(target, "send", seconds, concurrency, redis_pid)
+        send_result = (await measured(target, "send", seconds, concurrency, redis_server)
                        if send else None)
         counted = (gateway.metrics.registry.get_sample_value(
             "surgedesk_grpc_server_handled_total",
@@ -365,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         r = report[name]
         redis_cpu = f"  Redis {r['redis_cpu_us']:4.0f}" if "redis_cpu_us" in r else ""
+        if "redis_commands_per_call" in r:
+            redis_cpu += (f" ({r['redis_commands_per_call']:.1f} commands, "
+                          f"{r['redis_scripts_per_call']:.2f} scripts)")
         print(f"{name:10} {r['per_s']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
               f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}  CPU us/call: server "
               f"{r['server_cpu_us']:4.0f}{redis_cpu}  load generator {r['client_cpu_us']:4.0f}")

@@ -14,6 +14,9 @@ def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
             assert r[side]["requests"] > 0 and r[side]["errors"] == 0
             assert r[side]["server_cpu_us"] > 0 and r[side]["client_cpu_us"] > 0
         assert r["surgedesk"]["redis_cpu_us"] > 0  # the durable starts cost Redis work
+        # a start's writes are one script call; its commands run inside it
+        assert 0.9 < r["surgedesk"]["redis_scripts_per_call"] < 1.5
+        assert r["surgedesk"]["redis_commands_per_call"] > 5
         assert "redis_cpu_us" not in r["echo"]
         assert r["without_group_commit"]["held_writes"] == 0  # off for that run only
         assert r["group_commit_gain"] == (r["surgedesk"]["per_s"]
