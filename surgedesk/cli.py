@@ -83,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-grace-s", type=float, default=10.0,
                        help="on SIGTERM: how long calls in flight may take to finish, after "
                             "health goes NOT_SERVING and new calls are refused (default 10)")
-    serve.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
-                       help="ticket, agent and dispatcher actors on Ray (default), or all in "
-                            "this one process (a single-machine desk; still durable in Redis)")
+    serve.add_argument("--hosting", choices=("auto", "ray", "in-process"), default="auto",
+                       help="where the ticket, agent and dispatcher actors run: in this one "
+                            "process (the fastest on one machine; durable in Redis all the "
+                            "same) or on Ray; auto (the default): Ray when RAY_ADDRESS names a "
+                            "cluster, else in-process")
     serve.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
                        help="the gateway's event loop (default uvloop)")
     serve.add_argument("--time-scale", type=float, default=1.0,

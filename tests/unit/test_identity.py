@@ -175,3 +175,13 @@ def test_limits_come_from_the_desk_file_and_bad_values_name_the_key():
         with pytest.raises(InvalidArgument) as err:
             Limits.from_mapping(table)
         assert err.value.field == key
+
+
+def test_serve_keeps_the_actors_in_process_unless_a_ray_cluster_is_named():
+    from surgedesk.adapters.serve import chosen_hosting
+
+    assert chosen_hosting("auto", None) == "in-process"
+    assert chosen_hosting("auto", "") == "in-process"
+    assert chosen_hosting("auto", "head-node:6379") == "ray"
+    assert chosen_hosting("ray", None) == "ray"
+    assert chosen_hosting("in-process", "head-node:6379") == "in-process"
