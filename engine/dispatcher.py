@@ -244,8 +244,7 @@ class DispatcherCore:
     def queue_status(self, ticket_id: str, now_s: float) -> QueueStatus:
         """Position and wait estimate of a waiting ticket. O(log n)."""
         t = self.waiting_ticket(ticket_id)
-        flow = self._flow(t.skill)
-        flow.advance(max(now_s, self._now_s))
+        flow = self._flow_at(t.skill, max(now_s, self._now_s))
         if t.preferred_agent_id is not None:
             agent = self.capacity.get(t.preferred_agent_id)
             mu = flow.completion_rate_per_slot()
@@ -275,8 +274,7 @@ class DispatcherCore:
 
     def estimate_new(self, skill: str, vip_tier: int, now_s: float) -> WaitEstimate:
         """The estimate a customer of ``skill`` and ``vip_tier`` arriving now would get."""
-        flow = self._flow(skill)
-        flow.advance(max(now_s, self._now_s))
+        flow = self._flow_at(skill, max(now_s, self._now_s))
         if self.capacity.best(skill, self._relax.ring_at(0.0)) is not None:
             return WaitEstimate(0, 0, 0.0, 0.0, 0.0)
         line = self._lines.get(skill)
@@ -298,12 +296,13 @@ class DispatcherCore:
         return rows
 
     def flow(self, skill: str) -> SkillFlow:
-        return self._flow(skill)
+        """The skill's measured flow as of the core's clock (a view: changes nothing)."""
+        return self._flow_at(skill, self._now_s)
 
     def statistics(self) -> DispatcherStatistics:
         skills = []
         for skill in self.skills():
-            flow = self._flow(skill)
+            flow = self._flow_at(skill, self._now_s)
             skills.append(
                 SkillStatistics(
                     skill=skill,
@@ -705,6 +704,16 @@ class DispatcherCore:
     def _set_waiting(self, flow: SkillFlow, delta: int, tier: int) -> None:
         flow.advance(self._now_s)
         flow.change_waiting(tier, delta)
+
+    def _flow_at(self, skill: str, now_s: float) -> SkillFlow:
+        """A query's view of the skill's flow at ``now_s``: changes nothing in the core (a
+        skill not seen yet gets a flow that is not kept). O(T)."""
+        flow = self._flows.get(skill)
+        if flow is None:
+            cfg = self.estimator
+            flow = SkillFlow(skill=skill, tau_s=cfg.tau_s,
+                             prior_handle_s=self._handle_priors.get(skill, cfg.prior_handle_s))
+        return flow.at(now_s)
 
     def _flow(self, skill: str) -> SkillFlow:
         flow = self._flows.get(skill)

@@ -204,6 +204,21 @@ class SkillFlow:
         for tier in backlog:
             backlog[tier] = backlog[tier] * f + (held if top >= tier else 0.0)
 
+    def at(self, now_s: float) -> SkillFlow:
+        """The flow as it will be at ``now_s``, as a copy; this one is left as it is. A query
+        sees the rates of now without changing the state: every copy of a dispatcher must hold
+        the same state whatever it was asked, and advancing in more steps rounds differently.
+        O(T)."""
+        if self.last_s is None or now_s <= self.last_s:
+            return self
+        out = SkillFlow(
+            self.skill, self.tau_s, self.prior_handle_s, self.prior_weight, self.prior_backlog_s,
+            self.last_s, self.busy, self.waiting, dict(self.waiting_by_tier), self.completions,
+            self.busy_time, self.abandons, self.wait_time, dict(self.arrivals_by_tier),
+            dict(self.dequeues), dict(self.backlog_ge), self.observed_s, self.top_tier)
+        out.advance(now_s)
+        return out
+
     def change_waiting(self, tier: int, delta: int) -> None:
         """One ticket of ``tier`` joined (+1) or left (-1) the line. Call after advance()."""
         self.waiting += delta

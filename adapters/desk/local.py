@@ -48,12 +48,16 @@ class LocalShards:
 
 
 class LocalDispatcher:
+    """The dispatcher on this event loop. ``replica``: one of several gateways' copies of it,
+    each following the one routing log (:class:`DispatcherService`)."""
+
     def __init__(self, redis_url: str, policy: RoutingPolicy | None = None,
                  clock: Any = time.time, estimator: EstimatorConfig | None = None, *,
-                 client: Any = None) -> None:
+                 client: Any = None, replica: bool = False) -> None:
         self._clock = clock
         self.service = DispatcherService(client if client is not None else redis_client(redis_url),
-                                         lambda: DispatcherCore(policy, estimator), clock)
+                                         lambda: DispatcherCore(policy, estimator), clock,
+                                         replica=replica)
 
     async def start(self) -> LocalDispatcher:
         await self.service.start()

@@ -26,6 +26,17 @@ before its predecessors waits for them; the dispatcher's own appends bring back,
 script, every entry it has not applied yet, and a gap no one fills within
 :data:`GAP_WAIT_S` (its writer's caller was cancelled or died) is read from Redis.
 
+Several gateways (``replica=True``) each run a copy of the dispatcher over the one log. The
+core is deterministic and every copy applies the same entries in the same order, so every copy
+makes the same decisions; each decision is *delivered* by the gateway whose entry caused it
+(the outcome of :meth:`~DispatcherService.landed` or :meth:`~DispatcherService.submit` goes to
+its caller), never by the others, so an assignment reaches its ticket once. A replica also reads
+the log as it grows (one ``XREAD BLOCK`` at a time) so that it stays current; outcomes of
+entries no caller here claims are another gateway's and are dropped after
+:data:`_UNCLAIMED_S` (a gateway that died before delivering is covered by the desk's
+reconciliation). A replica's snapshots do not trim the log, which the other replicas may not
+have read that far yet.
+
 An event the core refuses was journaled all the same; it is refused again, identically, on
 replay, and changes nothing either time.
 
@@ -164,7 +175,7 @@ class DispatcherService:
 
     def __init__(self, client: aioredis.Redis, core_factory: Callable[[], DispatcherCore],
                  clock: Callable[[], float], *, stream: str = STREAM, batch_max: int = 500,
-                 snapshot_every: int = 50_000) -> None:
+                 snapshot_every: int = 50_000, replica: bool = False) -> None:
         self._redis: Any = client
         self._core_factory = core_factory
         self._clock = clock
@@ -189,6 +200,10 @@ class DispatcherService:
         # Outcomes of entries applied before their caller came (a read filled a gap).
         self._unclaimed: dict[int, tuple[list[Command], float]] = {}
         self._orphans: list[Command] = []  # assignments of events that landed unanswered
+        # One of several gateways' copies of the dispatcher (see the module's docstring).
+        self.replica = replica
+        self._reader: asyncio.Task[None] | None = None
+        self.followed = 0  # entries applied as the log's reader found them (replica)
 
     @property
     def snapshot_key(self) -> str:
@@ -218,14 +233,18 @@ class DispatcherService:
             self._applied = int(data["seq"])
         self._last_id = last
         await self._catch_up()
-        self._worker = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._worker = loop.create_task(self._run())
+        if self.replica:
+            self._reader = loop.create_task(self._follow())
         return self
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        for task in (self._worker, self._reader):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._worker = self._reader = None
         stopped = SurgedeskError("dispatcher stopped")
         for future in [f for _, f in self._pending] + [f for _, f in self._early.values()]:
             if not future.done():
@@ -355,6 +374,16 @@ class DispatcherService:
             raise
         self.batches += 1 if batch else 0
         self._apply_read(missed)
+        if self._applied >= int(first) and self.replica:
+            # The log's reader applied some of this batch already: their outcomes wait in
+            # the unclaimed ones; the rest of the batch is applied as usual.
+            done = self._applied - int(first) + 1
+            for offset, (_event, future) in enumerate(batch[:done]):
+                out, _ = self._unclaimed.pop(int(first) + offset, ([], 0.0))
+                if not future.done():
+                    future.set_result(self._with_orphans(out))
+            batch, first = batch[done:], self._applied + 1
+            ids = ids[done:]
         if self._applied != int(first) - 1:
             # Entries missing between (the stream was changed behind the dispatcher's back):
             # apply the stream as it is, as a replay would, and let the callers retry.
@@ -375,11 +404,33 @@ class DispatcherService:
             self._script.sha = await self._redis.script_load(self._script.script)
             return await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
 
+    async def _follow(self) -> None:
+        """A replica's reader of the log: entries other gateways journaled are applied as they
+        arrive (``XREAD BLOCK``), so that this copy stays current and an entry handed over by
+        this gateway rarely waits for a gap. O(entries)."""
+        while True:
+            try:
+                start = self._last_id if self._last_id != "-" else "0-0"
+                reply = await self._redis.xread({self.stream: start}, count=1000, block=100)
+            except Exception:  # noqa: BLE001 - Redis away: the next read tries again
+                await asyncio.sleep(0.1)
+                continue
+            if reply:
+                rows = reply[0][1]
+                before = self._applied
+                self._apply_read([(cursor, [x for kv in fields.items() for x in kv])
+                                  for cursor, fields in rows])
+                self.followed += self._applied - before
+                if self._unclaimed:
+                    self._wake.set()  # the worker sweeps what no caller came for
+
     def _sweep_unclaimed(self, now: float) -> None:
         """Outcomes no caller came for (its caller was cancelled, or its gateway died) go to
         the next caller, so their assignments are delivered all the same."""
         for seq in [s for s, (_, at) in self._unclaimed.items() if now - at > _UNCLAIMED_S]:
-            self._orphans.extend(self._unclaimed.pop(seq)[0])
+            out = self._unclaimed.pop(seq)[0]
+            if not self.replica:  # a replica's unclaimed entries are another gateway's to deliver
+                self._orphans.extend(out)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -424,7 +475,8 @@ class DispatcherService:
         await self._redis.set(self.snapshot_key, msgpack.packb(
             {"cursor": cursor, "seq": self._applied, "now_s": self._last_now_s,
              "core": snapshot_of(self.core)}, use_bin_type=True))
-        await self._redis.xtrim(self.stream, minid=cursor)
+        if not self.replica:  # other replicas may not have read that far: the log stays
+            await self._redis.xtrim(self.stream, minid=cursor)
         self._since_snapshot = 0
         self.snapshots += 1
 
