@@ -139,14 +139,21 @@ async def run(args: Any) -> int:
     passivate: Any
     if hosting == "in-process":
         # One client, so one connection, for the whole engine in this process.
-        local_shards = LocalShards(redis_url, clock, config.rules, client=gateway_redis)
+        # One of several gateways (--gateways N): tickets shared, the dispatcher a replica.
+        member = bool(getattr(args, "member", False))
+        local_shards = LocalShards(redis_url, clock, config.rules, client=gateway_redis,
+                                   shared=member)
         dispatcher_client: Any = await LocalDispatcher(redis_url, policy_named(config.policy),
-                                                       clock, client=gateway_redis).start()
+                                                       clock, client=gateway_redis,
+                                                       replica=member).start()
         desk = Desk(local_shards, dispatcher_client, gateway_redis, clock=clock,
                     rules=config.rules)
 
         async def passivate() -> None:
             local_shards.passivate_idle()
+
+        async def stop_hosting() -> None:
+            await dispatcher_client.service.stop()
     else:
         if not ray.is_initialized():
             options: dict[str, Any] = ({} if ray_address
@@ -162,6 +169,9 @@ async def run(args: Any) -> int:
             for host in shards:
                 with contextlib.suppress(Exception):
                     await host.passivate_idle.remote()
+
+        async def stop_hosting() -> None:
+            return None  # Ray's actors stop with Ray
     for agent in config.agents:
         await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                              int(agent.get("capacity", 1)), agent.get("name", "")))
@@ -223,6 +233,7 @@ async def run(args: Any) -> int:
         task.cancel()
     await server.stop(grace=0.5)
     await desk.shutdown()
+    await stop_hosting()
     await metrics.stop()
     if ray.is_initialized():
         ray.shutdown()
@@ -275,6 +286,10 @@ def _scale(time_scale: float) -> str:
 
 def main(args: Any) -> int:
     try:
+        if args.gateways > 1:
+            from surgedesk.adapters.gateways import supervise
+
+            return supervise(args)
         return run_loop(run(args), args.event_loop)
     except InvalidArgument as exc:
         print(f"surgedesk serve: invalid {exc.field}: {exc.problem}", file=sys.stderr)

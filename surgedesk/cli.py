@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "write round (default no; everysec can lose a kill -9's last "
                             "seconds, see adapters/redis/embedded.py)")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
+    serve.add_argument("--gateways", type=int, default=1,
+                       help="gateway processes serving the one port (in-process hosting): "
+                            "any of them serves any call, over the one Redis and routing log; "
+                            "a gateway that dies is started again (default 1)")
+    serve.add_argument("--member", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--drain-grace-s", type=float, default=10.0,
                        help="on SIGTERM: how long calls in flight may take to finish, after "
                             "health goes NOT_SERVING and new calls are refused (default 10)")

@@ -408,13 +408,19 @@ class DispatcherService:
         """A replica's reader of the log: entries other gateways journaled are applied as they
         arrive (``XREAD BLOCK``), so that this copy stays current and an entry handed over by
         this gateway rarely waits for a gap. O(entries)."""
+        task = asyncio.current_task()
         while True:
             try:
                 start = self._last_id if self._last_id != "-" else "0-0"
                 reply = await self._redis.xread({self.stream: start}, count=1000, block=100)
             except Exception:  # noqa: BLE001 - Redis away: the next read tries again
-                await asyncio.sleep(0.1)
-                continue
+                reply = None
+                if not (task is not None and task.cancelling()):
+                    await asyncio.sleep(0.1)
+            if task is not None and task.cancelling():
+                # redis-py may end a read normally (or with a connection error) after the task
+                # was cancelled during it; the cancellation still stands.
+                raise asyncio.CancelledError
             if reply:
                 rows = reply[0][1]
                 before = self._applied
