@@ -61,11 +61,17 @@ def _metadata() -> tuple[tuple[str, str], ...]:
 
 
 async def _drive(target: str, kind: str, seconds: float, concurrency: int,
-                 out: Any) -> None:
+                 out: Any, connections: int = 1) -> None:
     from surgedesk.v1 import common_pb2, customer_pb2, customer_pb2_grpc
 
     channel = grpc.aio.insecure_channel(target)
     await channel.channel_ready()
+    # More connections (starts only): each its own, so that gateways sharing the port by
+    # SO_REUSEPORT each get some of them.
+    extra = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+             for _ in range(connections - 1)]
+    for c in extra:
+        await c.channel_ready()
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -95,10 +101,10 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
         async def one(n: int) -> None:
             await call(payload, metadata=metadata)
     else:
-        stub = customer_pb2_grpc.CustomerServiceStub(channel)
+        stubs = [customer_pb2_grpc.CustomerServiceStub(c) for c in (channel, *extra)]
 
         async def one(n: int) -> None:
-            await stub.StartConversation(customer_pb2.StartConversationRequest(
+            await stubs[n % len(stubs)].StartConversation(customer_pb2.StartConversationRequest(
                 customer_id=f"bench-{time.time_ns()}-{n}", channel=common_pb2.CHANNEL_APP,
                 skill="presale", first_message="hello"), metadata=metadata)
 
@@ -121,6 +127,8 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     await channel.close()
+    for c in extra:
+        await c.close()
     latencies.sort()
     out.put({
         "requests": len(latencies), "errors": errors, "seconds": elapsed,
@@ -132,14 +140,19 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
     })
 
 
-def _load_process(target: str, kind: str, seconds: float, concurrency: int, out: Any) -> None:
-    asyncio.run(_drive(target, kind, seconds, concurrency, out))
+def _load_process(target: str, kind: str, seconds: float, concurrency: int, out: Any,
+                  connections: int = 1) -> None:
+    asyncio.run(_drive(target, kind, seconds, concurrency, out, connections))
 
 
-def load(target: str, kind: str, seconds: float, concurrency: int) -> dict[str, Any]:
+def load(target: str, kind: str, seconds: float, concurrency: int,
+         connections: int = 1) -> dict[str, Any]:
+    """``concurrency`` calls in flight for ``seconds`` from a load-generator process, over
+    ``connections`` connections (starts only; otherwise one)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_load_process, args=(target, kind, seconds, concurrency, queue))
+    proc = ctx.Process(target=_load_process,
+                       args=(target, kind, seconds, concurrency, queue, connections))
     proc.start()
     result = queue.get(timeout=seconds + 120)
     proc.join(30)

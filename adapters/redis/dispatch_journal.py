@@ -125,6 +125,7 @@ def decode(payload: bytes) -> tuple[Event, float]:
 
 
 GAP_WAIT_S = 0.005  # an entry handed over early waits this long for its predecessors
+FOLLOW_LINGER_S = 0.002  # a replica's reader waits this long after a short read
 SNAPSHOT_TICKETS_PER_ENTRY = 2  # a snapshot is due once it saves at most 2 tickets an entry
 _UNCLAIMED_S = 2.0  # assignments of an entry no caller came for go to the next caller after this
 
@@ -199,6 +200,7 @@ class DispatcherService:
         self._early: dict[int, tuple[RoutingEntry, asyncio.Future[list[Command]]]] = {}
         # Outcomes of entries applied before their caller came (a read filled a gap).
         self._unclaimed: dict[int, tuple[list[Command], float]] = {}
+        self._sweep_armed = False
         self._orphans: list[Command] = []  # assignments of events that landed unanswered
         # One of several gateways' copies of the dispatcher (see the module's docstring).
         self.replica = replica
@@ -315,9 +317,13 @@ class DispatcherService:
                 future.set_exception(exc)
             return
         if future is None:
+            if not out:
+                return  # nothing to deliver: a caller coming for it gets [] all the same
             loop = asyncio.get_running_loop()
             self._unclaimed[seq] = (out, loop.time())
-            loop.call_later(_UNCLAIMED_S * 1.1, self._wake.set)  # then sweep it
+            if not self._sweep_armed:  # one timer for every outcome waiting, not one each
+                self._sweep_armed = True
+                loop.call_later(_UNCLAIMED_S * 1.1, self._sweep_due)
         elif not future.done():
             future.set_result(self._with_orphans(out))
 
@@ -429,6 +435,17 @@ class DispatcherService:
                 self.followed += self._applied - before
                 if self._unclaimed:
                     self._wake.set()  # the worker sweeps what no caller came for
+                if len(rows) < 1000:
+                    # Linger: the next read then carries what arrived meanwhile (a read per
+                    # entry under load costs both sides more than the entries themselves).
+                    await asyncio.sleep(FOLLOW_LINGER_S)
+
+    def _sweep_due(self) -> None:
+        self._sweep_armed = False
+        self._wake.set()  # the worker sweeps; the next outcome stored arms the timer again
+        if self._unclaimed:
+            self._sweep_armed = True
+            asyncio.get_running_loop().call_later(_UNCLAIMED_S * 1.1, self._sweep_due)
 
     def _sweep_unclaimed(self, now: float) -> None:
         """Outcomes no caller came for (its caller was cancelled, or its gateway died) go to

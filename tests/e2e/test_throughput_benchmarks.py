@@ -40,3 +40,13 @@ def test_the_gateway_cost_benchmark_measures_every_layer_beside_the_echo_server(
         assert ("redis_cpu_us" in r) == (layer in ("answer+redis", "durable")), layer
     alone = report["desk_alone"]
     assert alone["requests"] > 0 and alone["server_cpu_us"] > 0 and alone["redis_cpu_us"] > 0
+
+
+def test_the_gateways_benchmark_measures_one_and_several_gateways_in_the_same_rounds():
+    from surgedesk.benchmarks.gateways import run
+
+    report = run(2, 0.5, 1, 8, 4)
+    (r,) = report["rounds"]
+    for side in ("one", "many"):
+        assert r[side]["requests"] > 0 and r[side]["errors"] == 0
+    assert report["ratio"] == r["many"]["per_s"] / r["one"]["per_s"]

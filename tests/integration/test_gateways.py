@@ -133,9 +133,11 @@ class Gateways(RuleBasedStateMachine):
             record = self.record(ticket)
             assert record.is_open and record.customer_id == customer
             if record.state.value == "QUEUED":
-                waiting += 1
                 assert ticket not in held, f"{ticket} decided for {held.get(ticket)}, never told"
-                assert self.dispatchers[0].service.core.is_waiting(ticket)
+                core = self.dispatchers[0].service.core
+                assert core.is_waiting(ticket)
+                # (a returning customer may wait a while for their last agent: sticky)
+                waiting += core.waiting_ticket(ticket).preferred_agent_id is None
             else:
                 assert held.get(ticket) == record.agent_id, f"{ticket}: routing and ticket differ"
                 first = self.assigned_ever.setdefault(ticket, record.agent_id)
