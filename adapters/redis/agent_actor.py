@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 import redis.asyncio as aioredis
 
-from surgedesk.adapters.redis.journal import DECIDE_ATTEMPTS, StaleWriter
+from surgedesk.adapters.redis.journal import StaleWriter, decide_fresh
 from surgedesk.engine.agent import (
     EVENT_TYPES,
     AgentRecord,
@@ -94,14 +94,8 @@ class AgentBehaviour:
                       message: Any) -> tuple[AgentActorState, AgentReply]:
         """Decide ``message`` and journal the outcome; if another owner wrote first, load the
         agent again and decide again (at most ``DECIDE_ATTEMPTS`` times, as tickets do)."""
-        for attempt in range(1, DECIDE_ATTEMPTS + 1):
-            try:
-                return await self._decide(entity_id, state, message)
-            except StaleWriter:
-                if attempt == DECIDE_ATTEMPTS:
-                    raise
-                state = await self.load(entity_id)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        return await decide_fresh(lambda fresh: self._decide(entity_id, fresh, message),
+                                  lambda: self.load(entity_id), state)
 
     async def _decide(self, entity_id: str, state: AgentActorState,
                       message: Any) -> tuple[AgentActorState, AgentReply]:

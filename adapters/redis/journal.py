@@ -36,9 +36,9 @@ returning customer's history is linked to the right ticket even when starts race
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
@@ -131,6 +131,26 @@ DECIDE_ATTEMPTS = 3  # an owner refused as stale loads and decides again, at mos
 
 class StaleWriter(WorldChangedError):
     """Another writer appended to this ticket since this one read it."""
+
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+async def decide_fresh(decide: Callable[[S], Awaitable[R]], load: Callable[[], Awaitable[S]],
+                       state: S) -> R:
+    """Optimistic concurrency for an actor over its journal: ``decide(state)`` (decide and
+    append, the append fenced by the version the state was loaded at); if another owner wrote
+    first (:class:`StaleWriter`), ``load()`` the journal as it is now and decide again, at most
+    :data:`DECIDE_ATTEMPTS` times. O(one decision), plus a load per stale attempt."""
+    for attempt in range(1, DECIDE_ATTEMPTS + 1):
+        try:
+            return await decide(state)
+        except StaleWriter:
+            if attempt == DECIDE_ATTEMPTS:
+                raise
+            state = await load()
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 class _CustomersTicket(WorldChangedError):

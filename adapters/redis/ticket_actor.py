@@ -2,7 +2,8 @@
 
 Who runs this: an :class:`surgedesk.engine.actors.ActorHost` in a shard host, one message at a time
 per ticket. ``load`` replays the ticket's journal; ``receive`` decides a command, appends the events
-to the journal with the version it holds (so a second, stale owner is fenced off), folds them
+to the journal with the version it holds (a stale owner's append is refused; it loads the
+journal and decides again: :func:`~surgedesk.adapters.redis.journal.decide_fresh`), folds them
 in, and only then replies. A closed ticket is passivated at once; its journal remains.
 
 The same atomic append sets the ticket's next timer (:func:`surgedesk.engine.ticket.next_deadline`
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
-from surgedesk.adapters.redis.journal import DECIDE_ATTEMPTS, StaleWriter, TicketJournal
+from surgedesk.adapters.redis.journal import TicketJournal, decide_fresh
 from surgedesk.engine.errors import InvalidArgument, NotFound
 from surgedesk.engine.events import TicketQueued
 from surgedesk.engine.outcomes import counts
@@ -102,14 +103,8 @@ class TicketBehaviour:
         if another owner wrote first (the append is refused as stale), the ticket is loaded
         again and the message decided again on what is there now, up to
         :data:`DECIDE_ATTEMPTS` times. O(events decided), plus a load per stale attempt."""
-        for attempt in range(1, DECIDE_ATTEMPTS + 1):
-            try:
-                return await self._decide(entity_id, state, message)
-            except StaleWriter:
-                if attempt == DECIDE_ATTEMPTS:
-                    raise
-                state = await self.load(entity_id)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        return await decide_fresh(lambda fresh: self._decide(entity_id, fresh, message),
+                                  lambda: self.load(entity_id), state)
 
     async def _decide(self, entity_id: str, state: TicketActorState,
                       message: Any) -> tuple[TicketActorState, TicketReply]:
