@@ -123,7 +123,7 @@ def supervise(args: Any) -> int:
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     try:
         for gateway in gateways:
-            gateway.start(sys.stdout)
+            print(f"[gateway {gateway.index}] {gateway.start(sys.stdout)}", flush=True)
         pids = ", ".join(str(g.process.pid) for g in gateways if g.process is not None)
         print(f"surgedesk serving on {args.host}:{port} ({args.gateways} gateways, pids "
               f"{pids}; redis {'embedded' if embedded else env['REDIS_URL']})", flush=True)

@@ -110,7 +110,8 @@ def surge_command(args: argparse.Namespace) -> int:
                                   "SURGEDESK_TOKEN_SECRET or pass --secret-file")
         secret = load_secret("surgedesk-data", args.secret_file)
     options = SurgeOptions(speedup=args.speedup, target=args.target, workers=args.workers,
-                           hosting=args.hosting, secret=secret, drain_s=args.drain_s,
+                           hosting=args.hosting, gateways=args.gateways, secret=secret,
+                           drain_s=args.drain_s,
                            policy=args.policy, engine_log=args.engine_log,
                            greet=not args.no_greeting)
     policy_name = args.policy or scenario.policy or "default"
@@ -130,6 +131,7 @@ def surge_command(args: argparse.Namespace) -> int:
         dispatch_lag_ms=lags,
         extra={"speedup": args.speedup, "policy": raw["policy"], "target": raw["target"],
                "hosting": None if args.target else args.hosting,
+               "gateways": None if args.target else args.gateways,
                "latency_ms": latency_summary(raw["workers"]),
                "latency_timeline": latency_timeline(raw["workers"], raw["t0"], args.speedup,
                                                     population.duration_s),

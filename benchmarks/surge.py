@@ -62,6 +62,7 @@ class SurgeOptions:
     target: str | None = None
     workers: int = 1
     hosting: str = "in-process"
+    gateways: int = 1  # gateway processes of the engine this starts
     secret: bytes | None = None
     drain_s: float = 60.0  # wall seconds the run waits for the last customers
     policy: str | None = None
@@ -109,7 +110,8 @@ wrap_up_s = {proc.wrap_up_s}
         env.pop("RAY_ADDRESS", None)
         cmd = [sys.executable, "-m", "surgedesk", "serve", "--port", "0", "--metrics-port", "0",
                "--data-dir", str(Path(self._dir.name) / "data"), "--config", str(self.desk_file()),
-               "--time-scale", f"{self.options.speedup:g}", "--hosting", self.options.hosting]
+               "--time-scale", f"{self.options.speedup:g}", "--hosting", self.options.hosting,
+               "--gateways", str(self.options.gateways)]
         # The engine's output goes to a file: a pipe nobody drains would stall the engine.
         self.log_path = Path(self._dir.name) / "serve.log"
         with self.log_path.open("w") as log:

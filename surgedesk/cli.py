@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="client processes for the simulated people (default 1)")
     surge.add_argument("--hosting", choices=("ray", "in-process"), default="in-process",
                        help="hosting of the engine this starts (default in-process)")
+    surge.add_argument("--gateways", type=int, default=1,
+                       help="gateway processes of the engine this starts (default 1)")
     surge.add_argument("--policy", help="routing policy preset (default: the scenario's)")
     surge.add_argument("--drain-s", type=float, default=60.0,
                        help="wall seconds to wait for the last customers after the arrivals end")
