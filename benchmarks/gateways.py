@@ -49,7 +49,9 @@ class Engine:
             text=True, env=env)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        while "serving on" not in line or (gateways > 1 and "gateways" not in line):
+        # The supervisor's own line comes last (the gateways' come first, "[gateway i] ...").
+        while not line.startswith("surgedesk serving on") or (
+                gateways > 1 and "gateways, pids" not in line):
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve did not start: {line}{self.process.stdout.read()}")
             line = self.process.stdout.readline()

@@ -63,7 +63,7 @@ def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         line = proc.stdout.readline()
-        while "surgedesk serving on" not in line or "gateways" not in line:
+        while not (line.startswith("surgedesk serving on") and "gateways, pids" in line):
             assert proc.poll() is None, line + proc.stdout.read()
             line = proc.stdout.readline()
         pids = [int(p) for p in re.search(r"pids ([\d, ]+);", line).group(1).split(", ")]
