@@ -81,11 +81,11 @@ def test_sigterm_drains_the_gateway_and_the_call_in_flight_finishes(tmp_path):
 
         reader = threading.Thread(target=drain_watch)
         reader.start()
-        # Redis holds every write for 3 s: a start sent now is in flight when SIGTERM comes.
-        redis_direct.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+        # Redis holds every write for 4 s: a start sent now is in flight when SIGTERM comes.
+        redis_direct.execute_command("CLIENT", "PAUSE", 4000, "WRITE")
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(start, customers, "c1")
-            time.sleep(0.5)
+            time.sleep(1.0)
             assert not in_flight.done()
             proc.send_signal(signal.SIGTERM)
             assert until(lambda: health_of(plain) == NOT_SERVING, 3.0)
