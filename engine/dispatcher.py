@@ -709,22 +709,18 @@ class DispatcherCore:
         """A query's view of the skill's flow at ``now_s``: changes nothing in the core (a
         skill not seen yet gets a flow that is not kept). O(T)."""
         flow = self._flows.get(skill)
-        if flow is None:
-            cfg = self.estimator
-            flow = SkillFlow(skill=skill, tau_s=cfg.tau_s,
-                             prior_handle_s=self._handle_priors.get(skill, cfg.prior_handle_s))
-        return flow.at(now_s)
+        return (flow if flow is not None else self._new_flow(skill)).at(now_s)
 
     def _flow(self, skill: str) -> SkillFlow:
         flow = self._flows.get(skill)
         if flow is None:
-            cfg = self.estimator
-            flow = self._flows[skill] = SkillFlow(
-                skill=skill,
-                tau_s=cfg.tau_s,
-                prior_handle_s=self._handle_priors.get(skill, cfg.prior_handle_s),
-            )
+            flow = self._flows[skill] = self._new_flow(skill)
         return flow
+
+    def _new_flow(self, skill: str) -> SkillFlow:
+        cfg = self.estimator
+        return SkillFlow(skill=skill, tau_s=cfg.tau_s,
+                         prior_handle_s=self._handle_priors.get(skill, cfg.prior_handle_s))
 
     # ================================================================ timers
     def _push_timer(self, at_s: float, kind: int, ticket_id: str) -> None:

@@ -119,7 +119,7 @@ def snapshot_of(core: DispatcherCore) -> Document:
         "flows": [_flow_doc(flow) for flow in core._flows.values()],
         "timers": [list(timer) for timer in core._timers],
         "wake_at": dict(core._wake_at),
-        "undelivered": [_command_row(c) for c in core._undelivered],
+        "undelivered": [command_row(c) for c in core._undelivered],
     }
 
 
@@ -177,7 +177,7 @@ def core_from(doc: Document) -> DispatcherCore:
     heapq.heapify(timers)  # already a heap as saved; heapify keeps that order and checks it
     core._timers = timers
     core._wake_at = {str(k): float(v) for k, v in doc["wake_at"].items()}
-    core._undelivered = [_command_from(row) for row in doc["undelivered"]]
+    core._undelivered = [command_from(row) for row in doc["undelivered"]]
     return core
 
 
@@ -221,14 +221,16 @@ def _flow_from(doc: dict[str, Any]) -> SkillFlow:
     return flow
 
 
-def _command_row(command: Command) -> list[Any]:
+def command_row(command: Command) -> list[Any]:
+    """An assignment or a return as a row of plain data (snapshots, the decisions stream)."""
     if isinstance(command, AssignTicket):
         return ["AssignTicket", command.ticket_id, command.agent_id, command.skill,
                 command.waited_s, command.from_agent_id]
     return ["ReturnTicket", command.ticket_id, command.agent_id, command.skill]
 
 
-def _command_from(row: list[Any]) -> Command:
+def command_from(row: list[Any]) -> Command:
+    """The command of :func:`command_row`'s row."""
     if row[0] == "AssignTicket":
         return AssignTicket(str(row[1]), str(row[2]), str(row[3]), float(row[4]), str(row[5]))
     if row[0] == "ReturnTicket":

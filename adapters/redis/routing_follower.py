@@ -38,18 +38,12 @@ import msgpack
 from surgedesk.adapters.redis.dispatch_journal import STREAM, decode
 from surgedesk.engine.dispatcher import DispatcherCore
 from surgedesk.engine.errors import SurgedeskError
-from surgedesk.engine.events import AssignTicket, Command, TicketQueued
+from surgedesk.engine.events import AssignTicket, TicketQueued
+from surgedesk.engine.snapshot import command_row
 
 DECISIONS = "sd:decisions"
 DECISIONS_KEEP = 100_000  # batches of decisions kept (about trimmed, MAXLEN ~)
 LAGS_KEPT = 100_000  # the latest entries' lags, for statistics
-
-
-def command_row(command: Command) -> list[Any]:
-    if isinstance(command, AssignTicket):
-        return ["AssignTicket", command.ticket_id, command.agent_id, command.skill,
-                command.waited_s, command.from_agent_id]
-    return ["ReturnTicket", command.ticket_id, command.agent_id, command.skill]
 
 
 class RoutingLogFollower:

@@ -10,6 +10,8 @@ import asyncio
 import collections
 import contextlib
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -161,3 +163,11 @@ async def served(url, hosting="in-process", *, rules=None, policy="strict", duti
         await channel.close()
         await server.stop(None)
         await desk.shutdown()
+
+
+def cli_token(data_dir, role, subject):
+    """A token as a deployment mints it: ``surgedesk token`` with the engine's secret."""
+    out = subprocess.run([sys.executable, "-m", "surgedesk", "token", "--role", role,
+                          "--subject", subject, "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()

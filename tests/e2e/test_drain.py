@@ -17,7 +17,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from surgedesk.v1 import common_pb2, customer_pb2, customer_pb2_grpc
-from tests.e2e.helpers import free_port, with_token
+from tests.e2e.helpers import cli_token, free_port, with_token
 
 pytestmark = pytest.mark.slow
 S = common_pb2
@@ -33,9 +33,7 @@ def serve(data_dir, port, *extra):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     line = proc.stdout.readline()
     assert "serving on" in line, line + (proc.stdout.read() if proc.poll() is not None else "")
-    token = subprocess.run([sys.executable, "-m", "surgedesk", "token", "--role", "service",
-                            "--subject", "web", "--data-dir", str(data_dir)],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    token = cli_token(data_dir, "service", "web")
     plain = grpc.insecure_channel(f"127.0.0.1:{port}")
     return proc, plain, with_token(plain, token)
 

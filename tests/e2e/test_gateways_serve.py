@@ -21,7 +21,7 @@ from surgedesk.v1 import (
     customer_pb2,
     customer_pb2_grpc,
 )
-from tests.e2e.helpers import free_port
+from tests.e2e.helpers import cli_token, free_port
 
 pytestmark = pytest.mark.slow
 S = common_pb2
@@ -29,10 +29,7 @@ POLICY = (resources.files("surgedesk.v1") / "service_config.json").read_text()
 
 
 def token(data_dir, role, subject):
-    out = subprocess.run([sys.executable, "-m", "surgedesk", "token", "--role", role,
-                          "--subject", subject, "--data-dir", str(data_dir)],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    return (("authorization", f"Bearer {out}"),)
+    return (("authorization", f"Bearer {cli_token(data_dir, role, subject)}"),)
 
 
 def channel(port):

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from surgedesk.v1 import agent_pb2, agent_pb2_grpc, common_pb2, customer_pb2, customer_pb2_grpc
-from tests.e2e.helpers import free_port, with_token
+from tests.e2e.helpers import cli_token, free_port, with_token
 
 pytestmark = pytest.mark.slow
 S = common_pb2
@@ -33,13 +33,6 @@ def start(data_dir, port):
     assert time.monotonic() - started < 20  # ready within 20 s
     # Tokens as a deployment mints them: `surgedesk token` with the engine's secret.
     return proc, with_token(plain, cli_token(data_dir, "service", "web"))
-
-
-def cli_token(data_dir, role, subject):
-    out = subprocess.run([sys.executable, "-m", "surgedesk", "token", "--role", role,
-                          "--subject", subject, "--data-dir", str(data_dir)],
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
 
 
 def test_serve_survives_kill_9_with_tickets_queues_assignments_and_cursors(tmp_path):

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from surgedesk.adapters.redis.connect import redis_client
 from surgedesk.adapters.redis.dispatch_journal import DispatcherService
-from surgedesk.adapters.redis.routing_follower import DECISIONS, RoutingLogFollower, command_row
+from surgedesk.adapters.redis.routing_follower import DECISIONS, RoutingLogFollower
 from surgedesk.engine.dispatcher import DispatcherCore
 from surgedesk.engine.errors import SurgedeskError
 from surgedesk.engine.events import (
@@ -18,7 +18,7 @@ from surgedesk.engine.events import (
     TicketLeft,
     TicketQueued,
 )
-from surgedesk.engine.snapshot import snapshot_of
+from surgedesk.engine.snapshot import command_row, snapshot_of
 from tests.core_driver import FakeClock
 
 SKILLS = ["presale", "aftersale"]
