@@ -14,9 +14,11 @@ token secret in the data directory (made once, here, before they start).
 
 The supervisor starts a gateway again when it dies (a crash, a ``kill -9``): its clients'
 calls meanwhile reach the others (UNAVAILABLE is retried by the published retry policy). On
-SIGTERM or SIGINT it passes SIGTERM to every gateway, which drains (health NOT_SERVING, new
-calls refused, calls in flight finished), waits for them, then stops Redis. Gateway ``i``'s
-metrics are on ``--metrics-port`` + ``i`` (each its own with 0).
+SIGHUP it restarts the gateways one by one (a rolling restart: each drained, then started
+again and serving before the next is drained; the others serve meanwhile). On SIGTERM or SIGINT
+it passes SIGTERM to every gateway, which drains (health NOT_SERVING, new calls refused, calls
+in flight finished), waits for them, then stops Redis. Gateway ``i``'s metrics are on
+``--metrics-port`` + ``i`` (each its own with 0).
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ def shared_port(host: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
-class Gateway:
-    """One gateway process: started, watched, started again."""
+class GatewayProcess:
+    """One gateway process: started, watched, drained, started again."""
 
     def __init__(self, index: int, argv: list[str], env: dict[str, str]) -> None:
         self.index, self.argv, self.env = index, argv, env
@@ -92,6 +94,18 @@ class Gateway:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def drain(self, timeout_s: float) -> None:
+        """SIGTERM (the gateway drains and exits); killed if it has not exited in time."""
+        if self.process is None:
+            return
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
 
 def _copy(source: TextIO, out: TextIO, index: int) -> None:
     for line in source:
@@ -103,10 +117,7 @@ def supervise(args: Any) -> int:
     """Run ``args.gateways`` gateways on one port until SIGTERM or SIGINT."""
     from surgedesk.adapters.identity.secret_store import load_secret
     from surgedesk.adapters.redis.embedded import EmbeddedRedis
-    from surgedesk.adapters.serve import chosen_hosting
 
-    if chosen_hosting(args.hosting, os.environ.get("RAY_ADDRESS")) != "in-process":
-        raise InvalidArgument("gateways", "several gateways run with in-process hosting")
     if not 1 <= args.gateways <= 64:
         raise InvalidArgument("gateways", "must be in 1..64")
     load_secret(args.data_dir, args.secret_file)  # made once, before the gateways read it
@@ -117,10 +128,13 @@ def supervise(args: Any) -> int:
                                  appendfsync=args.redis_fsync).start()
         env["REDIS_URL"] = embedded.url
     port = shared_port(args.host, args.port)
-    gateways = [Gateway(i, member_argv(args, port, i), env) for i in range(args.gateways)]
+    gateways = [GatewayProcess(i, member_argv(args, port, i), env)
+                for i in range(args.gateways)]
     stopping: list[int] = []  # the signals received (a handler only appends: no lock taken)
+    restarts: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    signal.signal(signal.SIGHUP, lambda signum, _frame: restarts.append(signum))
     try:
         for gateway in gateways:
             print(f"[gateway {gateway.index}] {gateway.start(sys.stdout)}", flush=True)
@@ -129,6 +143,9 @@ def supervise(args: Any) -> int:
               f"{pids}; redis {'embedded' if embedded else env['REDIS_URL']})", flush=True)
         while not stopping:
             time.sleep(0.2)
+            if restarts:
+                restarts.clear()
+                rolling_restart(gateways, args.drain_grace_s + 20, stopping)
             for gateway in gateways:
                 if not gateway.alive() and not stopping:
                     code = gateway.process.returncode if gateway.process else None
@@ -145,12 +162,31 @@ def supervise(args: Any) -> int:
             if gateway.alive() and gateway.process is not None:
                 gateway.process.send_signal(signal.SIGTERM)
         for gateway in gateways:
-            if gateway.process is not None:
-                try:
-                    gateway.process.wait(args.drain_grace_s + 20)
-                except subprocess.TimeoutExpired:
-                    gateway.process.kill()
-                    gateway.process.wait()
+            gateway.drain(args.drain_grace_s + 20)
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def rolling_restart(gateways: list[GatewayProcess], drain_timeout_s: float,
+                    stopping: list[int]) -> None:
+    """Each gateway in turn drained and started again, serving before the next is drained;
+    the others serve meanwhile. Stops early when the supervisor is told to stop."""
+    print(f"surgedesk: rolling restart of {len(gateways)} gateways", flush=True)
+    for gateway in gateways:
+        if stopping:
+            return
+        gateway.drain(drain_timeout_s)
+        for attempt in range(5):
+            try:
+                line = gateway.start(sys.stdout)
+                break
+            except RuntimeError as exc:
+                print(f"surgedesk: gateway {gateway.index} did not start ({exc}); "
+                      f"trying again", flush=True)
+                time.sleep(RESTART_PAUSE_S * (attempt + 1))
+        else:
+            continue  # the supervisor's loop keeps trying
+        pid = gateway.process.pid if gateway.process else 0
+        print(f"surgedesk: gateway {gateway.index} restarted (pid {pid}): {line}", flush=True)
+    print("surgedesk: rolling restart done", flush=True)

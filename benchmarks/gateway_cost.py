@@ -156,7 +156,7 @@ async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[st
 
 
 async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[str, Any]:
-    from surgedesk.adapters.serve import tune_gc
+    from surgedesk.adapters.gateway import tune_gc
 
     tune_gc()  # as the gateway runs
     echo, echo_port = await tp.echo_server()
@@ -169,7 +169,7 @@ async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[s
             redis_server = None
             if layer == "durable":
                 # without the gRPC metrics, as the layers before it
-                gateway = await tp.surgedesk_server(data_dir, 1, "in-process", metrics=False)
+                gateway = await tp.surgedesk_server(data_dir, metrics=False)
                 server, port, redis_server = gateway.server, gateway.port, gateway.redis
             else:
                 if layer.endswith("+redis"):
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", default="out/gateway-cost.json")
     args = parser.parse_args(argv)
-    from surgedesk.adapters.serve import run_loop
+    from surgedesk.adapters.gateway import run_loop
     from surgedesk.benchmarks.report import write_report
 
     report = run_loop(run(args.seconds, args.concurrency))

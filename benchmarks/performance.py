@@ -35,10 +35,10 @@ LAG_TARGET_MS = 100.0
 
 
 def throughput(seconds: float) -> dict[str, Any]:
-    from surgedesk.adapters.serve import run_loop
+    from surgedesk.adapters.gateway import run_loop
     from surgedesk.benchmarks import throughput as tp
 
-    return run_loop(tp.run(seconds, 64, 2, "in-process", send=True, rounds=3))
+    return run_loop(tp.run(seconds, 64, "in-process", send=True, rounds=3))
 
 
 def surge_latency(scenario: str, speedup: float, out: Path) -> dict[str, Any]:
@@ -244,8 +244,8 @@ def table(result: dict[str, Any]) -> str:
     close = s["latency_ms"].get("CloseTicket", {})
     rows = [
         ("echo server (baseline)", f"{tp['echo']['per_s']:,.0f} calls/s"),
-        ("StartConversation, durable", f"{tp['surgedesk']['per_s']:,.0f}/s "
-                                       f"(ratio {tp['ratio']:.2f} of echo)"),
+        ("StartConversation, durable", f"{tp['in-process']['per_s']:,.0f}/s "
+                                       f"(ratio {tp['ratio_in-process']:.2f} of echo)"),
         ("SendMessage, durable", f"{tp['send_message']['per_s']:,.0f}/s "
                                  f"(ratio {tp['send_ratio']:.2f} of echo)"),
         (f"StartConversation under {s['scenario']} x{s['speedup']:g}",

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commands", type=int, default=20_000)
     parser.add_argument("--json", default="out/redis-client.json")
     args = parser.parse_args(argv)
-    from surgedesk.adapters.serve import run_loop
+    from surgedesk.adapters.gateway import run_loop
 
     report = run_loop(run(args.commands))
     out = Path(args.json)

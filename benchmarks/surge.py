@@ -90,7 +90,6 @@ class OwnEngine:
         proc = self.scenario.process
         text = f"""[routing]
 policy = "{self.policy}"
-shards = 2
 
 [service]
 silence_reminder_s = 0

@@ -1,35 +1,37 @@
 """StartConversation (and, with ``--send``, SendMessage) throughput, end to end and durable,
-against a bare grpc.aio echo server.
+against a bare grpc.aio echo server, with the gateway in this process and placed by Ray.
 
     python -m surgedesk.benchmarks.throughput [--seconds 10] [--concurrency 64] [--send] [--rounds 3]
-                                    [--hosting ray|in-process] [--without-group-commit]
+                                    [--hosting both|ray|in-process] [--without-group-commit]
                                     [--json out/throughput.json]
 
-Both servers run in this process's machine and are driven by the same load generator, a
-separate process (so it does not share the servers' interpreter) keeping ``concurrency``
-requests in flight on one channel for ``seconds``:
+The servers run on this machine and are driven by the same load generator, a separate process
+(so it does not share the servers' interpreter) keeping ``concurrency`` requests in flight on
+one channel for ``seconds``:
 
 * **echo** -- a grpc.aio server whose one unary method returns its request bytes: the ceiling
   of Python gRPC on this machine.
-* **surgedesk** -- the real gateway with Ray-hosted shards and dispatcher (or, with
-  ``--hosting in-process``, both in the gateway's own process) and an embedded Redis,
-  serving ``StartConversation`` for a new customer each time: the ticket is journaled, queued
-  by the dispatcher (journaled too) and answered with its position and estimate. The gateway
-  is built as ``surgedesk serve`` builds it: its gRPC metrics count and time every
-  call, its ``/metrics`` endpoint refreshes its snapshot every second. Calls carry a
-  ``service`` bearer token and pass the gateway's default rate limits and admission bounds;
-  the echo calls carry the same metadata, so both pay the same transport.
+* **in-process** -- the gateway of ``surgedesk serve`` (:class:`surgedesk.adapters.gateway.
+  Gateway`: the sample desk, its limits, gRPC metrics, ``/metrics`` endpoint and background
+  duties) in this process, over an embedded Redis, serving ``StartConversation`` for a new
+  customer each time: the ticket is journaled, queued by the dispatcher (journaled too) and
+  answered with its position and estimate. Calls carry a ``service`` bearer token; the echo
+  calls carry the same metadata, so both pay the same transport.
+* **ray** -- the same gateway placed by Ray (``surgedesk serve --hosting ray``): a
+  :class:`~surgedesk.adapters.ray.gateway_host.GatewayHost` actor of a local Ray instance,
+  over the same Redis. Ray is started before the first run, so its idle processes weigh on
+  every run alike.
 * **SendMessage** (``--send``) -- customer messages on 512 open tickets, round robin (each
   customer stays under its own rate limit), each journaled before the answer.
 
 The servers run on uvloop, as ``surgedesk serve`` does by default; the load generator runs on
-asyncio's own loop, the same for both.
+asyncio's own loop, the same for all.
 
-The ratio surgedesk / echo is the number to watch; absolute rates move with the machine's load.
-With ``--rounds N`` (in-process hosting) echo and surgedesk run N times in turn and the median
-ratio is reported. Each run also reports the CPU spent per call by this process (the server;
-with in-process hosting the whole engine but Redis), by Redis and by the load generator: on a
-small machine they share the cores, which bounds the rate.
+The ratios are the numbers to watch (absolute rates move with the machine's load): each
+hosting against echo, and Ray against in-process. With ``--rounds N`` every server runs N
+times, in alternating order, and the median of the rounds' ratios is reported. Each run also
+reports the CPU spent per call by the server's process (the whole gateway but Redis), by Redis
+and by the load generator: on a small machine they share the cores, which bounds the rate.
 """
 
 from __future__ import annotations
@@ -169,19 +171,25 @@ def _cpu_s_of(pid: int | None) -> float | None:
 
 
 async def measured(target: str, kind: str, seconds: float, concurrency: int,
-                   redis_server: Any = None) -> dict[str, Any]:
-    """``load`` with the CPU each side spent per call: this process (the server: with
-    in-process hosting, the whole engine but Redis) and Redis; and Redis's work per call: the
-    commands it ran (those inside scripts included) and the scripts called (``EVALSHA``, the
-    round trips that carry a start's writes), from ``INFO commandstats`` before and after."""
+                   redis_server: Any = None, server_pid: int | None = None) -> dict[str, Any]:
+    """``load`` with the CPU each side spent per call: the server (this process, or the
+    process ``server_pid``: the whole gateway but Redis) and Redis; and Redis's work per call:
+    the commands it ran (those inside scripts included) and the scripts called (``EVALSHA``,
+    the round trips that carry a start's writes), from ``INFO commandstats`` before and
+    after."""
     loop = asyncio.get_running_loop()
     redis_pid = redis_server.process.pid if redis_server is not None and (
         redis_server.process is not None) else None
     commands = _commands_of(redis_server)
-    cpu, redis_cpu = time.process_time(), _cpu_s_of(redis_pid)
+    def server_cpu_s() -> float:
+        if server_pid is None:
+            return time.process_time()
+        return _cpu_s_of(server_pid) or 0.0
+
+    cpu, redis_cpu = server_cpu_s(), _cpu_s_of(redis_pid)
     result = await loop.run_in_executor(None, load, target, kind, seconds, concurrency)
     calls = max(1, result["requests"])
-    result["server_cpu_us"] = (time.process_time() - cpu) / calls * 1e6
+    result["server_cpu_us"] = (server_cpu_s() - cpu) / calls * 1e6
     if redis_cpu is not None:
         after = _cpu_s_of(redis_pid)
         if after is not None:
@@ -220,8 +228,9 @@ async def echo_server() -> tuple[grpc.aio.Server, int]:
 
 @dataclass
 class Gateway:
-    """The gateway under test, its embedded Redis and (as ``surgedesk serve`` has) its metrics
-    endpoint, whose gRPC metrics count and time every call."""
+    """The gateway under test (hand-built, in this process), its embedded Redis and (as
+    ``surgedesk serve`` has) its metrics endpoint, whose gRPC metrics count and time every
+    call."""
 
     server: Any
     port: int
@@ -235,39 +244,25 @@ class Gateway:
             await self.metrics.stop()
 
 
-async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
-                           metrics: bool = True) -> Gateway:
-    """The gateway as ``surgedesk serve`` builds it (``metrics=False``: without its metrics
-    endpoint and gRPC metrics)."""
-    import ray
-
+async def surgedesk_server(data_dir: str, *, metrics: bool = True) -> Gateway:
+    """A gateway wired as a gateway wires itself, built by hand in this process
+    (``metrics=False``: without its metrics endpoint and gRPC metrics), for
+    :mod:`surgedesk.benchmarks.gateway_cost`'s layers."""
     from surgedesk.adapters.desk.desk import Desk
     from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.gateway import tune_gc
     from surgedesk.adapters.grpc.authorization import Gate
     from surgedesk.adapters.grpc.server import build_server
     from surgedesk.adapters.identity.tokens import TokenVerifier
     from surgedesk.adapters.metrics.exposition import serve_metrics
-    from surgedesk.adapters.ray.dispatcher import DispatcherClient, DispatcherHost
-    from surgedesk.adapters.ray.shards import ShardClient, ShardHost
     from surgedesk.adapters.redis.connect import redis_client
     from surgedesk.adapters.redis.embedded import EmbeddedRedis
-    from surgedesk.adapters.serve import tune_gc
 
     redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
-    if hosting == "in-process":
-        client = redis_client(redis_server.url)  # one connection for the engine, as serve does
-        desk = Desk(LocalShards(redis_server.url, client=client),
-                    await LocalDispatcher(redis_server.url, client=client).start(), client)
-    else:
-        client = None
-        ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk-bench",
-                 logging_level=logging.ERROR, log_to_driver=False)
-        hosts = [ShardHost.remote(i, redis_server.url)  # type: ignore[attr-defined]
-                 for i in range(shards)]
-        dispatcher = DispatcherHost.remote(redis_server.url)  # type: ignore[attr-defined]
-        desk = Desk(ShardClient(hosts), DispatcherClient(dispatcher),
-                    redis_client(redis_server.url))
-    tune_gc()  # as surgedesk serve does once it has started
+    client = redis_client(redis_server.url)  # one connection for the engine, as a gateway has
+    desk = Desk(LocalShards(redis_server.url, client=client),
+                await LocalDispatcher(redis_server.url, client=client).start(), client)
+    tune_gc()  # as a gateway does once it has started
     endpoint = await serve_metrics(desk, "127.0.0.1", 0) if metrics else None
     server, port = await build_server(
         desk, "127.0.0.1:0", Gate(TokenVerifier(BENCH_SECRET)),
@@ -276,21 +271,79 @@ async def surgedesk_server(data_dir: str, shards: int, hosting: str, *,
     return Gateway(server, port, redis_server, endpoint, client)
 
 
-async def _gateway_run(gateway: Gateway, target: str, seconds: float, concurrency: int,
-                       redis_server: Any, *, group_commit: bool = True) -> dict[str, Any]:
+@dataclass
+class Served:
+    """A gateway under test as ``surgedesk serve`` runs it: in this process (in-process
+    hosting) or in a Ray actor placed by Ray (Ray hosting)."""
+
+    hosting: str
+    port: int
+    pid: int | None  # the serving process, for its CPU (None: this process)
+    client: Any = None  # in this process: the gateway's Redis client (group commit)
+    registry: Any = None  # in this process: its metrics registry
+    stop: Any = None  # a coroutine function
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+async def serve_gateway(hosting: str, redis_url: str, data_dir: str) -> Served:
+    """The gateway of ``surgedesk serve`` (the sample desk, its limits, metrics and duties)
+    over ``redis_url``: in this process, or placed by Ray in a :class:`~surgedesk.adapters.
+    ray.gateway_host.GatewayHost` actor of a local Ray instance."""
+    from surgedesk.adapters.gateway import Gateway as ServingGateway
+    from surgedesk.adapters.gateway import GatewayOptions
+
+    options = GatewayOptions(port=0, data_dir=data_dir, secret=BENCH_SECRET,
+                             redis_url=redis_url, metrics_port=0)
+    if hosting == "in-process":
+        gateway = ServingGateway(options)
+        await gateway.start()
+        stop_event = asyncio.Event()
+        serving = asyncio.create_task(gateway.serve(stop_event))
+
+        async def stop_here() -> None:
+            stop_event.set()
+            await serving
+
+        registry = gateway.metrics.registry if gateway.metrics is not None else None
+        return Served(hosting, gateway.port, None, gateway.client, registry, stop_here)
+    import ray
+
+    from surgedesk.adapters.ray.gateway_host import NAMESPACE, place, remove
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
+                 logging_level=logging.ERROR, log_to_driver=False)
+    handle = place(0, options, "uvloop", 1.0)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, ray.get, handle.ready.remote())
+    port, pid = await loop.run_in_executor(None, ray.get, [handle.port.remote(),
+                                                           handle.pid.remote()])
+
+    async def stop_ray() -> None:
+        await loop.run_in_executor(None, remove, handle, 60.0, "gateway-0")
+
+    return Served(hosting, port, pid, stop=stop_ray)
+
+
+async def _gateway_run(served: Served, seconds: float, concurrency: int, redis_server: Any, *,
+                       group_commit: bool = True) -> dict[str, Any]:
     """One ``measured`` run of starts against the gateway, with the writes its Redis
-    connection held for company meanwhile (in-process hosting); ``group_commit=False`` turns
-    that off for this run only."""
-    fast = gateway.client.fast if gateway.client is not None else None
+    connection held for company meanwhile (in this process); ``group_commit=False`` turns that
+    off for this run only."""
+    fast = served.client.fast if served.client is not None else None
     if fast is None:
-        return await measured(target, "surgedesk", seconds, concurrency, redis_server)
+        return await measured(served.target, "surgedesk", seconds, concurrency, redis_server,
+                              server_pid=served.pid)
     hold_s = fast.hold_s
     if not group_commit:
         fast.hold_writes(0.0)
     commit = fast.group_commit
     held = commit.held if commit is not None else 0
     try:
-        result = await measured(target, "surgedesk", seconds, concurrency, redis_server)
+        result = await measured(served.target, "surgedesk", seconds, concurrency, redis_server)
     finally:
         fast.hold_writes(hold_s)
     if commit is not None and commit is fast.group_commit:  # the same connection throughout
@@ -298,104 +351,123 @@ async def _gateway_run(gateway: Gateway, target: str, seconds: float, concurrenc
     return result
 
 
-async def run(seconds: float, concurrency: int, shards: int,
-              hosting: str = "ray", send: bool = False, rounds: int = 1,
-              without_group_commit: bool = False) -> dict[str, Any]:
-    """Echo, then surgedesk, ``rounds`` times in turn (in-process hosting; with Ray, one round,
-    the echo measured before Ray starts, whose idle processes would slow it). The ratio
-    reported is the median of the rounds' ratios: on a shared machine the capacity on offer
-    drifts between runs, and a round's two runs are close in time.
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+async def run(seconds: float, concurrency: int, hosting: str = "both", *, send: bool = False,
+              rounds: int = 1, without_group_commit: bool = False) -> dict[str, Any]:
+    """Echo, then the gateway of each hosting (``both``: in-process and Ray, in alternating
+    order), ``rounds`` times. Ray is started before the first run, so that its idle processes
+    weigh on every run alike. Reported: each hosting's median round, the median of the rounds'
+    ratios to echo, and with both, the median of the rounds' ratios Ray / in-process.
 
     ``without_group_commit`` (in-process hosting): each round also measures the gateway with
-    its Redis connection's group commit off (:class:`surgedesk.adapters.redis.client.GroupCommit`),
-    before or after the usual run in alternate rounds; the report adds that ratio's median and
-    the median of the rounds' gains (with / without)."""
-    if hosting == "ray":
-        rounds = 1
-        without_group_commit = False
+    its Redis connection's group commit off (:class:`surgedesk.adapters.redis.client.GroupCommit`);
+    the report adds that ratio's median and the median of the rounds' gains (with / without)."""
+    from surgedesk.adapters.redis.embedded import EmbeddedRedis
+
+    import ray
+
+    hostings = ["in-process", "ray"] if hosting == "both" else [hosting]
+    ray_of_its_own = not ray.is_initialized()  # stopped at the end if this run started it
     loop = asyncio.get_running_loop()
     echo, echo_port = await echo_server()
     echo_target = f"127.0.0.1:{echo_port}"
-    first_echo = (await measured(echo_target, "echo", seconds, concurrency)
-                  if hosting == "ray" else None)
     with tempfile.TemporaryDirectory() as data_dir:
-        gateway = await surgedesk_server(data_dir, shards, hosting)
-        redis_server = gateway.redis
-        target = f"127.0.0.1:{gateway.port}"
-        warm = await loop.run_in_executor(None, load, target, "surgedesk", 2.0, 8)
+        redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
+        gateways = {h: await serve_gateway(h, redis_server.url, data_dir) for h in hostings}
+        warm = {h: await loop.run_in_executor(None, load, g.target, "surgedesk", 2.0, 8)
+                for h, g in gateways.items()}
         measured_rounds = []
         for n in range(max(1, rounds)):
-            echo_result = first_echo or await measured(echo_target, "echo", seconds,
-                                                       concurrency)
+            echo_result = await measured(echo_target, "echo", seconds, concurrency)
             measured_round: dict[str, Any] = {"echo": echo_result}
-            modes = ["surgedesk", "without_group_commit"] if without_group_commit else [
-                "surgedesk"]
+            modes = list(hostings)
+            if without_group_commit and "in-process" in hostings:
+                modes.append("without_group_commit")
             for mode in modes if n % 2 == 0 else modes[::-1]:
+                served = gateways["in-process" if mode == "without_group_commit" else mode]
                 measured_round[mode] = await _gateway_run(
-                    gateway, target, seconds, concurrency, redis_server,
-                    group_commit=mode == "surgedesk")
-            measured_round["ratio"] = measured_round["surgedesk"]["per_s"] / echo_result["per_s"]
-            if without_group_commit:
-                off = measured_round["without_group_commit"]["per_s"]
-                measured_round["ratio_without_group_commit"] = off / echo_result["per_s"]
-                measured_round["group_commit_gain"] = measured_round["surgedesk"]["per_s"] / off
+                    served, seconds, concurrency, redis_server,
+                    group_commit=mode != "without_group_commit")
+            for mode in modes:
+                measured_round[f"ratio_{mode}"] = (measured_round[mode]["per_s"]
+                                                   / echo_result["per_s"])
+            if len(hostings) == 2:
+                measured_round["ray_vs_in_process"] = (measured_round["ray"]["per_s"]
+                                                       / measured_round["in-process"]["per_s"])
+            if "without_group_commit" in modes:
+                measured_round["group_commit_gain"] = (
+                    measured_round["in-process"]["per_s"]
+                    / measured_round["without_group_commit"]["per_s"])
             measured_rounds.append(measured_round)
-        send_result = (await measured(target, "send", seconds, concurrency, redis_server)
-                       if send else None)
-        counted = (gateway.metrics.registry.get_sample_value(
+        first = gateways[hostings[0]]
+        send_result = (await measured(first.target, "send", seconds, concurrency, redis_server,
+                                      server_pid=first.pid) if send else None)
+        counted = (first.registry.get_sample_value(
             "surgedesk_grpc_server_handled_total",
             {"grpc_service": "surgedesk.v1.CustomerService", "grpc_method": "StartConversation",
-             "grpc_code": "OK"}) if gateway.metrics is not None else None)
-        await gateway.stop()
-        import ray
-
-        if ray.is_initialized():
+             "grpc_code": "OK"}) if first.registry is not None else None)
+        for served in gateways.values():
+            await served.stop()
+        if ray_of_its_own and ray.is_initialized():
             ray.shutdown()
         redis_server.stop()
     await echo.stop(None)
-    median = sorted(measured_rounds, key=lambda r: r["ratio"])[len(measured_rounds) // 2]
-    report = {
-        "seconds": seconds, "concurrency": concurrency, "shards": shards, "hosting": hosting,
-        "echo": median["echo"], "surgedesk": median["surgedesk"], "warmup": warm,
-        "ratio": median["ratio"], "rounds": measured_rounds,
-        # what the gateway's gRPC metrics counted: every start, warm-up included
+    report: dict[str, Any] = {
+        "seconds": seconds, "concurrency": concurrency, "hostings": hostings,
+        "warmup": warm, "rounds": measured_rounds,
+        # what the first gateway's gRPC metrics counted (in this process): every start,
+        # warm-up included
         "starts_counted_by_metrics": counted,
     }
-    if without_group_commit:
-        def median_of(key: str) -> float:
-            values = sorted(r[key] for r in measured_rounds)
-            return values[len(values) // 2]
-        report["ratio_without_group_commit"] = median_of("ratio_without_group_commit")
-        report["group_commit_gain"] = median_of("group_commit_gain")
+    for mode in [*hostings, "without_group_commit"]:
+        if mode not in measured_rounds[0]:
+            continue
+        ratio = _median([r[f"ratio_{mode}"] for r in measured_rounds])
+        report[f"ratio_{mode}"] = ratio
+        report[mode] = next(r for r in measured_rounds if r[f"ratio_{mode}"] == ratio)[mode]
+    report["echo"] = _median_round(measured_rounds, "echo")
+    if len(hostings) == 2:
+        report["ray_vs_in_process"] = _median([r["ray_vs_in_process"] for r in measured_rounds])
+    if "group_commit_gain" in measured_rounds[0]:
+        report["group_commit_gain"] = _median([r["group_commit_gain"] for r in measured_rounds])
     if send_result is not None:
         report["send_message"] = send_result
-        report["send_ratio"] = send_result["per_s"] / median["echo"]["per_s"]
+        report["send_ratio"] = send_result["per_s"] / report["echo"]["per_s"]
     return report
+
+
+def _median_round(rounds: list[dict[str, Any]], side: str) -> dict[str, Any]:
+    ordered = sorted(rounds, key=lambda r: r[side]["per_s"])
+    return dict(ordered[len(ordered) // 2][side])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--shards", type=int, default=2)
-    parser.add_argument("--hosting", choices=("ray", "in-process"), default="ray",
-                        help="shards and dispatcher as Ray actors, or in the gateway process")
+    parser.add_argument("--hosting", choices=("both", "ray", "in-process"), default="both",
+                        help="the gateway in this process, placed by Ray, or both in the same "
+                             "rounds (default)")
     parser.add_argument("--send", action="store_true", help="also measure SendMessage")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="echo and surgedesk this many times in turn (in-process hosting); "
-                             "the median ratio is reported")
+                        help="echo and the gateways this many times in turn; the median ratios "
+                             "are reported")
     parser.add_argument("--without-group-commit", action="store_true",
-                        help="each round also measures the gateway with its Redis group commit "
-                             "off (in-process hosting)")
+                        help="each round also measures the in-process gateway with its Redis "
+                             "group commit off")
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args(argv)
-    from surgedesk.adapters.serve import run_loop
+    from surgedesk.adapters.gateway import run_loop
     from surgedesk.benchmarks.report import write_report
 
-    report = run_loop(run(args.seconds, args.concurrency, args.shards, args.hosting, args.send,
-                          args.rounds, args.without_group_commit))
+    report = run_loop(run(args.seconds, args.concurrency, args.hosting, send=args.send,
+                          rounds=args.rounds, without_group_commit=args.without_group_commit))
     write_report(report, args.json)
-    for name in ("echo", "surgedesk", "send_message"):
+    for name in ("echo", *report["hostings"], "without_group_commit", "send_message"):
         if name not in report:
             continue
         r = report[name]
@@ -403,18 +475,18 @@ def main(argv: list[str] | None = None) -> int:
         if "redis_commands_per_call" in r:
             redis_cpu += (f" ({r['redis_commands_per_call']:.1f} commands, "
                           f"{r['redis_scripts_per_call']:.2f} scripts)")
-        print(f"{name:10} {r['per_s']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+        print(f"{name:20} {r['per_s']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
               f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}  CPU us/call: server "
               f"{r['server_cpu_us']:4.0f}{redis_cpu}  load generator {r['client_cpu_us']:4.0f}")
-    if len(report["rounds"]) > 1:
-        print("ratios of the rounds: " + ", ".join(f"{r['ratio']:.3f}" for r in report["rounds"])
-              + " (the median round is shown above)")
-    print(f"ratio surgedesk/echo: {report['ratio']:.3f}")
+    for mode in (*report["hostings"], "without_group_commit"):
+        if f"ratio_{mode}" in report:
+            rounds = ", ".join(f"{r[f'ratio_{mode}']:.3f}" for r in report["rounds"])
+            print(f"ratio {mode}/echo: {report[f'ratio_{mode}']:.3f} (rounds: {rounds})")
+    if "ray_vs_in_process" in report:
+        rounds = ", ".join(f"{r['ray_vs_in_process']:.3f}" for r in report["rounds"])
+        print(f"ratio ray/in-process: {report['ray_vs_in_process']:.3f} (rounds: {rounds})")
     if "group_commit_gain" in report:
-        print("without group commit: ratios of the rounds " + ", ".join(
-            f"{r['ratio_without_group_commit']:.3f}" for r in report["rounds"])
-            + f", median {report['ratio_without_group_commit']:.3f}; gain with it, median of "
-            f"the rounds: {report['group_commit_gain']:.3f}")
+        print(f"gain of group commit (in-process / without): {report['group_commit_gain']:.3f}")
     return 0
 
 

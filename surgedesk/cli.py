@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="surgedesk", description="surgedesk: a dispatch engine for IM customer service")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the engine: gRPC gateway, Ray hosts, Redis")
+    serve = sub.add_parser("serve", help="run the engine: gRPC gateways over one Redis, "
+                                          "in its own processes or placed by Ray")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=50051, help="gRPC port (0: any free port)")
     serve.add_argument("--config", help="desk file (TOML); default: the shipped sample desk")
@@ -81,18 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "seconds, see adapters/redis/embedded.py)")
     serve.add_argument("--tick-s", type=float, default=0.5, help="timer resolution (s)")
     serve.add_argument("--gateways", type=int, default=1,
-                       help="gateway processes serving the one port (in-process hosting): "
-                            "any of them serves any call, over the one Redis and routing log; "
-                            "a gateway that dies is started again (default 1)")
+                       help="gateways serving the one port: any of them serves any call, over "
+                            "the one Redis and routing log; one that dies is started again; "
+                            "SIGHUP restarts them one by one (default 1)")
     serve.add_argument("--member", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--drain-grace-s", type=float, default=10.0,
                        help="on SIGTERM: how long calls in flight may take to finish, after "
                             "health goes NOT_SERVING and new calls are refused (default 10)")
     serve.add_argument("--hosting", choices=("auto", "ray", "in-process"), default="auto",
-                       help="where the ticket, agent and dispatcher actors run: in this one "
-                            "process (the fastest on one machine; durable in Redis all the "
-                            "same) or on Ray; auto (the default): Ray when RAY_ADDRESS names a "
-                            "cluster, else in-process")
+                       help="who runs the gateways: this machine's own processes, or Ray, "
+                            "which places them over its nodes and restarts them (the gateway "
+                            "is the same code); auto (the default): Ray when RAY_ADDRESS names "
+                            "a cluster, else in-process")
+    serve.add_argument("--gateway-cpus", type=float, default=1.0,
+                       help="with Ray: the CPUs Ray sets aside for each gateway (default 1)")
     serve.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
                        help="the gateway's event loop (default uvloop)")
     serve.add_argument("--time-scale", type=float, default=1.0,
@@ -142,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     surge.add_argument("--workers", type=int, default=1,
                        help="client processes for the simulated people (default 1)")
     surge.add_argument("--hosting", choices=("ray", "in-process"), default="in-process",
-                       help="hosting of the engine this starts (default in-process)")
+                       help="who runs the gateways of the engine this starts: its own "
+                            "processes or a local Ray (default in-process)")
     surge.add_argument("--gateways", type=int, default=1,
                        help="gateway processes of the engine this starts (default 1)")
     surge.add_argument("--policy", help="routing policy preset (default: the scenario's)")

@@ -1,10 +1,10 @@
-"""In-process hosting: shards and dispatcher on the caller's own event loop.
+"""The gateway's hosting: ticket, agent and dispatcher actors on the gateway's own event loop.
 
 The desk's two ports (:mod:`surgedesk.adapters.desk.ports`: :class:`ActorHosting` and
-:class:`RoutingLink`), as the Ray hosting implements them, without Ray: for tests that exercise
-the desk's flows, and for a single-process engine. Give both the gateway's own Redis ``client``:
-then the process's commands share one connection, and the commands of one event-loop turn
-leave in one write whichever part issued them.
+:class:`RoutingLink`), for every gateway whoever placed it. Give both the gateway's own Redis
+``client``: then the process's commands share one connection, and the commands of one
+event-loop turn leave in one write whichever part issued them. As one of several gateways,
+the actors are ``shared`` and the dispatcher a ``replica`` (:mod:`surgedesk.adapters.gateway`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """The two ports between the conversation flows (:class:`~surgedesk.adapters.desk.desk.Desk`)
-and where the engine's actors are hosted.
+and the actors they drive.
 
 * :class:`ActorHosting` -- where the ticket and agent actors live: asking one is sending it a
-  command and awaiting its reply, one message at a time per actor. In this process
-  (:class:`~surgedesk.adapters.desk.local.LocalShards`) or in shard-host Ray actors
-  (:class:`~surgedesk.adapters.ray.shards.ShardClient`).
-* :class:`RoutingLink` -- the desk's line to the one dispatcher: routing facts in,
-  assignments and wait estimates out. In this process
-  (:class:`~surgedesk.adapters.desk.local.LocalDispatcher`) or in the dispatcher's Ray actor
-  (:class:`~surgedesk.adapters.ray.dispatcher.DispatcherClient`).
+  command and awaiting its reply, one message at a time per actor.
+* :class:`RoutingLink` -- the desk's line to the dispatcher: routing facts in (journaled in
+  the routing log), assignments and wait estimates out.
 
-Every hosting implements both, and mypy checks that it does (the assignments at the end of
-this module). A failure of the hosting itself (a process away) surfaces as one of the errors
+A gateway implements both on its own event loop
+(:class:`~surgedesk.adapters.desk.local.LocalShards`,
+:class:`~surgedesk.adapters.desk.local.LocalDispatcher`), whoever placed the gateway (its own
+process, a supervisor, Ray): there is one hosting, and mypy checks that it implements both
+ports (the assignment at the end of this module). Tests may give the desk other
+implementations. A failure of what is behind a port (Redis away) surfaces as one of the errors
 :func:`surgedesk.adapters.transient_errors.is_transient` names; the desk retries those.
 """
 
@@ -76,15 +76,9 @@ class RoutingLink(Protocol):
         ...
 
 
-if TYPE_CHECKING:  # every hosting implements both ports (checked by mypy, costs nothing)
+if TYPE_CHECKING:  # the gateway's hosting implements both ports (checked by mypy, costs nothing)
     from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
-    from surgedesk.adapters.ray.dispatcher import DispatcherClient
-    from surgedesk.adapters.ray.shards import ShardClient
 
     def _local(shards: LocalShards, dispatcher: LocalDispatcher) -> tuple[ActorHosting,
                                                                           RoutingLink]:
-        return shards, dispatcher
-
-    def _ray(shards: ShardClient, dispatcher: DispatcherClient) -> tuple[ActorHosting,
-                                                                       RoutingLink]:
         return shards, dispatcher

@@ -10,9 +10,11 @@ Who runs this: the ``surgedesk serve`` process, on its event loop.
 * **Draining** (SIGTERM: a rolling restart, a node going away). :meth:`Readiness.drain` sets
   NOT_SERVING for good, refuses every new call with UNAVAILABLE (clients following the
   published retry policy, ``docs/API.md``, retry on another gateway), ends every open watch
-  with UNAVAILABLE so that its client resumes from its last cursor elsewhere, and waits up to
-  ``grace_s`` for the unary calls already in flight to finish; then the server stops, and a
-  call still running is cancelled.
+  with UNAVAILABLE so that its client resumes from its last cursor elsewhere, and stops the
+  server at once with ``grace_s`` for the calls already in flight: gRPC closes the listening
+  socket (new connections go to the other gateways on the port) and sends every client
+  connection a GOAWAY, so a client's next call opens a connection elsewhere instead of being
+  refused here; a call still running when the grace is over is cancelled.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ class Readiness:
     def __init__(self, servicer: health.aio.HealthServicer, services: Iterable[str],
                  admission: Admission, probe: Callable[[], Awaitable[str]],
                  end_watches: Callable[[BaseException], None],
+                 stop_server: Callable[[float | None], Awaitable[object]],
                  probe_timeout_s: float = 2.0) -> None:
         self.servicer = servicer
         self.services = (*services, "")
         self.admission = admission
         self.probe, self.end_watches = probe, end_watches
+        self.stop_server = stop_server
         self.probe_timeout_s = probe_timeout_s
         self.serving: bool | None = None  # as last set; None before the first check
         self.reason = ""  # why not serving, as the last check found
@@ -60,19 +64,22 @@ class Readiness:
         return not reason
 
     async def drain(self, grace_s: float) -> bool:
-        """Stop taking calls and let the ones in flight finish, for at most ``grace_s``.
-        True if every call in flight finished in time."""
+        """Stop taking calls and let the ones in flight finish, for at most ``grace_s``; the
+        server is stopped when this returns. True if every call in flight finished in time."""
         await self.servicer.enter_graceful_shutdown()
         self.serving = False
         self.admission.drain()
         self.end_watches(Draining("this gateway is shutting down; resume the watch from "
                                   "your last cursor (another gateway serves it)"))
+        stopped = asyncio.ensure_future(self.stop_server(grace_s))
         try:
             async with asyncio.timeout(grace_s):
                 await self.admission.idle()
+            finished = True
         except TimeoutError:
-            return False
-        return True
+            finished = False
+        await stopped
+        return finished
 
     async def _set(self, serving: bool) -> None:
         if serving == self.serving:

@@ -1,1 +1,1 @@
-"""The Ray shell: shard hosts, the dispatcher host, and the gateway's batching clients."""
+"""The Ray shell: gateways placed, supervised and restarted by Ray (``--hosting ray``)."""

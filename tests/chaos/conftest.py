@@ -1,9 +1,11 @@
-"""The engine as deployed, for fault injection: ``surgedesk serve`` in its own process (the
-gateway), its shard hosts and dispatcher as detached named actors on the session's Ray, and a
-Redis server of the test's own -- each of which a test may kill."""
+"""The engine as deployed on a Ray cluster, for fault injection: a cluster of two Ray nodes on
+this machine (``ray.cluster_utils.Cluster``: a head and a worker, each its own raylet), a Redis
+server of the test's own, and ``surgedesk serve --hosting ray --gateways 3`` -- the supervisor,
+with three gateways Ray spreads over the nodes -- each of which a test may kill."""
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,11 +24,15 @@ SECRET = b"chaos-tests-secret-0123456789abcdefghij"
 FULL = os.environ.get("SURGEDESK_CHAOS") == "full"  # the long form; CI runs the reduced one
 POLICY = "strict"
 PLAN = SurgePlan(customers=600, arrival_s=40.0, agents=12) if FULL else SurgePlan()
+GATEWAYS = 3
 
+# "[gateway 0] surgedesk serving on ... gateway-0 placed by Ray on node N, pid P, ..." and
+# "surgedesk: gateway 1 restarted by Ray (pid P): surgedesk serving on ... on node N, ..."
+SERVING = re.compile(r"gateway[ -](\d+)\b.*placed by Ray on node (\w+), pid (\d+)")
 
 
 def desk_file(path, agents, capacity):
-    lines = [f'[routing]\npolicy = "{POLICY}"\nshards = 2\n']
+    lines = [f'[routing]\npolicy = "{POLICY}"\n']
     for a in range(agents):
         lines.append(f'[[agents]]\nid = "agent-{a}"\nskills = {{ presale = 1.0 }}\n'
                      f"capacity = {capacity}\n")
@@ -34,82 +40,99 @@ def desk_file(path, agents, capacity):
     return path
 
 
-def kill_named_actors():
-    import ray
-
-    from surgedesk.adapters.ray.shards import NAMESPACE
-
-    for name in ("dispatcher", *(f"shard-{i}" for i in range(8))):
-        with contextlib.suppress(ValueError):
-            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
-    time.sleep(0.5)
-
-
 class Engine:
-    """One deployment: Redis, the actors and a gateway process, each breakable."""
+    """One deployment: two Ray nodes, Redis, and the supervisor with its gateways."""
 
     def __init__(self, tmp_path: Path, agents: int, capacity: int) -> None:
-        import ray
+        from ray.cluster_utils import Cluster
 
         self.tmp = tmp_path
+        # The head has room (a CPU each) for every gateway, so that the worker's can move
+        # there when the worker goes; SPREAD puts some on the worker while it is there.
+        self.cluster = Cluster(initialize_head=True, connect=False,
+                               head_node_args={"num_cpus": GATEWAYS, "include_dashboard": False})
+        self.worker = self.cluster.add_node(num_cpus=2)
+        self.cluster.wait_for_nodes()
         self.redis = EmbeddedRedis(tmp_path / "redis").start()
         self.config = desk_file(tmp_path / "desk.toml", agents, capacity)
-        self.ray_address = ray.get_runtime_context().gcs_address
         self.port = free_port()
-        self.gateway: subprocess.Popen | None = None
-        self.starts = 0
+        self.supervisor: subprocess.Popen | None = None
+        self.log_path = tmp_path / "serve.log"
 
     @property
     def address(self):
         return f"127.0.0.1:{self.port}"
 
-    def start_gateway(self, timeout_s=60.0):
-        self.starts += 1
-        log = open(self.tmp / f"gateway-{self.starts}.log", "w")  # noqa: SIM115 - the child's
-        env = {**os.environ, "REDIS_URL": self.redis.url, "RAY_ADDRESS": self.ray_address,
+    def start(self, timeout_s=180.0):
+        env = {**os.environ, "REDIS_URL": self.redis.url, "RAY_ADDRESS": self.cluster.address,
                "SURGEDESK_TOKEN_SECRET": SECRET.decode()}
-        self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "surgedesk", "serve", "--port", str(self.port),
-             "--metrics-port", "0", "--config", str(self.config), "--data-dir",
-             str(self.tmp / "data"), "--tick-s", "0.2", "--reconcile-s", "5"],
-            stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.wait_healthy(timeout_s)
+        with self.log_path.open("w") as log:
+            self.supervisor = subprocess.Popen(
+                [sys.executable, "-m", "surgedesk", "serve", "--hosting", "ray", "--gateways",
+                 str(GATEWAYS), "--port", str(self.port), "--metrics-port", "0", "--config",
+                 str(self.config), "--data-dir", str(self.tmp / "data"), "--tick-s", "0.2",
+                 "--reconcile-s", "5", "--drain-grace-s", "5"],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout_s
+        while "surgedesk serving on" not in self.log():
+            assert self.supervisor.poll() is None, self.log()
+            assert time.monotonic() < deadline, f"not serving in {timeout_s} s: {self.log()}"
+            time.sleep(0.2)
+        self.wait_healthy()
 
     def wait_healthy(self, timeout_s=60.0):
         deadline = time.monotonic() + timeout_s
         with grpc.insecure_channel(self.address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
-                assert self.gateway.poll() is None, self.log()
                 with contextlib.suppress(grpc.RpcError):
                     if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == (
                             health_pb2.HealthCheckResponse.SERVING):
                         return
                 time.sleep(0.2)
-        raise AssertionError(f"gateway not healthy in {timeout_s} s: {self.log()}")
+        raise AssertionError(f"no gateway healthy in {timeout_s} s: {self.log()}")
 
-    def kill_gateway(self):
-        self.gateway.send_signal(signal.SIGKILL)
-        self.gateway.wait()
+    def gateways(self) -> dict[int, tuple[str, int]]:
+        """Gateway index -> (node id, pid), as the supervisor last reported it."""
+        found = {}
+        for line in self.log().splitlines():
+            m = SERVING.search(line)
+            if m:
+                found[int(m.group(1))] = (m.group(2), int(m.group(3)))
+        return found
 
-    def log(self):
-        return (self.tmp / f"gateway-{self.starts}.log").read_text()[-3000:]
+    def kill_gateway(self, index: int) -> int:
+        """``kill -9`` the process of gateway ``index``; its pid."""
+        pid = self.gateways()[index][1]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_restarted(self, index: int, old_pid: int, timeout_s=120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.gateways()[index][1] == old_pid:
+            assert time.monotonic() < deadline, f"gateway {index} not back: {self.log()}"
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
 
     def stop(self):
-        if self.gateway is not None and self.gateway.poll() is None:
-            self.gateway.send_signal(signal.SIGTERM)
+        if self.supervisor is not None and self.supervisor.poll() is None:
+            self.supervisor.send_signal(signal.SIGTERM)
             try:
-                self.gateway.wait(30)
+                self.supervisor.wait(60)
             except subprocess.TimeoutExpired:
-                self.kill_gateway()
-        kill_named_actors()
+                self.supervisor.kill()
+                self.supervisor.wait()
+        self.cluster.shutdown()
         self.redis.stop()
 
 
 @pytest.fixture
-def engine(ray_session, tmp_path):
-    kill_named_actors()  # another test's deployment, if any
+def engine(tmp_path):
     deployment = Engine(tmp_path, PLAN.agents, PLAN.capacity)
-    deployment.start_gateway()
-    yield deployment
-    deployment.stop()
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.stop()

@@ -29,6 +29,8 @@ from surgedesk.v1 import (
 RETRY = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
          grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
          grpc.StatusCode.CANCELLED}
+# What the published retry policy retries (protos/surgedesk/v1/service_config.json), by name.
+RETRY_POLICY_CODES = frozenset({"UNAVAILABLE"})
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
                    ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 1000)]
@@ -45,6 +47,7 @@ class SurgePlan:
     watch_every: int = 5  # every 5th customer watches its ticket
     give_up_s: float = 90.0  # a call retried this long is a failure of the engine
     skill: str = "presale"
+    connections: int = 6  # the people's calls spread over this many connections
 
 
 @dataclass
@@ -59,8 +62,13 @@ class Ledger:
 
 
 class Surge:
-    def __init__(self, address: str, secret: bytes, plan: SurgePlan) -> None:
+    def __init__(self, address: str, secret: bytes, plan: SurgePlan, *,
+                 strict_retries: bool = False) -> None:
+        """``strict_retries``: retry only what the published retry policy retries
+        (UNAVAILABLE); otherwise also what a patient client might (a deadline, a limit)."""
         self.address, self.secret, self.plan = address, secret, plan
+        self.retry = ({grpc.StatusCode[name] for name in RETRY_POLICY_CODES} if strict_retries
+                      else RETRY)
         self.ledger = Ledger()
         self._stop = asyncio.Event()
         self._handling: set[str] = set()
@@ -76,7 +84,7 @@ class Surge:
             try:
                 return await call()
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRY or time.monotonic() > until:
+                if exc.code() not in self.retry or time.monotonic() > until:
                     raise
                 self.ledger.retries[exc.code().name] += 1
                 await asyncio.sleep(delay)
@@ -88,11 +96,12 @@ class Surge:
         await asyncio.sleep(i * plan.arrival_s / plan.customers)
         customer_id = f"cust-{i}"
         md = self.token("customer", customer_id)
+        customers, _ = self._stubs(i)
         request = customer_pb2.StartConversationRequest(
             customer_id=customer_id, channel=common_pb2.CHANNEL_APP, skill=plan.skill,
             first_message=f"hello from {i}", idempotency_key=f"start-{i}")
         try:
-            reply = await self.retrying("start", lambda: self.customers.StartConversation(
+            reply = await self.retrying("start", lambda: customers.StartConversation(
                 request, metadata=md, timeout=5))
         except grpc.aio.AioRpcError as exc:
             self.ledger.failures.append(f"start {customer_id}: {exc.code().name}")
@@ -101,7 +110,7 @@ class Surge:
         self.ledger.tickets[customer_id] = ticket_id
         self.ledger.messages.add((ticket_id, f"start-{i}"))
         if i % plan.watch_every == 0:
-            self._spawn(self.watch_ticket(ticket_id, md))
+            self._spawn(self.watch_ticket(ticket_id, md, customers))
         for m in range(plan.messages):
             await asyncio.sleep(0.3)
             key = f"m{m}"
@@ -109,7 +118,7 @@ class Surge:
                                                               text=f"message {m}",
                                                               idempotency_key=key)
             try:
-                await self.retrying("message", lambda: self.customers.SendMessage(  # noqa: B023
+                await self.retrying("message", lambda: customers.SendMessage(  # noqa: B023
                     message, metadata=md, timeout=5))  # noqa: B023
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
@@ -118,10 +127,11 @@ class Surge:
                 return
             self.ledger.messages.add((ticket_id, key))
 
-    async def watch_ticket(self, ticket_id: str, md: tuple[tuple[str, str], ...]) -> None:
+    async def watch_ticket(self, ticket_id: str, md: tuple[tuple[str, str], ...],
+                           customers: customer_pb2_grpc.CustomerServiceStub) -> None:
         cursor = ""
         while not self._stop.is_set():
-            stream = self.customers.WatchTicket(customer_pb2.WatchTicketRequest(
+            stream = customers.WatchTicket(customer_pb2.WatchTicketRequest(
                 ticket_id=ticket_id, cursor=cursor), metadata=md)
             try:
                 async for event in stream:
@@ -130,7 +140,7 @@ class Surge:
                     self.ledger.watch_cursors[ticket_id].append(event.cursor)
                     cursor = event.cursor
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRY:
+                if exc.code() not in self.retry:
                     self.ledger.failures.append(f"watch {ticket_id}: {exc.code().name}")
                     return
                 self.ledger.retries["watch"] += 1
@@ -140,12 +150,13 @@ class Surge:
     async def agent(self, a: int) -> None:
         agent_id = f"agent-{a}"
         md = self.token("agent", agent_id)
-        await self.retrying("presence", lambda: self.agents.SetPresence(
+        _, agents = self._stubs(a)
+        await self.retrying("presence", lambda: agents.SetPresence(
             agent_pb2.SetPresenceRequest(agent_id=agent_id, presence=common_pb2.PRESENCE_ONLINE,
                                          capacity=self.plan.capacity), metadata=md, timeout=5))
         cursor = ""
         while not self._stop.is_set():
-            stream = self.agents.WatchAssignments(agent_pb2.WatchAssignmentsRequest(
+            stream = agents.WatchAssignments(agent_pb2.WatchAssignmentsRequest(
                 agent_id=agent_id, cursor=cursor), metadata=md)
             try:
                 async for event in stream:
@@ -155,25 +166,25 @@ class Surge:
                     if te.HasField("assigned") and te.assigned.agent_id == agent_id and (
                             te.ticket_id not in self._handling):
                         self._handling.add(te.ticket_id)
-                        self._spawn(self.handle(agent_id, te.ticket_id, md))
+                        self._spawn(self.handle(agent_id, te.ticket_id, md, agents))
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRY:
+                if exc.code() not in self.retry:
                     self.ledger.failures.append(f"assignments {agent_id}: {exc.code().name}")
                     return
                 self.ledger.retries["assignments"] += 1
             await asyncio.sleep(0.2)
 
-    async def handle(self, agent_id: str, ticket_id: str,
-                     md: tuple[tuple[str, str], ...]) -> None:
+    async def handle(self, agent_id: str, ticket_id: str, md: tuple[tuple[str, str], ...],
+                     agents: agent_pb2_grpc.AgentServiceStub) -> None:
         await asyncio.sleep(self.plan.handle_s)
         key = f"reply-{agent_id}"
         try:
-            await self.retrying("reply", lambda: self.agents.SendMessage(
+            await self.retrying("reply", lambda: agents.SendMessage(
                 agent_pb2.AgentSendMessageRequest(ticket_id=ticket_id, text="done",
                                                   idempotency_key=key),
                 metadata=md, timeout=5))
             self.ledger.messages.add((ticket_id, key))
-            await self.retrying("close", lambda: self.agents.CloseTicket(
+            await self.retrying("close", lambda: agents.CloseTicket(
                 agent_pb2.CloseTicketRequest(ticket_id=ticket_id, summary="served"),
                 metadata=md, timeout=5))
         except grpc.aio.AioRpcError as exc:
@@ -189,27 +200,42 @@ class Surge:
     async def run(self, fault=None, fault_at_s: float = 5.0, drain_s: float = 60.0) -> Ledger:  # noqa: ANN001
         """Run the surge; call ``fault()`` (a coroutine that breaks something and brings it
         back) ``fault_at_s`` in; return once every acknowledged ticket was closed by its agent
-        (or ``drain_s`` after the last arrival)."""
-        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
-            self.customers = customer_pb2_grpc.CustomerServiceStub(channel)
-            self.agents = agent_pb2_grpc.AgentServiceStub(channel)
-            for a in range(self.plan.agents):
-                self._spawn(self.agent(a))
-            arrivals = [asyncio.get_running_loop().create_task(self.customer(i))
-                        for i in range(self.plan.customers)]
-            if fault is not None:
-                await asyncio.sleep(fault_at_s)
-                await fault()
-            await asyncio.gather(*arrivals)
-            deadline = time.monotonic() + drain_s
-            while time.monotonic() < deadline and not set(self.ledger.tickets.values()) <= (
-                    self.ledger.closed):
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(1.0)  # the last events reach the streams
-            self._stop.set()
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                    await task
+        (or ``drain_s`` after the last arrival). The people share ``plan.connections``
+        connections (each its own, so that gateways sharing the port each get some)."""
+        channels = [grpc.aio.insecure_channel(self.address, options=[
+            *CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(self.plan.connections)]
+        try:
+            await self._run(channels, fault, fault_at_s, drain_s)
+        finally:
+            for channel in channels:
+                await channel.close()
         return self.ledger
+
+    def _stubs(self, n: int) -> tuple[customer_pb2_grpc.CustomerServiceStub,
+                                      agent_pb2_grpc.AgentServiceStub]:
+        return self._customer_stubs[n % len(self._customer_stubs)], self._agent_stubs[
+            n % len(self._agent_stubs)]
+
+    async def _run(self, channels, fault, fault_at_s: float, drain_s: float) -> None:  # noqa: ANN001
+        self._customer_stubs = [customer_pb2_grpc.CustomerServiceStub(c) for c in channels]
+        self._agent_stubs = [agent_pb2_grpc.AgentServiceStub(c) for c in channels]
+        for a in range(self.plan.agents):
+            self._spawn(self.agent(a))
+        arrivals = [asyncio.get_running_loop().create_task(self.customer(i))
+                    for i in range(self.plan.customers)]
+        if fault is not None:
+            await asyncio.sleep(fault_at_s)
+            await fault()
+        await asyncio.gather(*arrivals)
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline and not set(self.ledger.tickets.values()) <= (
+                self.ledger.closed):
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # the last events reach the streams
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await task

@@ -1,8 +1,12 @@
-"""Kill each component mid-surge; the engine comes back and the journal proves nothing was
+"""Break the deployment mid-surge; the engine carries on and the journal proves nothing was
 lost, nothing assigned twice, no agent over capacity, streams resumed from their cursors.
 
-CI runs the reduced form (150 customers over 12 s, one fault each). ``SURGEDESK_CHAOS=full``
-runs the long form: 600 customers over 40 s and three faults of the kind, 8 s apart.
+The deployment (``conftest.py``): three gateways placed by Ray over two nodes, one Redis. Every
+gateway carries the dispatcher's copy that follows the routing log, so "the dispatcher's
+process" is a gateway's: killing one kills a dispatcher and its gateway at once.
+
+CI runs the reduced form (150 customers over 12 s). ``SURGEDESK_CHAOS=full`` runs the long
+form: 600 customers over 40 s.
 """
 
 import asyncio
@@ -10,56 +14,59 @@ import time
 
 import pytest
 
-from tests.chaos.conftest import FULL, PLAN, POLICY, SECRET
+from tests.chaos.conftest import PLAN, POLICY, SECRET
 from tests.chaos.invariants import check
-from tests.chaos.surge import Surge
+from tests.chaos.surge import RETRY_POLICY_CODES, Surge
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
-FAULTS = 3 if FULL else 1
 
-
-def kill_actor(name):
-    import ray
-
-    from surgedesk.adapters.ray.shards import NAMESPACE
-
-    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=False)  # Ray restarts it
-
-
-def run_with(engine, break_it, *, settle_s=0.0):
+def run_with(engine, break_it, *, strict_retries=False):
+    """The surge with ``break_it`` (run in a thread) a quarter of the way in."""
     async def fault():
-        for n in range(FAULTS):
-            if n:
-                await asyncio.sleep(8.0)
-            await asyncio.get_running_loop().run_in_executor(None, break_it)
-            await asyncio.sleep(settle_s)
+        await asyncio.get_running_loop().run_in_executor(None, break_it)
 
-    surge = Surge(engine.address, SECRET, PLAN)
+    surge = Surge(engine.address, SECRET, PLAN, strict_retries=strict_retries)
     started = time.monotonic()
-    ledger = asyncio.run(surge.run(fault, fault_at_s=PLAN.arrival_s / 3, drain_s=45.0))
+    ledger = asyncio.run(surge.run(fault, fault_at_s=PLAN.arrival_s / 4, drain_s=60.0))
     summary = check(engine.redis.url, ledger, capacity=PLAN.capacity, policy=POLICY)
     summary["wall_s"] = round(time.monotonic() - started, 1)
     print(summary)
     return summary
 
 
-def test_the_dispatcher_actor_killed_mid_surge(engine):
-    run_with(engine, lambda: kill_actor("dispatcher"))
+def test_a_gateway_then_a_dispatcher_killed_then_a_ray_node_removed_mid_surge(engine):
+    seen = {}
 
-
-def test_a_shard_host_killed_mid_surge(engine):
-    run_with(engine, lambda: kill_actor("shard-0"))
-
-
-def test_the_gateway_process_killed_mid_surge(engine):
     def break_it():
-        engine.kill_gateway()
-        time.sleep(1.0)  # clients see it gone
-        engine.start_gateway()
+        before = engine.gateways()
+        assert len(before) == 3
+        on_worker = [i for i, (node, _) in before.items() if node == engine.worker.node_id]
+        first = on_worker[0] if on_worker else 0
+        pid = engine.kill_gateway(first)  # a gateway's process, kill -9
+        time.sleep(2.0)
+        second = (first + 1) % 3  # another: its copy of the dispatcher goes with it
+        engine.kill_gateway(second)
+        engine.wait_restarted(first, pid)
+        time.sleep(2.0)
+        moved = [i for i, (node, _) in engine.gateways().items()
+                 if node == engine.worker.node_id]
+        engine.cluster.remove_node(engine.worker)  # a Ray node gone, with its gateways
+        seen.update(before=before, on_worker=moved)
+        deadline = time.monotonic() + 120
+        while any(node == engine.worker.node_id for node, _ in engine.gateways().values()):
+            assert time.monotonic() < deadline, engine.log()
+            time.sleep(0.2)
+        seen["after"] = engine.gateways()
 
     summary = run_with(engine, break_it)
-    assert summary["retries"]  # the clients did notice
+    assert summary["retries"]  # the clients did notice, and came back
+    # Ray put gateways on both nodes, and moved the worker's to the head when it went
+    assert {node for node, _ in seen["before"].values()} == {
+        engine.cluster.head_node.node_id, engine.worker.node_id}
+    assert seen["on_worker"], "no gateway was on the worker when it was removed"
+    assert len(seen["after"]) == 3
+    assert {node for node, _ in seen["after"].values()} == {engine.cluster.head_node.node_id}
 
 
 def test_the_redis_server_killed_mid_surge(engine):
@@ -70,3 +77,23 @@ def test_the_redis_server_killed_mid_surge(engine):
 
     summary = run_with(engine, break_it)
     assert summary["retries"]
+
+
+def test_a_rolling_restart_of_every_gateway_mid_surge_shows_clients_no_error(engine):
+    """SIGHUP: the supervisor drains and replaces each gateway in turn. Clients that follow
+    the published retry policy (UNAVAILABLE retried, watches resumed from their cursor) see no
+    error: nothing else was retried, and nothing failed."""
+    import signal
+
+    def restart():
+        before = engine.gateways()
+        engine.supervisor.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 180
+        while "rolling restart done" not in engine.log():
+            assert time.monotonic() < deadline, engine.log()
+            time.sleep(0.2)
+        after = engine.gateways()
+        assert all(after[i][1] != before[i][1] for i in before), (before, after)
+
+    summary = run_with(engine, restart, strict_retries=True)
+    assert set(summary["retries"]) <= RETRY_POLICY_CODES | {"watch", "assignments"}, summary

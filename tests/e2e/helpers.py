@@ -1,4 +1,4 @@
-"""A gateway on loopback for end-to-end tests, hosted in-process or on Ray, with its duties.
+"""A gateway on loopback for end-to-end tests, built as a gateway builds itself, with its duties.
 
 Every call needs a bearer token. The test channel adds one when a call carries none: a
 ``service`` token for CustomerService (a frontend acting for the customer the request names),
@@ -13,11 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 
 from surgedesk.adapters.desk.desk import Desk
 from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
@@ -29,7 +26,6 @@ from surgedesk.adapters.redis.connect import redis_client
 from surgedesk.engine.policies import policy_named
 from surgedesk.engine.service_rules import ServiceRules
 
-RAY_ACTORS = []  # Ray actors a test started; the ``hosting`` fixture kills them afterwards
 SECRET = b"end-to-end-tests-secret-0123456789abcdef"
 
 
@@ -117,27 +113,15 @@ def gateway_channel(address):
 
 
 @contextlib.asynccontextmanager
-async def served(url, hosting="in-process", *, rules=None, policy="strict", duties_s=None,
+async def served(url, *, rules=None, policy="strict", duties_s=None,
                  with_desk=False, limits=None):
     """A gateway on loopback and a channel to it, both closed afterwards. With ``duties_s`` the
     background duties of ``surgedesk serve`` (dispatcher and ticket timers) run that often."""
     rules = rules or ServiceRules()
-    if hosting == "ray":
-        from surgedesk.adapters.ray.dispatcher import DispatcherClient, DispatcherHost
-        from surgedesk.adapters.ray.shards import ShardClient, ShardHost
-
-        tag = uuid.uuid4().hex[:8]
-        hosts = [ShardHost.options(name=f"e2e-{tag}-shard-{i}").remote(i, url, rules=rules)
-                 for i in range(2)]
-        dispatcher_host = DispatcherHost.options(name=f"e2e-{tag}-dispatcher").remote(url, policy)
-        RAY_ACTORS.extend([*hosts, dispatcher_host])
-        shards = ShardClient(hosts)
-        dispatcher = DispatcherClient(dispatcher_host)
-        client: Any = aioredis.Redis.from_url(url)
-    else:  # as surgedesk serve wires it: one client, one connection, for the whole engine
-        client = redis_client(url)
-        shards = LocalShards(url, rules=rules, client=client)
-        dispatcher = await LocalDispatcher(url, policy_named(policy), client=client).start()
+    # as a gateway wires it: one client, one connection, for the whole engine
+    client = redis_client(url)
+    shards = LocalShards(url, rules=rules, client=client)
+    dispatcher = await LocalDispatcher(url, policy_named(policy), client=client).start()
     desk = Desk(shards, dispatcher, client, rules=rules)
     gate = Gate(TokenVerifier(SECRET), limits or Limits.unlimited())
     server, port = await build_server(desk, "127.0.0.1:0", gate, watch_block_ms=100,

@@ -137,3 +137,111 @@ def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_sighup_restarts_the_gateways_one_by_one_while_calls_go_on(tmp_path):
+    """A rolling restart: each gateway drained and started again in turn; calls made all the
+    while, with the published retry policy, all succeed."""
+    import threading
+
+    data, port = tmp_path / "data", free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "surgedesk", "serve", "--gateways", "2", "--port", str(port),
+         "--data-dir", str(data), "--metrics-port", "0", "--drain-grace-s", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        while not (line.startswith("surgedesk serving on") and "gateways, pids" in line):
+            assert proc.poll() is None, line + proc.stdout.read()
+            line = proc.stdout.readline()
+        pids = {int(p) for p in re.search(r"pids ([\d, ]+);", line).group(1).split(", ")}
+        web = token(data, "service", "web")
+        stop, answered, errors = threading.Event(), [], []
+
+        def keep_calling():  # a customer starting a conversation, then asking where it stands
+            stub = customer_pb2_grpc.CustomerServiceStub(channel(port))
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    ticket = stub.StartConversation(customer_pb2.StartConversationRequest(
+                        customer_id=f"r{n}", channel=S.CHANNEL_APP, skill="presale",
+                        first_message="hello", idempotency_key=f"r{n}"), metadata=web,
+                        timeout=20).ticket
+                    stub.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
+                        ticket_id=ticket.ticket_id), metadata=web, timeout=20)
+                    answered.append(ticket.ticket_id)
+                except grpc.RpcError as exc:
+                    errors.append(f"{exc.code().name}: {exc.details()}")
+                time.sleep(0.02)
+
+        caller = threading.Thread(target=keep_calling)
+        caller.start()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGHUP)
+        output, deadline = "", time.monotonic() + 120
+        while "rolling restart done" not in output and time.monotonic() < deadline:
+            output += proc.stdout.readline()
+        time.sleep(1.0)
+        stop.set()
+        caller.join(30)
+        assert "rolling restart done" in output, output
+        restarted = {int(p) for p in re.findall(r"restarted \(pid (\d+)\)", output)}
+        assert len(restarted) == 2 and not restarted & pids  # both replaced
+        assert not errors, errors[:5]
+        assert len(answered) > 20
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_gateways_placed_by_ray_on_this_machine_serve_one_desk_and_stop_on_sigterm(tmp_path):
+    """``serve --hosting ray --gateways 2`` with no cluster named: a local Ray places the two
+    gateways (the same gateway code, in Ray actors), and they serve one desk."""
+    data, port = tmp_path / "data", free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "surgedesk", "serve", "--hosting", "ray", "--gateways", "2",
+         "--port", str(port), "--data-dir", str(data), "--metrics-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("surgedesk serving on")):
+            assert proc.poll() is None, "".join(lines) + proc.stdout.read()
+            lines.append(proc.stdout.readline())
+        assert "2 gateways placed by Ray local" in lines[-1]
+        placed = [line for line in lines if "placed by Ray on node" in line]
+        assert len(placed) == 2 and all(f":{port} " in line for line in placed)
+        web, bob = token(data, "service", "web"), token(data, "agent", "bob")
+        tickets = []
+        for i in range(4):  # connections of their own: the kernel spreads them
+            stub = customer_pb2_grpc.CustomerServiceStub(channel(port))
+            ticket = stub.StartConversation(customer_pb2.StartConversationRequest(
+                customer_id=f"c{i}", channel=S.CHANNEL_APP, skill="presale",
+                first_message="hello"), metadata=web, timeout=20).ticket
+            assert ticket.estimate.tickets_ahead == i  # one line, whichever gateway took it
+            tickets.append(ticket.ticket_id)
+        agent_pb2_grpc.AgentServiceStub(channel(port)).SetPresence(
+            agent_pb2.SetPresenceRequest(presence=S.PRESENCE_ONLINE), metadata=bob, timeout=20)
+        deadline, states = time.monotonic() + 10, []
+        while time.monotonic() < deadline:
+            states = [customer_pb2_grpc.CustomerServiceStub(channel(port)).GetQueueStatus(
+                customer_pb2.GetQueueStatusRequest(ticket_id=t), metadata=web,
+                timeout=20).state for t in tickets]
+            if states.count(S.TICKET_STATE_AWAITING_AGENT) == 3:
+                break
+            time.sleep(0.1)
+        assert states == [S.TICKET_STATE_AWAITING_AGENT] * 3 + [S.TICKET_STATE_QUEUED]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(90) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "every gateway drained and removed" in proc.stdout.read()

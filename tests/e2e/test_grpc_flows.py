@@ -23,9 +23,9 @@ S = common_pb2
 
 
 
-def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run, hosting):
+def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting) as channel:
+        async with served(redis_url) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             admin = admin_pb2_grpc.AdminServiceStub(channel)
@@ -92,9 +92,9 @@ def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run, hostin
     run(scenario())
 
 
-def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run, hosting):
+def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting) as channel:
+        async with served(redis_url) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             first = await customers.StartConversation(customer_pb2.StartConversationRequest(
                 customer_id="c9", channel=S.CHANNEL_APP, skill="presale", first_message="hi"))
@@ -106,9 +106,9 @@ def test_continuity_a_second_start_returns_the_open_ticket(redis_url, run, hosti
     run(scenario())
 
 
-def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, run, hosting):
+def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting) as channel:
+        async with served(redis_url) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             t = (await customers.StartConversation(customer_pb2.StartConversationRequest(
                 customer_id="c5", channel=S.CHANNEL_APP, skill="presale",
@@ -128,9 +128,9 @@ def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, ru
     run(scenario())
 
 
-def test_bad_input_gets_a_clear_error_naming_the_field_never_unknown(redis_url, run, hosting):
+def test_bad_input_gets_a_clear_error_naming_the_field_never_unknown(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting) as channel:
+        async with served(redis_url) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             cases = [
@@ -181,9 +181,9 @@ def test_health_and_reflection_answer(redis_url, run):
     run(scenario())
 
 
-def test_operators_configure_skills_and_change_the_routing_policy(redis_url, run, hosting):
+def test_operators_configure_skills_and_change_the_routing_policy(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting) as channel:
+        async with served(redis_url) as channel:
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             admin = admin_pb2_grpc.AdminServiceStub(channel)

@@ -105,10 +105,9 @@ def counter(counters, metric, **labels):
     return counters.get((metric, tuple(labels.items())), 0.0)
 
 
-def test_transfer_to_a_skill_keeps_the_place_in_line_and_carries_the_summary(redis_url, run,
-                                                                             hosting):
+def test_transfer_to_a_skill_keeps_the_place_in_line_and_carries_the_summary(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting, rules=rules(), with_desk=True) as (channel, core):
+        async with served(redis_url, rules=rules(), with_desk=True) as (channel, core):
             d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.agent("bob", {"aftersale": 1.0}, online=False)
@@ -140,9 +139,9 @@ def test_transfer_to_a_skill_keeps_the_place_in_line_and_carries_the_summary(red
     run(scenario())
 
 
-def test_transfer_to_a_named_agent_needs_a_free_slot(redis_url, run, hosting):
+def test_transfer_to_a_named_agent_needs_a_free_slot(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting, rules=rules()) as channel:
+        async with served(redis_url, rules=rules()) as channel:
             d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             await d.agent("dan", {"billing": 1.0})
@@ -351,10 +350,9 @@ def test_wrap_up_keeps_the_slot_busy_for_a_while(redis_url, run):
     run(scenario())
 
 
-def test_end_of_shift_hands_tickets_to_colleagues_and_the_rest_to_the_front(redis_url, run,
-                                                                            hosting):
+def test_end_of_shift_hands_tickets_to_colleagues_and_the_rest_to_the_front(redis_url, run):
     async def scenario():
-        async with served(redis_url, hosting, rules=rules()) as channel:
+        async with served(redis_url, rules=rules()) as channel:
             d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0, "billing": 1.0}, capacity=2)
             t1 = await d.start("c1", "presale")

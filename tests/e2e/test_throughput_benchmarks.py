@@ -1,33 +1,45 @@
 """The throughput benchmarks run end to end (briefly) and report what BENCHMARKS.md quotes."""
 
-from surgedesk.adapters.serve import run_loop
+from surgedesk.adapters.gateway import run_loop
 
 
 def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
     from surgedesk.benchmarks.throughput import run
 
-    report = run_loop(run(0.5, 8, 1, "in-process", rounds=2, without_group_commit=True))
+    report = run_loop(run(0.5, 8, "in-process", rounds=2, without_group_commit=True))
     assert len(report["rounds"]) == 2
-    assert report["ratio"] in [r["ratio"] for r in report["rounds"]]
+    assert report["ratio_in-process"] in [r["ratio_in-process"] for r in report["rounds"]]
     for r in report["rounds"]:
-        for side in ("echo", "surgedesk", "without_group_commit"):
+        for side in ("echo", "in-process", "without_group_commit"):
             assert r[side]["requests"] > 0 and r[side]["errors"] == 0
             assert r[side]["server_cpu_us"] > 0 and r[side]["client_cpu_us"] > 0
-        assert r["surgedesk"]["redis_cpu_us"] > 0  # the durable starts cost Redis work
+        assert r["in-process"]["redis_cpu_us"] > 0  # the durable starts cost Redis work
         # a start's writes are one script call; its commands run inside it
-        assert 0.9 < r["surgedesk"]["redis_scripts_per_call"] < 1.5
-        assert r["surgedesk"]["redis_commands_per_call"] > 5
+        assert 0.9 < r["in-process"]["redis_scripts_per_call"] < 1.5
+        assert r["in-process"]["redis_commands_per_call"] > 5
         assert "redis_cpu_us" not in r["echo"]
         assert r["without_group_commit"]["held_writes"] == 0  # off for that run only
-        assert r["group_commit_gain"] == (r["surgedesk"]["per_s"]
+        assert r["group_commit_gain"] == (r["in-process"]["per_s"]
                                           / r["without_group_commit"]["per_s"])
     assert report["ratio_without_group_commit"] in [r["ratio_without_group_commit"]
                                                     for r in report["rounds"]]
     # the gateway is measured as surgedesk serve runs it: its gRPC metrics saw every start
-    starts = report["warmup"]["requests"] + sum(r["surgedesk"]["requests"]
-                                                + r["without_group_commit"]["requests"]
-                                                for r in report["rounds"])
+    starts = report["warmup"]["in-process"]["requests"] + sum(
+        r["in-process"]["requests"] + r["without_group_commit"]["requests"]
+        for r in report["rounds"])
     assert report["starts_counted_by_metrics"] == starts
+
+
+def test_the_throughput_benchmark_measures_the_gateway_placed_by_ray_beside_in_process():
+    from surgedesk.benchmarks.throughput import run
+
+    report = run_loop(run(0.5, 8, "both"))
+    (r,) = report["rounds"]
+    for side in ("in-process", "ray"):
+        assert r[side]["requests"] > 0 and r[side]["errors"] == 0
+        assert r[side]["server_cpu_us"] > 0  # the Ray gateway's own process, read from /proc
+        assert 0.9 < r[side]["redis_scripts_per_call"] < 1.5
+    assert report["ray_vs_in_process"] == r["ray"]["per_s"] / r["in-process"]["per_s"]
 
 
 def test_the_gateway_cost_benchmark_measures_every_layer_beside_the_echo_server():
