@@ -5,7 +5,7 @@ Who runs this: the process that serves -- ``surgedesk serve`` itself (one gatewa
 gateway_host.GatewayHost` Ray actor (``--hosting ray``), on an event loop of its own.
 
 Whatever places it, a gateway is the same code: its ticket and agent actors and its copy of
-the dispatcher run on its own event loop (:mod:`surgedesk.adapters.desk.local`), every change
+the dispatcher run on its own event loop (:mod:`surgedesk.adapters.desk.hosting`), every change
 journaled in Redis before it is answered. As one of several gateways (``member``) its actors
 are ``shared`` (every message starts from the ticket's journal as it is; a stale append is
 decided again) and its dispatcher a ``replica`` following the one routing log. The per-request
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from surgedesk.adapters.desk.desk import Desk
-    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
     from surgedesk.adapters.grpc.readiness import Readiness
     from surgedesk.adapters.metrics.exposition import MetricsEndpoint
     from surgedesk.adapters.redis.embedded import EmbeddedRedis
@@ -74,8 +74,8 @@ class Gateway:
         self.desk: Desk | None = None
         self.port = 0
         self._embedded: EmbeddedRedis | None = None
-        self._shards: LocalShards | None = None
-        self._dispatcher: LocalDispatcher | None = None
+        self._shards: GatewayActors | None = None
+        self._dispatcher: GatewayDispatcher | None = None
         self._readiness: Readiness | None = None
         self.metrics: MetricsEndpoint | None = None
         self.client: aioredis.Redis | None = None  # the Redis client of the whole gateway
@@ -87,8 +87,9 @@ class Gateway:
         from grpc_health.v1 import health
 
         from surgedesk.adapters.clock import EngineClock
-        from surgedesk.adapters.desk.desk import AgentProfile, Desk
-        from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+        from surgedesk.adapters.desk.catalogue import AgentProfile
+        from surgedesk.adapters.desk.desk import Desk
+        from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
         from surgedesk.adapters.grpc.authorization import Gate
         from surgedesk.adapters.grpc.readiness import Readiness
         from surgedesk.adapters.grpc.server import SERVICE_NAMES, build_server
@@ -124,17 +125,17 @@ class Gateway:
         # the commands of one event-loop turn leave in one write, whichever part issued them.
         streams = config.limits.max_streams or 10_000
         client = self.client = redis_client(redis_url, max_connections=streams + 1_000)
-        self._shards = LocalShards(redis_url, clock, config.rules, client=client,
+        self._shards = GatewayActors(redis_url, clock, config.rules, client=client,
                                    shared=o.member)
-        self._dispatcher = await LocalDispatcher(redis_url, policy_named(config.policy), clock,
+        self._dispatcher = await GatewayDispatcher(redis_url, policy_named(config.policy), clock,
                                                  client=client, replica=o.member).start()
         desk = self.desk = Desk(self._shards, self._dispatcher, client, clock=clock,
                                 rules=config.rules)
         for agent in config.agents:
-            await desk.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
+            await desk.catalogue.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                                  int(agent.get("capacity", 1)),
                                                  agent.get("name", "")))
-        await desk.reconcile()  # assignments a killed gateway decided but did not deliver
+        await desk.routing.reconcile()  # assignments a killed gateway decided but did not deliver
         tune_gc()
         self.metrics = await serve_metrics(desk, o.metrics_host, o.metrics_port)
         health_servicer = health.aio.HealthServicer()
@@ -145,7 +146,7 @@ class Gateway:
                                                health_servicer=health_servicer)
         self._server = server
         self._readiness = Readiness(health_servicer, SERVICE_NAMES, gate.admission,
-                                    desk.readiness, desk.hub.end_all, server.stop)
+                                    desk.readiness, desk.watching.hub.end_all, server.stop)
         await server.start()
         tls = "" if credentials is None else (" mTLS" if o.tls_client_ca else " TLS")
         redis = "embedded" if self._embedded else redis_url
@@ -159,7 +160,8 @@ class Gateway:
         new calls refused, watches ended, the server stopped with ``drain_grace_s`` for the
         calls in flight) and shut down. True if every call in flight finished in time."""
         assert self.desk is not None and self._readiness is not None
-        background = [asyncio.create_task(self._duties()), asyncio.create_task(self._ready())]
+        background = [asyncio.create_task(self._duties()),
+                      asyncio.create_task(self._ready(stop))]
         await stop.wait()
         finished = await self._readiness.drain(self.options.drain_grace_s)
         for task in background:
@@ -185,18 +187,24 @@ class Gateway:
             await asyncio.sleep(tick_s)
             beats += 1
             with contextlib.suppress(Exception):  # Redis away: tried again next tick
-                await self.desk.tick()
+                await self.desk.routing.tick()
             with contextlib.suppress(Exception):
-                await self.desk.run_timers()
+                await self.desk.routing.run_timers()
             if beats % max(1, int(o.reconcile_s / tick_s)) == 0:
                 with contextlib.suppress(Exception):
-                    await self.desk.reconcile()
+                    await self.desk.routing.reconcile()
                 self._shards.passivate_idle()
 
-    async def _ready(self) -> None:
-        assert self._readiness is not None
+    async def _ready(self, stop: asyncio.Event) -> None:
+        """Readiness every second; a dispatcher copy that can no longer follow the routing
+        log stops the gateway (whoever placed it starts it again, from the snapshot)."""
+        assert self._readiness is not None and self._dispatcher is not None
         while True:
             await self._readiness.check()
+            if self._dispatcher.service.broken:
+                print(f"surgedesk: stopping: {self._dispatcher.service.broken}", flush=True)
+                stop.set()
+                return
             await asyncio.sleep(1.0)
 
 

@@ -10,7 +10,7 @@ the whole engine but Redis), Redis's CPU per call, and the rate:
 * **servicer** -- the generated ``CustomerService`` servicer answering a fixed
   ``StartConversationResponse``: request and response (de)serialized, no engine code.
 * **gate** -- plus the gateway's gate (bearer token, rate limits, admission) and the error
-  mapping of every RPC (:func:`surgedesk.adapters.grpc.server.rpc`).
+  mapping of every RPC (:func:`surgedesk.adapters.grpc.services.rpc`).
 * **answer** -- the real ``StartConversation`` method, answer built from a ticket, with the
   desk replaced by one that answers a fixed ticket view at once.
 * **answer+yield** -- the same, the desk yielding to the event loop once before it answers
@@ -72,7 +72,9 @@ class _CannedDesk:
 
 async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Server, int]:
     from surgedesk.adapters.grpc.authorization import Gate
-    from surgedesk.adapters.grpc.server import CustomerService, GenericRegistration, rpc, set_ticket
+    from surgedesk.adapters.grpc.conversion import set_ticket
+    from surgedesk.adapters.grpc.server import GenericRegistration
+    from surgedesk.adapters.grpc.services import CustomerService, rpc
     from surgedesk.adapters.identity.tokens import TokenVerifier
     from surgedesk.adapters.redis.connect import redis_client
     from surgedesk.v1 import customer_pb2, customer_pb2_grpc
@@ -115,15 +117,15 @@ async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[st
     import time
 
     from surgedesk.adapters.desk.desk import Desk
-    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
     from surgedesk.adapters.redis.connect import redis_client
     from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
     redis_server = EmbeddedRedis(Path(data_dir) / "desk").start()
     try:
         client = redis_client(redis_server.url)
-        dispatcher = await LocalDispatcher(redis_server.url, client=client).start()
-        desk = Desk(LocalShards(redis_server.url, client=client), dispatcher, client)
+        dispatcher = await GatewayDispatcher(redis_server.url, client=client).start()
+        desk = Desk(GatewayActors(redis_server.url, client=client), dispatcher, client)
         run_id = time.time_ns()
         starts = 0
 

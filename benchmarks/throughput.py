@@ -249,7 +249,7 @@ async def surgedesk_server(data_dir: str, *, metrics: bool = True) -> Gateway:
     (``metrics=False``: without its metrics endpoint and gRPC metrics), for
     :mod:`surgedesk.benchmarks.gateway_cost`'s layers."""
     from surgedesk.adapters.desk.desk import Desk
-    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
     from surgedesk.adapters.gateway import tune_gc
     from surgedesk.adapters.grpc.authorization import Gate
     from surgedesk.adapters.grpc.server import build_server
@@ -260,8 +260,8 @@ async def surgedesk_server(data_dir: str, *, metrics: bool = True) -> Gateway:
 
     redis_server = EmbeddedRedis(Path(data_dir) / "redis").start()
     client = redis_client(redis_server.url)  # one connection for the engine, as a gateway has
-    desk = Desk(LocalShards(redis_server.url, client=client),
-                await LocalDispatcher(redis_server.url, client=client).start(), client)
+    desk = Desk(GatewayActors(redis_server.url, client=client),
+                await GatewayDispatcher(redis_server.url, client=client).start(), client)
     tune_gc()  # as a gateway does once it has started
     endpoint = await serve_metrics(desk, "127.0.0.1", 0) if metrics else None
     server, port = await build_server(
@@ -366,9 +366,9 @@ async def run(seconds: float, concurrency: int, hosting: str = "both", *, send: 
     ``without_group_commit`` (in-process hosting): each round also measures the gateway with
     its Redis connection's group commit off (:class:`surgedesk.adapters.redis.client.GroupCommit`);
     the report adds that ratio's median and the median of the rounds' gains (with / without)."""
-    from surgedesk.adapters.redis.embedded import EmbeddedRedis
-
     import ray
+
+    from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
     hostings = ["in-process", "ray"] if hosting == "both" else [hosting]
     ray_of_its_own = not ray.is_initialized()  # stopped at the end if this run started it

@@ -1,6 +1,6 @@
 """Lightweight actors: many small stateful entities, each with its own serial mailbox.
 
-Who runs this: a shard host (one Ray actor hosting thousands of tickets or agents) on its
+Who runs this: a gateway (thousands of tickets and agents, each kind in its own host) on its
 asyncio loop; tests run it on a plain loop. The runtime does no I/O of its own -- loading state
 and persisting it are the behaviour's business, injected -- and reads time only through the
 clock it is given. (It is the one engine module that uses asyncio: a mailbox is a scheduling
@@ -98,7 +98,7 @@ class HostStatistics:
 
 
 class ActorHost(Generic[S]):
-    """Hosts the entities of one kind (tickets, say) for one shard."""
+    """Hosts the entities of one kind (tickets, say) in one process."""
 
     def __init__(self, behaviour: Behaviour[S], *, clock: Callable[[], float],
                  idle_after_s: float = 300.0, mailbox_limit: int = 1000) -> None:

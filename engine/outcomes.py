@@ -2,7 +2,7 @@
 
 Who runs this: the ticket actor, which stores these increments in the same atomic step that
 journals the events (:mod:`surgedesk.adapters.redis.journal`), so a counter moves exactly once per
-event however often a shard host restarts; the metrics endpoint reads the totals.
+event however often a gateway restarts; the metrics endpoint reads the totals.
 
 ``counts(before, events, after)`` is pure: ``[(metric, labels, amount)]``. Metric names are the
 Prometheus names without the ``surgedesk_`` prefix; the queue-wait histogram is kept as

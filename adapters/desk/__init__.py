@@ -1,1 +1,1 @@
-"""The desk: the conversation flows, over whichever shard and dispatcher hosting is in use."""
+"""The desk of a gateway: conversation flows, the routing link, the catalogue, watching."""

@@ -7,8 +7,8 @@ and the actors they drive.
   the routing log), assignments and wait estimates out.
 
 A gateway implements both on its own event loop
-(:class:`~surgedesk.adapters.desk.local.LocalShards`,
-:class:`~surgedesk.adapters.desk.local.LocalDispatcher`), whoever placed the gateway (its own
+(:class:`~surgedesk.adapters.desk.hosting.GatewayActors`,
+:class:`~surgedesk.adapters.desk.hosting.GatewayDispatcher`), whoever placed the gateway (its own
 process, a supervisor, Ray): there is one hosting, and mypy checks that it implements both
 ports (the assignment at the end of this module). Tests may give the desk other
 implementations. A failure of what is behind a port (Redis away) surfaces as one of the errors
@@ -77,8 +77,8 @@ class RoutingLink(Protocol):
 
 
 if TYPE_CHECKING:  # the gateway's hosting implements both ports (checked by mypy, costs nothing)
-    from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+    from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
 
-    def _local(shards: LocalShards, dispatcher: LocalDispatcher) -> tuple[ActorHosting,
+    def _local(shards: GatewayActors, dispatcher: GatewayDispatcher) -> tuple[ActorHosting,
                                                                           RoutingLink]:
         return shards, dispatcher

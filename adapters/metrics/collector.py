@@ -5,7 +5,7 @@ Who runs this: the gateway process (``surgedesk serve``), which serves ``/metric
 Values must be right across processes and restarts, so nothing here counts in memory what the
 journal already knows: ticket outcomes, alarms, breaches, ratings and the queue-wait histogram
 are totals in Redis, incremented in the same atomic step that journals the event they count
-(:mod:`surgedesk.engine.outcomes`); a shard host that restarts neither resets nor doubles them.
+(:mod:`surgedesk.engine.outcomes`); a gateway that restarts neither resets nor doubles them.
 Gauges (lines, capacity, estimates) come from the dispatcher's own statistics; agents by status from
 the presence index the agent actors keep in Redis. Only what is the gateway's own -- its gRPC
 calls and the dispatch lag it sees -- lives in this process's registry.
@@ -85,7 +85,7 @@ class DeskMetrics(Collector):
         """Read counters, presence and routing statistics into a new snapshot."""
         counters = await self.desk.counters()
         skills = await self.desk.dispatcher.skill_report()
-        presence = {**dict.fromkeys(PRESENCES, 0), **await self.desk.presence_counts()}
+        presence = {**dict.fromkeys(PRESENCES, 0), **await self.desk.catalogue.presence_counts()}
         self.snapshot = Snapshot(time.time(), counters, skills, presence, ok=True)
         return self.snapshot
 

@@ -38,7 +38,7 @@ async def serve_metrics(desk: Any, host: str = "127.0.0.1", port: int = 9464,
     registry.register(desk_metrics)
     ProcessCollector(registry=registry)
     grpc_metrics = GrpcMetrics(registry)
-    desk.on_dispatch = desk_metrics.dispatch_lag.observe
+    desk.routing.on_dispatch = desk_metrics.dispatch_lag.observe
     await desk_metrics.refresh()  # the first scrape sees real values
     server, _thread = start_http_server(port, addr=host, registry=registry)
     refresher = asyncio.create_task(desk_metrics.refresh_forever())

@@ -1,6 +1,6 @@
 """The agent actor's behaviour: the aggregate of :mod:`surgedesk.engine.agent`, kept in a journal.
 
-Who runs this: an :class:`surgedesk.engine.actors.ActorHost` in a shard host, next to the tickets.
+Who runs this: an :class:`surgedesk.engine.actors.ActorHost` in a gateway, next to the tickets.
 An agent's journal is the stream ``sd:ag:{id}`` of msgpack events; appends are fenced by the
 stream's length like the tickets' (a stale second owner is refused), and the reply comes only
 after the events are in Redis. Agents are never "finished": an idle one is passivated and comes

@@ -1,6 +1,6 @@
 """A Redis client whose commands travel back to back on one connection.
 
-Who runs this: every engine process (gateway, shard hosts, dispatcher), through
+Who runs this: every engine process (each gateway, the routing-log follower), through
 :func:`surgedesk.adapters.redis.connect.redis_client`.
 
 Why: redis-py's own client spends more CPU on each command than Redis does (pool checkout,

@@ -1,7 +1,7 @@
 """One way to open the engine's Redis clients.
 
 redis-py's default pool refuses a command with ``MaxConnectionsError`` once 100 are in flight,
-which a busy shard reaches in a surge (every actor writing at once). The engine's clients use
+which a busy gateway reaches in a surge (every actor writing at once). The engine's clients use
 a blocking pool instead: past ``max_connections`` a command waits its turn for a connection
 (up to ``wait_s``, then a ConnectionError, which the gateway answers as UNAVAILABLE).
 

@@ -1,6 +1,6 @@
 """The dispatcher's journal: routing events in one Redis stream, replayed to rebuild the core.
 
-Who runs this: the dispatcher host (one per routing domain), on its asyncio loop.
+Who runs this: every gateway (its copy of the dispatcher), on its asyncio loop.
 
 :class:`DispatcherService` owns a :class:`~surgedesk.engine.dispatcher.DispatcherCore`. Every event
 is appended to the stream ``sd:dispatch`` (msgpack, with the ``now_s`` it is applied at) *before*
@@ -34,8 +34,16 @@ its caller), never by the others, so an assignment reaches its ticket once. A re
 the log as it grows (one ``XREAD BLOCK`` at a time) so that it stays current; outcomes of
 entries no caller here claims are another gateway's and are dropped after
 :data:`_UNCLAIMED_S` (a gateway that died before delivering is covered by the desk's
-reconciliation). A replica's snapshots do not trim the log, which the other replicas may not
-have read that far yet.
+reconciliation).
+
+The log is trimmed behind its slowest reader. Every replica records where it is, every
+:data:`REPLICA_BEAT_S`, in the hash ``{stream}:replicas`` (``"seq cursor wall_s"``; ``0`` while
+it loads, which holds any trim back). A snapshot is stored only if it is newer than the one
+stored (``{stream}:snapshot:at`` holds its number and id), and the same script then trims the
+log (``XTRIM MINID``) up to the oldest of the stored snapshot and the positions of the replicas
+heard from within :data:`REPLICA_STALE_S`; the others are forgotten. A replica that finds
+entries trimmed before it read them (it was silent longer than that) is :attr:`broken`: it
+takes no more calls, and its gateway stops and starts again from the snapshot.
 
 An event the core refuses was journaled all the same; it is refused again, identically, on
 replay, and changes nothing either time.
@@ -48,7 +56,8 @@ to the next caller with its own (the desk delivers every assignment it gets back
 
 Snapshots keep restarts short: every ``snapshot_every`` events the core is saved as a
 versioned document of plain data (:mod:`surgedesk.engine.snapshot`, msgpack) under
-``{stream}:snapshot``, beside the stream id and number it covers, and the stream is trimmed up to that id. A restart
+``{stream}:snapshot``, beside the stream id and number it covers, and the stream is trimmed up to
+that id (with replicas, no further than the slowest of them, above). A restart
 loads the snapshot and replays only what came after it. A crash between saving and trimming
 only leaves entries the replay skips. A snapshot costs O(waiting tickets) on the event loop,
 so it also waits until the entries since the last are at least the waiting tickets over
@@ -64,6 +73,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import secrets
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
@@ -128,6 +141,35 @@ GAP_WAIT_S = 0.005  # an entry handed over early waits this long for its predece
 FOLLOW_LINGER_S = 0.002  # a replica's reader waits this long after a short read
 SNAPSHOT_TICKETS_PER_ENTRY = 2  # a snapshot is due once it saves at most 2 tickets an entry
 _UNCLAIMED_S = 2.0  # assignments of an entry no caller came for go to the next caller after this
+REPLICA_BEAT_S = 1.0  # a replica records its place in the log this often
+REPLICA_STALE_S = 30.0  # a replica silent this long no longer holds the log back
+
+# A snapshot, stored only if newer than the stored one; then the log trimmed up to the oldest of
+# the stored snapshot and the live replicas' places (replicas silent too long are forgotten).
+_SNAPSHOT = """
+-- KEYS: stream, snapshot, snapshot's place (hash), replicas (hash)
+-- ARGV: seq, cursor, snapshot document, now (wall s), stale after (s)
+local stored = tonumber(redis.call('HGET', KEYS[3], 'seq') or '-1')
+if tonumber(ARGV[1]) > stored then
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('HSET', KEYS[3], 'seq', ARGV[1], 'cursor', ARGV[2])
+  stored = tonumber(ARGV[1])
+end
+local trim_seq, trim_cursor = stored, redis.call('HGET', KEYS[3], 'cursor')
+local replicas = redis.call('HGETALL', KEYS[4])
+for i = 1, #replicas, 2 do
+  local seq, cursor, at = string.match(replicas[i + 1], '^(%d+) (%S+) (%S+)$')
+  if seq == nil or tonumber(ARGV[4]) - tonumber(at) > tonumber(ARGV[5]) then
+    redis.call('HDEL', KEYS[4], replicas[i])
+  elseif tonumber(seq) < trim_seq then
+    trim_seq, trim_cursor = tonumber(seq), cursor
+  end
+end
+if trim_seq > 0 then
+  redis.call('XTRIM', KEYS[1], 'MINID', trim_cursor)
+end
+return trim_seq
+"""
 
 # The dispatcher's own append: its events, numbered, then every entry of other writers it has
 # not applied yet (those numbered between the last it applied and its first).
@@ -176,7 +218,8 @@ class DispatcherService:
 
     def __init__(self, client: aioredis.Redis, core_factory: Callable[[], DispatcherCore],
                  clock: Callable[[], float], *, stream: str = STREAM, batch_max: int = 500,
-                 snapshot_every: int = 50_000, replica: bool = False) -> None:
+                 snapshot_every: int = 50_000, replica: bool = False,
+                 wall: Callable[[], float] = time.time) -> None:
         self._redis: Any = client
         self._core_factory = core_factory
         self._clock = clock
@@ -184,6 +227,8 @@ class DispatcherService:
         self.batch_max = batch_max
         self.core = core_factory()
         self._script = client.register_script(_APPEND)
+        self._snapshot_script = client.register_script(_SNAPSHOT)
+        self._wall = wall
         self._pending: list[tuple[Event, asyncio.Future[list[Command]]]] = []
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -206,10 +251,23 @@ class DispatcherService:
         self.replica = replica
         self._reader: asyncio.Task[None] | None = None
         self.followed = 0  # entries applied as the log's reader found them (replica)
+        self.replica_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._beat_at = -math.inf
+        self.broken = ""  # why this replica can no longer follow the log ("" while it can)
 
     @property
     def snapshot_key(self) -> str:
         return f"{self.stream}:snapshot"
+
+    @property
+    def snapshot_at_key(self) -> str:
+        """The stored snapshot's entry number and stream id (hash ``seq``, ``cursor``)."""
+        return f"{self.stream}:snapshot:at"
+
+    @property
+    def replicas_key(self) -> str:
+        """Where each replica is in the log: replica id -> ``"seq cursor wall_s"``."""
+        return f"{self.stream}:replicas"
 
     def waiting_status(self, ticket_id: str, now_s: float) -> QueueStatus | None:
         """The ticket's place in line and wait estimate; None if it is not waiting (it was
@@ -225,6 +283,9 @@ class DispatcherService:
     async def start(self) -> DispatcherService:
         """Rebuild the core from the journal, then start taking events."""
         self.core = self._core_factory()
+        if self.replica:  # place 0 while loading: no trim passes what this will replay
+            await self._redis.hset(self.replicas_key, self.replica_id,
+                                   f"0 0-0 {self._wall()!r}")
         last = "-"
         saved = await self._redis.get(self.snapshot_key)
         if saved is not None:
@@ -235,6 +296,8 @@ class DispatcherService:
             self._applied = int(data["seq"])
         self._last_id = last
         await self._catch_up()
+        if self.replica:
+            await self._beat()
         loop = asyncio.get_running_loop()
         self._worker = loop.create_task(self._run())
         if self.replica:
@@ -247,6 +310,9 @@ class DispatcherService:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._worker = self._reader = None
+        if self.replica:
+            with contextlib.suppress(Exception):  # Redis away: forgotten once stale
+                await self._redis.hdel(self.replicas_key, self.replica_id)
         stopped = SurgedeskError("dispatcher stopped")
         for future in [f for _, f in self._pending] + [f for _, f in self._early.values()]:
             if not future.done():
@@ -258,6 +324,8 @@ class DispatcherService:
         """Journal ``event``, apply it, and return the assignments it caused."""
         if self._worker is None:
             raise SurgedeskError("dispatcher not started")
+        if self.broken:
+            raise Recovering(self.broken)
         future: asyncio.Future[list[Command]] = self._worker.get_loop().create_future()
         self._pending.append((event, future))
         self._wake.set()
@@ -271,6 +339,8 @@ class DispatcherService:
         or a replay after a restart) answers what it caused if that is still known."""
         if self._worker is None:
             raise SurgedeskError("dispatcher not started")
+        if self.broken:
+            raise Recovering(self.broken)
         if entry.seq <= self._applied:
             out, _ = self._unclaimed.pop(entry.seq, ([], 0.0))
             return self._with_orphans(out)
@@ -391,6 +461,11 @@ class DispatcherService:
             batch, first = batch[done:], self._applied + 1
             ids = ids[done:]
         if self._applied != int(first) - 1:
+            if self.replica:  # trimmed before this replica read them
+                self._break(f"routing log entries {self._applied + 1}..{int(first) - 1} were "
+                            f"trimmed before this copy of the dispatcher read them")
+                self._fail(batch, Recovering(self.broken))
+                raise Recovering(self.broken)
             # Entries missing between (the stream was changed behind the dispatcher's back):
             # apply the stream as it is, as a replay would, and let the callers retry.
             await self._catch_up(collect=True)
@@ -402,13 +477,15 @@ class DispatcherService:
             self._settle(future, int(first) + offset, text(ids[offset]), event, now_s)
         self._apply_early()  # entries handed over while this batch was under way
 
-    async def _run_script(self, args: list[Any]) -> Any:
-        keys = [self.stream, seq_key(self.stream)]
+    async def _run_script(self, args: list[Any], script: Any = None,
+                          keys: list[str] | None = None) -> Any:
+        script = script or self._script
+        keys = keys or [self.stream, seq_key(self.stream)]
         try:
-            return await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
+            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:  # a restarted or another server: load the script, once
-            self._script.sha = await self._redis.script_load(self._script.script)
-            return await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
+            script.sha = await self._redis.script_load(script.script)
+            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
 
     async def _follow(self) -> None:
         """A replica's reader of the log: entries other gateways journaled are applied as they
@@ -429,6 +506,11 @@ class DispatcherService:
                 raise asyncio.CancelledError
             if reply:
                 rows = reply[0][1]
+                first = int(rows[0][1][b"n"])
+                if first > self._applied + 1:  # trimmed before this replica read them
+                    self._break(f"routing log entries {self._applied + 1}..{first - 1} were "
+                                f"trimmed before this copy of the dispatcher read them")
+                    return
                 before = self._applied
                 self._apply_read([(cursor, [x for kv in fields.items() for x in kv])
                                   for cursor, fields in rows])
@@ -439,6 +521,28 @@ class DispatcherService:
                     # Linger: the next read then carries what arrived meanwhile (a read per
                     # entry under load costs both sides more than the entries themselves).
                     await asyncio.sleep(FOLLOW_LINGER_S)
+            if self._wall() - self._beat_at >= REPLICA_BEAT_S:
+                with contextlib.suppress(Exception):  # Redis away: the next turn tries again
+                    await self._beat()
+
+    async def _beat(self) -> None:
+        """Record where this replica is in the log. O(1)."""
+        now = self._wall()
+        cursor = self._last_id if self._last_id != "-" else "0-0"
+        await self._redis.hset(self.replicas_key, self.replica_id,
+                               f"{self._applied} {cursor} {now!r}")
+        self._beat_at = now
+
+    def _break(self, reason: str) -> None:
+        """This replica can no longer follow the log: it refuses calls from now on (its
+        gateway's readiness sees :attr:`broken`, and the gateway starts again)."""
+        self.broken = reason
+        error = Recovering(reason)
+        for future in [f for _, f in self._pending] + [f for _, f in self._early.values()]:
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+        self._early.clear()
 
     def _sweep_due(self) -> None:
         self._sweep_armed = False
@@ -490,18 +594,26 @@ class DispatcherService:
         return since >= self.snapshot_every and (
             since * SNAPSHOT_TICKETS_PER_ENTRY >= self.core.waiting_count())
 
-    async def snapshot(self) -> None:
-        """Save the core with the stream id it covers, then trim the stream up to it."""
+    async def snapshot(self) -> int:
+        """Save the core with the stream id it covers (unless a newer snapshot is stored),
+        then trim the log up to the oldest of the stored snapshot and the live replicas'
+        places. Returns the number of the first entry the log still needs (0: none trimmed).
+        O(waiting tickets) to save, plus the entries trimmed."""
         cursor = self._last_id
         if cursor == "-":
-            return
-        await self._redis.set(self.snapshot_key, msgpack.packb(
-            {"cursor": cursor, "seq": self._applied, "now_s": self._last_now_s,
-             "core": snapshot_of(self.core)}, use_bin_type=True))
-        if not self.replica:  # other replicas may not have read that far: the log stays
-            await self._redis.xtrim(self.stream, minid=cursor)
+            return 0
+        if self.replica:
+            await self._beat()  # where this copy is, as of now
+        document = msgpack.packb({"cursor": cursor, "seq": self._applied,
+                                  "now_s": self._last_now_s, "core": snapshot_of(self.core)},
+                                 use_bin_type=True)
+        kept = await self._run_script(
+            [self._applied, cursor, document, repr(self._wall()), REPLICA_STALE_S],
+            self._snapshot_script,
+            [self.stream, self.snapshot_key, self.snapshot_at_key, self.replicas_key])
         self._since_snapshot = 0
         self.snapshots += 1
+        return int(kept)
 
     def _apply(self, event: Event, now_s: float, *, replaying: bool = False) -> list[Command]:
         # Writers' clocks differ a little (the tickets' and the dispatcher's): an entry is

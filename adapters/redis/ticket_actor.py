@@ -1,6 +1,6 @@
 """The ticket actor's behaviour: the aggregate of :mod:`surgedesk.engine.ticket`, kept in a journal.
 
-Who runs this: an :class:`surgedesk.engine.actors.ActorHost` in a shard host, one message at a time
+Who runs this: an :class:`surgedesk.engine.actors.ActorHost` in a gateway, one message at a time
 per ticket. ``load`` replays the ticket's journal; ``receive`` decides a command, appends the events
 to the journal with the version it holds (a stale owner's append is refused; it loads the
 journal and decides again: :func:`~surgedesk.adapters.redis.journal.decide_fresh`), folds them

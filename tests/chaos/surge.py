@@ -30,7 +30,7 @@ RETRY = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
          grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
          grpc.StatusCode.CANCELLED}
 # What the published retry policy retries (protos/surgedesk/v1/service_config.json), by name.
-RETRY_POLICY_CODES = frozenset({"UNAVAILABLE"})
+RETRY_POLICY_CODES = frozenset({"UNAVAILABLE", "CANCELLED"})
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100),
                    ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 1000)]

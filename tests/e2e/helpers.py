@@ -17,7 +17,7 @@ import time
 import grpc
 
 from surgedesk.adapters.desk.desk import Desk
-from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
 from surgedesk.adapters.grpc.authorization import Gate
 from surgedesk.adapters.grpc.limits import Limits
 from surgedesk.adapters.grpc.server import build_server
@@ -120,8 +120,8 @@ async def served(url, *, rules=None, policy="strict", duties_s=None,
     rules = rules or ServiceRules()
     # as a gateway wires it: one client, one connection, for the whole engine
     client = redis_client(url)
-    shards = LocalShards(url, rules=rules, client=client)
-    dispatcher = await LocalDispatcher(url, policy_named(policy), client=client).start()
+    shards = GatewayActors(url, rules=rules, client=client)
+    dispatcher = await GatewayDispatcher(url, policy_named(policy), client=client).start()
     desk = Desk(shards, dispatcher, client, rules=rules)
     gate = Gate(TokenVerifier(SECRET), limits or Limits.unlimited())
     server, port = await build_server(desk, "127.0.0.1:0", gate, watch_block_ms=100,
@@ -133,8 +133,8 @@ async def served(url, *, rules=None, policy="strict", duties_s=None,
     async def duties():
         while True:
             await asyncio.sleep(duties_s)
-            await desk.tick()
-            await desk.run_timers()
+            await desk.routing.tick()
+            await desk.routing.run_timers()
 
     background = asyncio.create_task(duties()) if duties_s else None
     try:

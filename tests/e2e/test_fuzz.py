@@ -15,8 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from surgedesk.adapters.desk.desk import AgentProfile, Desk
-from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.desk.catalogue import AgentProfile
+from surgedesk.adapters.desk.desk import Desk
+from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
 from surgedesk.adapters.grpc.authorization import Gate
 from surgedesk.adapters.grpc.limits import Limits
 from surgedesk.adapters.grpc.server import SERVICE_NAMES, build_server
@@ -132,12 +133,12 @@ def gateway(redis_server):
     async def start():
         url = redis_server.url
         rules = ServiceRules(offer_timeout_s=0)
-        dispatcher = await LocalDispatcher(url, policy_named("default")).start()
-        desk = Desk(LocalShards(url, rules=rules), dispatcher, aioredis.Redis.from_url(url),
+        dispatcher = await GatewayDispatcher(url, policy_named("default")).start()
+        desk = Desk(GatewayActors(url, rules=rules), dispatcher, aioredis.Redis.from_url(url),
                     rules=rules)
-        await desk.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 2))
-        await desk.upsert_agent(AgentProfile("bob", {"aftersale": 1.0}, 1))
-        await desk.set_presence("ann", "online")
+        await desk.catalogue.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 2))
+        await desk.catalogue.upsert_agent(AgentProfile("bob", {"aftersale": 1.0}, 1))
+        await desk.catalogue.set_presence("ann", "online")
         for customer in ("c1", "c2", "c3"):
             view = await desk.start_conversation(customer, "app", "presale", 0, "hello")
             TICKETS.append(view.record.ticket_id)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from surgedesk.adapters.desk.desk import AgentProfile
+from surgedesk.adapters.desk.catalogue import AgentProfile
 from surgedesk.adapters.metrics.exposition import serve_metrics
 from surgedesk.engine.service_rules import ServiceRules
 from surgedesk.v1 import admin_pb2, agent_pb2, common_pb2, customer_pb2
@@ -184,8 +184,8 @@ def test_the_dashboard_is_grafana_json_and_names_only_metrics_that_exist(redis_u
         async with served(redis_url, with_desk=True) as (channel, desk):
             metrics = await serve_metrics(desk, port=0)
             try:
-                await desk.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
-                await desk.set_presence("ann", "online")
+                await desk.catalogue.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
+                await desk.catalogue.set_presence("ann", "online")
                 await desk.start_conversation("c1", "app", "presale", 0, "hi")
                 await metrics.desk_metrics.refresh()
                 return http_get(f"http://127.0.0.1:{metrics.port}/metrics")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from surgedesk.adapters.desk.desk import Desk
-from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
 from surgedesk.adapters.grpc.authorization import Gate
 from surgedesk.adapters.grpc.limits import Limits
 from surgedesk.adapters.grpc.server import build_server
@@ -65,7 +65,7 @@ def pki(tmp_path_factory):
 
 
 async def _serve(url, credentials):
-    desk = Desk(LocalShards(url), await LocalDispatcher(url).start(), aioredis.Redis.from_url(url))
+    desk = Desk(GatewayActors(url), await GatewayDispatcher(url).start(), aioredis.Redis.from_url(url))
     server, port = await build_server(desk, "127.0.0.1:0", Gate(TokenVerifier(SECRET),
                                                                 Limits.unlimited()),
                                       credentials=credentials)

@@ -4,8 +4,9 @@
 import pytest
 import redis.asyncio as aioredis
 
-from surgedesk.adapters.desk.desk import AgentProfile, Desk
-from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.desk.catalogue import AgentProfile
+from surgedesk.adapters.desk.desk import Desk
+from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
 from surgedesk.engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
 from surgedesk.engine.events import AgentPresenceChanged
 from surgedesk.engine.policies import policy_named
@@ -13,9 +14,9 @@ from surgedesk.engine.ticket import CloseTicket
 
 
 async def make_desk(url):
-    dispatcher = await LocalDispatcher(url, policy_named("strict")).start()
-    desk = Desk(LocalShards(url), dispatcher, aioredis.Redis.from_url(url))
-    await desk.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
+    dispatcher = await GatewayDispatcher(url, policy_named("strict")).start()
+    desk = Desk(GatewayActors(url), dispatcher, aioredis.Redis.from_url(url))
+    await desk.catalogue.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
     return desk
 
 
@@ -39,7 +40,7 @@ def test_a_new_customers_start_is_one_script_call_to_redis(redis_url, run):
         assert view.status is not None and desk.dispatcher.service.core.is_waiting(
             view.record.ticket_id)
         assert calls["evalsha"] == 1 and "xrange" not in calls, sorted(calls.items())
-        await desk.set_presence("ann", "online")  # she takes c0, then c1
+        await desk.catalogue.set_presence("ann", "online")  # she takes c0, then c1
         await desk.close("ann", warm.record.ticket_id)
         await desk.close("ann", view.record.ticket_id)
         # A returning customer: the open naming no previous ticket is refused, the last
@@ -59,7 +60,7 @@ def test_a_conversation_from_queue_to_confirmed_close(redis_url, run):
         assert first.record.state.value == "QUEUED" and first.status is not None
         assert second.status.estimate.ahead == 1 and second.status.estimate.p90_s > 0
 
-        await desk.set_presence("ann", "online")
+        await desk.catalogue.set_presence("ann", "online")
         served = await desk.view(first.record.ticket_id)
         assert served.record.state.value == "AWAITING_AGENT" and served.record.agent_id == "ann"
         assert (await desk.view(second.record.ticket_id)).status.estimate.ahead == 0
@@ -76,7 +77,7 @@ def test_a_conversation_from_queue_to_confirmed_close(redis_url, run):
         # Ann's slot is free again: the next customer in line is hers now.
         nxt = await desk.view(second.record.ticket_id)
         assert nxt.record.agent_id == "ann" and nxt.record.state.value == "AWAITING_AGENT"
-        async for _cursor, ticket_id, event in desk.watch_agent("ann"):
+        async for _cursor, ticket_id, event in desk.watching.watch_agent("ann"):
             assert type(event).__name__ == "TicketAssigned" and ticket_id == t1
             assert event.agent_id == "ann"
             break
@@ -106,12 +107,12 @@ def test_leaving_the_queue_and_the_rules_of_who_may_do_what(redis_url, run):
             await desk.leave_queue("c2", t)
         record = await desk.leave_queue("c1", t)
         assert record.state.value == "SYSTEM_CLOSED" and record.close_reason == "abandoned"
-        await desk.set_presence("ann", "online")
+        await desk.catalogue.set_presence("ann", "online")
         assert (await desk.view(t)).record.agent_id == ""  # nobody was given a closed ticket
         with pytest.raises(IllegalTransition):
             await desk.post_customer_message("c1", t, "hello?")
         with pytest.raises(InvalidArgument):
-            await desk.set_presence("ann", "busy")
+            await desk.catalogue.set_presence("ann", "busy")
     run(scenario())
 
 
@@ -121,14 +122,14 @@ def test_a_watch_resumes_after_its_last_cursor(redis_url, run):
         view = await desk.start_conversation("c1", "app", "presale", 0, "one", "k")
         t = view.record.ticket_id
         seen = []
-        async for entry in desk.watch_ticket(t):
+        async for entry in desk.watching.watch_ticket(t):
             seen.append(entry)
             if len(seen) == 2:
                 break
-        await desk.set_presence("ann", "online")
+        await desk.catalogue.set_presence("ann", "online")
         await desk.post_agent_message("ann", t, "two")
         rest = []
-        async for entry in desk.watch_ticket(t, seen[-1].cursor, block_ms=100):
+        async for entry in desk.watching.watch_ticket(t, seen[-1].cursor, block_ms=100):
             rest.append(entry)
             if len(rest) == 4:
                 break
@@ -148,13 +149,13 @@ def test_reconcile_delivers_an_assignment_a_crash_left_undelivered(redis_url, ru
         out = await desk.dispatcher.submit(AgentPresenceChanged("ann", {"presale": 1.0}, 1))
         assert [x.ticket_id for x in out] == [a.record.ticket_id]
         assert (await desk.view(a.record.ticket_id)).record.state.value == "QUEUED"
-        assert await desk.reconcile() == 1
+        assert await desk.routing.reconcile() == 1
         fixed = (await desk.view(a.record.ticket_id)).record
         assert fixed.state.value == "AWAITING_AGENT" and fixed.agent_id == "ann"
-        assert await desk.reconcile() == 0  # nothing left to repair
+        assert await desk.routing.reconcile() == 0  # nothing left to repair
         # A conversation that ended without the dispatcher hearing of it frees its slot.
-        await desk.shards.ask(a.record.ticket_id, CloseTicket("ann"))
-        assert await desk.reconcile() == 1
+        await desk.actors.ask(a.record.ticket_id, CloseTicket("ann"))
+        assert await desk.routing.reconcile() == 1
         nxt = (await desk.view(b.record.ticket_id)).record
         assert nxt.agent_id == "ann" and nxt.state.value == "AWAITING_AGENT"
     run(scenario())
@@ -181,13 +182,13 @@ class RetriedQueue:
 
 def test_a_start_whose_queue_call_was_retried_answers_the_queued_ticket(redis_url, run):
     async def scenario():
-        inner = await LocalDispatcher(redis_url, policy_named("strict")).start()
-        desk = Desk(LocalShards(redis_url), RetriedQueue(inner), aioredis.Redis.from_url(redis_url))
-        await desk.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
+        inner = await GatewayDispatcher(redis_url, policy_named("strict")).start()
+        desk = Desk(GatewayActors(redis_url), RetriedQueue(inner), aioredis.Redis.from_url(redis_url))
+        await desk.catalogue.upsert_agent(AgentProfile("ann", {"presale": 1.0}, 1))
         view = await desk.start_conversation("c1", "app", "presale", 0, "hello", "k1")
         assert view.record.state.value == "QUEUED" and view.status is not None
         assert inner.service.core.is_waiting(view.record.ticket_id)
-        await desk.set_presence("ann", "online")
+        await desk.catalogue.set_presence("ann", "online")
         assert (await desk.view(view.record.ticket_id)).record.agent_id == "ann"
 
     run(scenario())
@@ -202,7 +203,7 @@ def test_racing_starts_of_a_returning_customer_open_one_ticket_linked_to_the_las
         import asyncio
 
         desk = await make_desk(redis_url)
-        await desk.set_presence("ann", "online")
+        await desk.catalogue.set_presence("ann", "online")
         first = await desk.start_conversation("c7", "app", "presale", 0, "hello")
         t1 = first.record.ticket_id
         await desk.close("ann", t1)
@@ -217,7 +218,7 @@ def test_racing_starts_of_a_returning_customer_open_one_ticket_linked_to_the_las
         assert record.previous_ticket_id == t1 and record.agent_id == "ann"  # sticky
         tickets, _ = await desk.history("c7")
         assert [t.ticket_id for t in tickets] == [t1, t2]
-        assert desk.shards.host.statistics().active <= 2  # refused opens left nothing behind
+        assert desk.actors.host.statistics().active <= 2  # refused opens left nothing behind
     run(scenario())
 
 
@@ -247,8 +248,8 @@ def test_two_desks_sharing_the_tickets_see_one_conversation(redis_url, run):
 
     async def scenario():
         clock = FakeClock(10.0)
-        one = LocalShards(redis_url, clock, shared=True)
-        two = LocalShards(redis_url, clock, shared=True)
+        one = GatewayActors(redis_url, clock, shared=True)
+        two = GatewayActors(redis_url, clock, shared=True)
         await one.ask("t1", OpenTicket("t1", "c1", "app", "presale", 0, "hello"))
         await two.ask("t1", AssignAgent("ann", 2.0))
         for i, (via, role, who) in enumerate([(one, "agent", "ann"), (two, "customer", "c1"),

@@ -25,8 +25,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from surgedesk.adapters.desk.desk import AgentProfile, Desk
-from surgedesk.adapters.desk.local import LocalDispatcher, LocalShards
+from surgedesk.adapters.desk.catalogue import AgentProfile
+from surgedesk.adapters.desk.desk import Desk
+from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
 from surgedesk.adapters.redis.connect import redis_client
 from surgedesk.adapters.redis.dispatch_journal import STREAM, seq_key
 from surgedesk.adapters.redis.ticket_actor import ReadTicket
@@ -47,16 +48,16 @@ class Gateways(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock(1_000.0)
         self.desks: list[Desk] = []
-        self.dispatchers: list[LocalDispatcher] = []
+        self.dispatchers: list[GatewayDispatcher] = []
         for _ in range(GATEWAYS):
             client = redis_client(url)
-            dispatcher = self.run(LocalDispatcher(url, clock=self.clock, client=client,
+            dispatcher = self.run(GatewayDispatcher(url, clock=self.clock, client=client,
                                                   replica=True).start())
-            shards = LocalShards(url, self.clock, client=client, shared=True)
+            shards = GatewayActors(url, self.clock, client=client, shared=True)
             self.dispatchers.append(dispatcher)
             self.desks.append(Desk(shards, dispatcher, client, clock=self.clock))
         for agent in AGENTS:
-            self.run(self.desks[0].upsert_agent(AgentProfile(agent, {"presale": 1.0}, CAPACITY)))
+            self.run(self.desks[0].catalogue.upsert_agent(AgentProfile(agent, {"presale": 1.0}, CAPACITY)))
         self.online: set[str] = set()
         self.open: dict[str, str] = {}  # customer -> its open ticket
         self.ended: set[str] = set()
@@ -81,11 +82,11 @@ class Gateways(RuleBasedStateMachine):
             self.run(asyncio.sleep(0.005))
 
     def record(self, ticket_id: str):
-        return self.run(self.desks[0].shards.ask(ticket_id, ReadTicket())).record
+        return self.run(self.desks[0].actors.ask(ticket_id, ReadTicket())).record
 
     @rule(gateway=st.integers(0, GATEWAYS - 1), agent=st.sampled_from(AGENTS))
     def agent_comes_online(self, gateway, agent):
-        self.run(self.desks[gateway].set_presence(agent, "online"))
+        self.run(self.desks[gateway].catalogue.set_presence(agent, "online"))
         self.online.add(agent)
 
     @rule(gateway=st.integers(0, GATEWAYS - 1), customer=st.sampled_from(CUSTOMERS))

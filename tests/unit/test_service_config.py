@@ -26,7 +26,7 @@ def test_the_policy_names_methods_of_the_contract_and_retries_only_unavailable()
         if "method" in name:
             assert name["method"] in SERVICES[name["service"]].methods_by_name, name
     policy = method_config["retryPolicy"]
-    assert policy["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert policy["retryableStatusCodes"] == ["UNAVAILABLE", "CANCELLED"]
     assert 2 <= policy["maxAttempts"] <= 5  # gRPC caps attempts at 5
     listed = {(n["service"], n.get("method")) for n in method_config["name"]}
     # A retried SendMessage without an idempotency key would post twice: not retried blindly.

@@ -19,12 +19,13 @@ from surgedesk.adapters.redis.journal import TicketJournal
 from surgedesk.adapters.redis.ticket_actor import TicketBehaviour, TicketReply
 from surgedesk.engine.actors import ActorHost
 from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
+from surgedesk.engine.errors import Recovering
 from surgedesk.engine.events import ClockTicked, Command, Event, TicketQueued
 from surgedesk.engine.policies import RoutingPolicy
 from surgedesk.engine.service_rules import ServiceRules
 
 
-class LocalShards:
+class GatewayActors:
     """Ticket and agent actors on this event loop. ``shared``: other processes (gateways) may
     own the same tickets, so every message starts from the journal as it is
     (:class:`~surgedesk.adapters.redis.ticket_actor.TicketBehaviour`)."""
@@ -47,7 +48,7 @@ class LocalShards:
         return self.host.passivate_idle() + self.agents.passivate_idle()
 
 
-class LocalDispatcher:
+class GatewayDispatcher:
     """The dispatcher on this event loop. ``replica``: one of several gateways' copies of it,
     each following the one routing log (:class:`DispatcherService`)."""
 
@@ -59,7 +60,7 @@ class LocalDispatcher:
                                          lambda: DispatcherCore(policy, estimator), clock,
                                          replica=replica)
 
-    async def start(self) -> LocalDispatcher:
+    async def start(self) -> GatewayDispatcher:
         await self.service.start()
         return self
 
@@ -79,6 +80,8 @@ class LocalDispatcher:
         return assigned, self.service.waiting_status(ticket_id, float(self._clock()))
 
     async def skill_report(self) -> list[dict[str, Any]]:
+        if self.service.broken:  # readiness asks this: a broken copy is not ready
+            raise Recovering(self.service.broken)
         return self.service.core.skill_report(float(self._clock()))
 
     async def holdings(self) -> dict[str, list[str]]:

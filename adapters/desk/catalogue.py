@@ -1,0 +1,177 @@
+"""The desk's catalogue: agents (profiles and presence), skills (profiles, topic keywords,
+queue targets) and the routing policy.
+
+Who runs this: every gateway, on its event loop, for AdminService, AgentService's presence and
+the conversation flows that name an agent or a skill. Agents are actors (their journals in
+Redis); skills are one Redis hash (:data:`SKILLS_KEY`); the policy is a routing fact. A change
+that matters to routing reaches the dispatcher through :class:`~surgedesk.adapters.desk.
+routing.RoutingDelivery`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+
+from surgedesk.adapters.desk.ports import ActorHosting
+from surgedesk.adapters.desk.routing import RoutingDelivery
+from surgedesk.adapters.redis.agent_actor import PRESENCE_KEY
+from surgedesk.engine.agent import (
+    AgentRecord,
+    ChangePresence,
+    ProfileAgent,
+    ReadAgent,
+)
+from surgedesk.engine.errors import (
+    InvalidArgument,
+)
+from surgedesk.engine.events import (
+    PolicyChanged,
+    SkillConfigured,
+)
+from surgedesk.engine.policies import (
+    AgentSelection,
+    RelaxationSteps,
+    RoutingPolicy,
+    StickyPolicy,
+    policy_named,
+)
+from surgedesk.engine.service_rules import ServiceRules
+
+
+@dataclass(frozen=True, slots=True)
+class SkillProfile:
+    name: str
+    description: str = ""
+    expected_handle_s: float = 0.0
+    target_wait_s: float = 0.0
+    topic_keywords: tuple[str, ...] = ()
+
+
+SKILLS_KEY = "sd:skills"  # skill name -> its profile (msgpack)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    agent_id: str
+    skills: dict[str, float]
+    capacity: int
+    display_name: str = ""
+    presence: str = "offline"
+
+
+def _profile(record: AgentRecord) -> AgentProfile:
+    return AgentProfile(record.agent_id, dict(record.skills), record.capacity,
+                        record.display_name, record.presence)
+
+
+class Catalogue:
+    """Agents, skills and the routing policy of the desk."""
+
+    def __init__(self, actors: ActorHosting, routing: RoutingDelivery, client: aioredis.Redis,
+                 rules: ServiceRules) -> None:
+        self.actors = actors
+        self.routing = routing
+        self.rules = rules
+        self._redis: Any = client
+        self._targets: dict[str, float] = {}  # skill -> its own queue target, if it has one
+
+    async def upsert_agent(self, profile: AgentProfile) -> AgentProfile:
+        """Create or change an agent (its actor journals it); an online agent's new skills
+        reach the dispatcher at once."""
+        reply = await self.actors.ask_agent(profile.agent_id, ProfileAgent(
+            profile.agent_id, profile.skills, profile.capacity, profile.display_name))
+        if reply.events and reply.record.presence != "offline":
+            await self.routing.tell_dispatcher(reply.record)
+        return _profile(reply.record)
+
+    async def agent(self, agent_id: str) -> AgentProfile:
+        if not agent_id:
+            raise InvalidArgument("agent_id", "must not be empty")
+        return _profile((await self.actors.ask_agent(agent_id, ReadAgent())).record)
+
+    async def presence_counts(self) -> dict[str, int]:
+        """Agents by presence, from the index the agent actors keep. O(agents)."""
+        out: dict[str, int] = {}
+        for value in (await self._redis.hgetall(PRESENCE_KEY)).values():
+            name = value.decode() if isinstance(value, bytes) else str(value)
+            out[name] = out.get(name, 0) + 1
+        return out
+
+    async def set_presence(self, agent_id: str, presence: str, capacity: int = 0) -> AgentProfile:
+        if not agent_id:
+            raise InvalidArgument("agent_id", "must not be empty")
+        reply = await self.actors.ask_agent(agent_id, ChangePresence(presence, capacity))
+        # Told even when nothing changed: after a crash the dispatcher may not know yet.
+        await self.routing.tell_dispatcher(reply.record)
+        return _profile(reply.record)
+
+    async def upsert_skill(self, skill: SkillProfile) -> SkillProfile:
+        """Store a skill's profile; its expected handle time becomes the estimator's prior."""
+        if not skill.name or len(skill.name) > 128:
+            raise InvalidArgument("name", "must be 1..128 characters")
+        if skill.expected_handle_s < 0 or not math.isfinite(skill.expected_handle_s):
+            raise InvalidArgument("expected_handle_seconds", "must be a finite number >= 0")
+        if skill.target_wait_s < 0 or not math.isfinite(skill.target_wait_s):
+            raise InvalidArgument("target_wait_seconds", "must be a finite number >= 0")
+        if len(skill.description) > 1000:
+            raise InvalidArgument("description", "must be at most 1000 characters")
+        if len(skill.topic_keywords) > 100:
+            raise InvalidArgument("topic_keywords", "at most 100 keywords")
+        if any(len(k) > 64 for k in skill.topic_keywords):
+            raise InvalidArgument("topic_keywords", "a keyword must be at most 64 characters")
+        keywords = [k.strip().lower() for k in skill.topic_keywords if k.strip()]
+        if skill.expected_handle_s > 0:
+            await self.routing.dispatcher.submit(SkillConfigured(skill.name, skill.expected_handle_s))
+        stored = SkillProfile(skill.name, skill.description, skill.expected_handle_s,
+                              skill.target_wait_s, tuple(keywords))
+        await self._redis.hset(SKILLS_KEY, skill.name, msgpack.packb(dataclasses.asdict(stored)))
+        self._targets[skill.name] = skill.target_wait_s
+        return stored
+
+    async def skills(self) -> list[SkillProfile]:
+        rows = await self._redis.hgetall(SKILLS_KEY)
+        out = []
+        for raw in rows.values():
+            data = msgpack.unpackb(raw, raw=False)
+            data["topic_keywords"] = tuple(data["topic_keywords"])
+            out.append(SkillProfile(**data))
+            self._targets[out[-1].name] = out[-1].target_wait_s
+        return sorted(out, key=lambda s: s.name)
+
+    async def skill_for_topic(self, topic: str) -> str:
+        """The skill whose keywords appear in a free-text topic (the longest keyword wins)."""
+        if len(topic) > 1000:
+            raise InvalidArgument("topic", "must be at most 1000 characters")
+        text = topic.lower()
+        best, best_len = "", 0
+        for skill in await self.skills():
+            for keyword in skill.topic_keywords:
+                if keyword in text and len(keyword) > best_len:
+                    best, best_len = skill.name, len(keyword)
+        if not best:
+            raise InvalidArgument("topic", f"matches no skill's keywords: {topic[:80]!r}")
+        return best
+
+    async def set_policy(self, preset: str, relaxation: list[tuple[float, float]] | None = None,
+                         selection: str = "", sticky_window_s: float | None = None) -> RoutingPolicy:
+        """Change the routing policy: a preset, with any of its parts overridden."""
+        base = policy_named(preset or "default")
+        if relaxation and len(relaxation) > 10:
+            raise InvalidArgument("relaxation", "at most 10 steps")
+        steps = tuple(relaxation) if relaxation else base.relaxation.steps
+        event = PolicyChanged(steps, selection or base.selection.mode,
+                              base.sticky.window_s if sticky_window_s is None else sticky_window_s)
+        out = await self.routing.dispatcher.submit(event)
+        await self.routing.deliver(out)
+        return RoutingPolicy(priority=base.priority, selection=AgentSelection(event.selection),
+                             relaxation=RelaxationSteps(event.relaxation),
+                             sticky=StickyPolicy(event.sticky_window_s))
+
+    def target_s(self, skill: str) -> float:
+        return self._targets.get(skill) or self.rules.queue_target_s
