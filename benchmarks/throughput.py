@@ -314,6 +314,7 @@ async def serve_gateway(hosting: str, redis_url: str, data_dir: str) -> Served:
     from surgedesk.adapters.ray.gateway_host import NAMESPACE, place, remove
 
     if not ray.is_initialized():
+        os.environ.setdefault("RAY_worker_niceness", "0")  # as surgedesk serve starts Ray
         ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
                  logging_level=logging.ERROR, log_to_driver=False)
     handle = place(0, options, "uvloop", 1.0)

@@ -30,17 +30,6 @@ def redis_url(redis_server):
     yield redis_server.url
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray instance for every test that needs Ray (it takes seconds to start)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, namespace="surgedesk",
-             logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.fixture
 def run():
     return asyncio.run

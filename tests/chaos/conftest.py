@@ -47,6 +47,7 @@ class Engine:
         from ray.cluster_utils import Cluster
 
         self.tmp = tmp_path
+        os.environ.setdefault("RAY_worker_niceness", "0")  # as surgedesk serve starts Ray
         # The head has room (a CPU each) for every gateway, so that the worker's can move
         # there when the worker goes; SPREAD puts some on the worker while it is there.
         self.cluster = Cluster(initialize_head=True, connect=False,
