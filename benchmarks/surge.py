@@ -137,6 +137,14 @@ wrap_up_s = {proc.wrap_up_s}
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def pids(self) -> list[int]:
+        """The engine's processes: ``serve`` and the gateways it announced (gateways placed by
+        Ray are not its children)."""
+        if self.proc is None:
+            return []
+        m = re.search(r"gateways placed by Ray .*?, pids ([\d, ]+);", self.log_tail(100_000))
+        return [self.proc.pid, *([int(p) for p in m.group(1).split(", ")] if m else [])]
+
     def stop(self) -> None:
         if self.options.engine_log and self.log_path.exists():
             Path(self.options.engine_log).parent.mkdir(parents=True, exist_ok=True)
@@ -240,17 +248,21 @@ def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
-def _process_tree(pid: int) -> list[int]:
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            pids.append(int(line))
-    return pids
+def _process_tree(roots: int | list[int]) -> list[int]:
+    """The processes ``roots`` and their children, each once."""
+    pids: list[int] = []
+    for pid in [roots] if isinstance(roots, int) else roots:
+        pids.append(pid)
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                pids.append(int(line))
+    return list(dict.fromkeys(pids))
 
 
-def process_rss_bytes(pid: int | None) -> int:
-    """Resident memory of a process and its children (the engine and its Redis), from /proc."""
-    if pid is None:
+def process_rss_bytes(pid: int | list[int] | None) -> int:
+    """Resident memory of processes and their children (the engine: its supervisor, Redis and
+    gateways), from /proc."""
+    if not pid:
         return 0
     total = 0
     for p in _process_tree(pid):
@@ -261,10 +273,10 @@ def process_rss_bytes(pid: int | None) -> int:
     return total
 
 
-def process_cpu_seconds(pid: int | None) -> float:
-    """CPU time (user + system) a process and its children (the engine and its Redis) used so
-    far, from /proc."""
-    if pid is None:
+def process_cpu_seconds(pid: int | list[int] | None) -> float:
+    """CPU time (user + system) processes and their children (the engine: its supervisor, Redis
+    and gateways) used so far, from /proc."""
+    if not pid:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
@@ -353,7 +365,7 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
         results: list[dict[str, Any]] = []
         failures: list[str] = []
         usage: list[tuple[float, float, int, float]] = []
-        engine_pid = engine.pid() if engine else None
+        engine_pid = engine.pids() if engine else None
         while len(results) + len(failures) < n:
             with contextlib.suppress(Exception):
                 status, worker, payload = out.get(timeout=0.5)
