@@ -30,10 +30,21 @@ def test_the_throughput_benchmark_alternates_rounds_and_reports_cpu_per_call():
     assert report["starts_counted_by_metrics"] == starts
 
 
-def test_the_throughput_benchmark_measures_the_gateway_placed_by_ray_beside_in_process():
-    from surgedesk.benchmarks.throughput import run
+def test_the_throughput_benchmark_measures_the_gateway_placed_by_ray_beside_in_process(
+        tmp_path):
+    """As a user runs it (its own process, so its own Ray): both hostings, the ratio."""
+    import json
+    import subprocess
+    import sys
 
-    report = run_loop(run(0.5, 8, "both"))
+    out = tmp_path / "throughput.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "surgedesk.benchmarks.throughput", "--seconds", "0.5",
+         "--concurrency", "8", "--hosting", "both", "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ratio ray/in-process" in done.stdout
+    report = json.loads(out.read_text())
     (r,) = report["rounds"]
     for side in ("in-process", "ray"):
         assert r[side]["requests"] > 0 and r[side]["errors"] == 0
