@@ -39,7 +39,14 @@ def _progress(args: argparse.Namespace, description: str, unit: str,
 
 def simulate_command(args: argparse.Namespace) -> int:
     from surgedesk.benchmarks.population import build_population
-    from surgedesk.benchmarks.report import build_report, write_plots, write_records, write_report
+    from surgedesk.benchmarks.report import (
+        build_report,
+        calibration_text,
+        service_level_text,
+        write_plots,
+        write_records,
+        write_report,
+    )
     from surgedesk.benchmarks.scenario import load_scenario
     from surgedesk.benchmarks.simulator import simulate
     from surgedesk.engine.policies import policy_named
@@ -70,9 +77,10 @@ def simulate_command(args: argparse.Namespace) -> int:
     print(
         f"{scenario.name}: {report['customers']} customers, served {report['served']}, "
         f"abandoned {report['abandoned']}, lost {report['lost']}; "
-        f"service level {report['service_level']:.3f} within {scenario.target_wait_s:g} s; "
+        f"service level {service_level_text(report)} within {scenario.target_wait_s:g} s; "
         f"wait p50 {report['wait_s']['p50']:.1f} s p90 {report['wait_s']['p90']:.1f} s; "
-        f"estimate p90 coverage {est['coverage_p90']:.3f}, p50 error {est['median_abs_rel_error']:.3f}"
+        f"estimate p90 coverage {est['coverage_p90']:.3f}, p50 error {est['median_abs_rel_error']:.3f}; "
+        f"{calibration_text(report)}"
     )
     for p in plots:
         print(f"plot: {p}")
@@ -83,7 +91,14 @@ def surge_command(args: argparse.Namespace) -> int:
     import os
 
     from surgedesk.benchmarks.population import build_population
-    from surgedesk.benchmarks.report import build_report, write_plots, write_records, write_report
+    from surgedesk.benchmarks.report import (
+        build_report,
+        calibration_text,
+        service_level_text,
+        write_plots,
+        write_records,
+        write_report,
+    )
     from surgedesk.benchmarks.scenario import load_scenario
     from surgedesk.benchmarks.simulator import simulate
     from surgedesk.benchmarks.surge import (
@@ -154,10 +169,11 @@ def surge_command(args: argparse.Namespace) -> int:
         f"{scenario.name} surge x{args.speedup:g}: {report['customers']} customers, served "
         f"{report['served']}, abandoned {report['abandoned']}, lost {report['lost']}"
         f"{unanswered}; service "
-        f"level {report['service_level']:.3f} (simulate {sim_report['service_level']:.3f}) "
+        f"level {service_level_text(report)} (simulate {service_level_text(sim_report)}) "
         f"within {scenario.target_wait_s:g} s; wait p50 {report['wait_s']['p50']:.1f} s "
         f"p90 {report['wait_s']['p90']:.1f} s (simulate {sim_report['wait_s']['p50']:.1f} / "
         f"{sim_report['wait_s']['p90']:.1f}); estimate p90 coverage {est['coverage_p90']:.3f}; "
+        f"{calibration_text(report)}; "
         f"dispatch lag p50 {lag['p50']:.1f} ms p99 {lag['p99']:.1f} ms; "
         f"waits agree: {'yes' if agree['waits_agree'] else 'no'}")
     for p in plots:

@@ -93,21 +93,125 @@ def estimate_quality(records: Sequence[Record]) -> dict[str, Any]:
     }
 
 
+STILL_WAITING = ("abandoned", "waiting")  # outcomes whose virtual wait is censored
+
+
+def kaplan_meier_at(samples: Iterable[tuple[float, bool]], t: float) -> float | None:
+    """P(X <= t) from right-censored samples ``(x, observed)`` by the Kaplan-Meier
+    estimator: an observed sample is an event at ``x``; a censored one says only that X > x.
+    Events at the same ``x`` as censorings come first (a censored sample is at risk there).
+    ``None`` with no samples. O(n log n)."""
+    ordered = sorted(samples, key=lambda s: (s[0], not s[1]))
+    at_risk, survival, i = len(ordered), 1.0, 0
+    if not ordered:
+        return None
+    while i < len(ordered) and ordered[i][0] <= t:
+        x = ordered[i][0]
+        events = ties = 0
+        while i < len(ordered) and ordered[i][0] == x:
+            events += ordered[i][1]
+            ties += 1
+            i += 1
+        if events:
+            survival *= 1.0 - events / at_risk
+        at_risk -= ties
+    return 1.0 - survival
+
+
+def _ratio(wait_s: float, estimate_s: float) -> float:
+    """R = wait / estimate: 0 for no wait, inf for a wait against an estimate of none."""
+    if wait_s <= 0:
+        return 0.0
+    return wait_s / estimate_s if estimate_s > 0 else math.inf
+
+
+def censored_coverage(records: Sequence[Record], quantile_name: str) -> dict[str, Any]:
+    """Calibration of one stated quantile (``"p50"`` or ``"p90"``) judged with abandonment
+    as censoring (docs/DESIGN.md, "Honest estimates"): a customer's virtual wait V (the wait
+    had they stayed) is seen for the served and is only known to exceed the time they waited
+    for those who left or were still waiting at the end. For every customer shown a finite
+    estimate e, R = V / e (censored the same way); P(V <= e) is P(R <= 1) by Kaplan-Meier.
+    ``served_only`` is the naive figure over the served alone, which flatters an overloaded
+    desk (the impatient leave; the served are those who stayed)."""
+    shown = [r for r in records if r.queued and r.outcome in ("served", *STILL_WAITING)]
+    samples = []
+    for r in shown:
+        estimate = r.est_p50_s if quantile_name == "p50" else r.est_p90_s
+        if not math.isfinite(estimate):
+            continue  # "wait unknown": no estimate was shown
+        samples.append((_ratio(r.wait_s, estimate), r.outcome == "served"))
+    served = [s for s in samples if s[1]]
+    return {
+        "coverage": kaplan_meier_at(samples, 1.0),
+        "served_only": sum(1 for x, _ in served if x <= 1.0) / len(served) if served else None,
+        "customers": len(samples),
+        "censored": len(samples) - len(served),
+    }
+
+
+def calibration(records: Sequence[Record], intervals: int = 8) -> dict[str, Any]:
+    """Censoring-aware coverage of the p50 and p90 estimates: overall, per skill, and per
+    interval of the run (by arrival). Honest is about 0.5 and 0.9."""
+    def both(rs: Sequence[Record]) -> dict[str, Any]:
+        return {"p50": censored_coverage(rs, "p50"), "p90": censored_coverage(rs, "p90")}
+
+    per_skill = {skill: both([r for r in records if r.skill == skill])
+                 for skill in sorted({r.skill for r in records})}
+    over_time = []
+    if records:
+        start = min(r.arrival_s for r in records)
+        width = max((max(r.arrival_s for r in records) - start) / intervals, 1e-9)
+        for k in range(intervals):
+            lo, hi = start + k * width, start + (k + 1) * width
+            inside = [r for r in records
+                      if lo <= r.arrival_s < hi or (k == intervals - 1 and r.arrival_s == hi)]
+            over_time.append({"from_s": lo, "to_s": hi, **both(inside)})
+    return {**both(records), "per_skill": per_skill, "over_time": over_time}
+
+
+def calibration_text(report: dict[str, Any]) -> str:
+    """The censoring-aware coverage as a report prints it."""
+    cal = report["calibration"]
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    return (f"censoring-aware coverage p90 {fmt(cal['p90']['coverage'])} "
+            f"p50 {fmt(cal['p50']['coverage'])} ({cal['p90']['censored']} of "
+            f"{cal['p90']['customers']} censored)")
+
+
 def _ahead_bucket(ahead: int) -> int:
     """Exact up to 20 ahead, then buckets 10% wide, so every group has company."""
     return ahead if ahead <= 20 else 20 + int(math.log(ahead / 20) / math.log(1.1))
 
 
 def _service(records: Sequence[Record], target_wait_s: float) -> dict[str, Any]:
+    """Service level: the served within the target, over the served. With nobody served
+    there is none to report (``None``, and ``service_level_note`` says why): a desk whose
+    every customer gave up has not met its target."""
     served = [r for r in records if r.outcome == "served"]
-    return {
+    abandoned = sum(1 for r in records if r.outcome == "abandoned")
+    out: dict[str, Any] = {
         "customers": len(records),
         "served": len(served),
-        "abandoned": sum(1 for r in records if r.outcome == "abandoned"),
+        "abandoned": abandoned,
         "wait_s": wait_summary(r.wait_s for r in served),
         "service_level": (sum(1 for r in served if r.wait_s <= target_wait_s) / len(served))
-        if served else 1.0,
+        if served else None,
     }
+    if not served:
+        out["service_level_note"] = (f"nobody was served ({abandoned} of {len(records)} "
+                                     f"abandoned)" if records else "no customers")
+    return out
+
+
+def service_level_text(report: dict[str, Any]) -> str:
+    """The service level as a report prints it: ``0.981``, or why there is none."""
+    level = report.get("service_level")
+    if level is None:
+        return f"none ({report.get('service_level_note', 'nobody was served')})"
+    return f"{level:.3f}"
 
 
 def build_report(
@@ -141,6 +245,7 @@ def build_report(
         "service_level": overall["service_level"],
         "p_wait": (sum(1 for r in served if r.wait_s > 0.5) / len(served)) if served else 0.0,
         "estimate": estimate_quality(records),
+        "calibration": calibration(records),
         "dispatch_lag_ms": {
             "p50": quantile(lags, 0.5),
             "p99": quantile(lags, 0.99),
@@ -153,6 +258,8 @@ def build_report(
             for p in timeline
         ],
     }
+    if "service_level_note" in overall:
+        report["service_level_note"] = overall["service_level_note"]
     if extra:
         report.update(extra)
     return report
@@ -209,7 +316,7 @@ def write_plots(report: dict[str, Any], records: Sequence[Record], stem: str | P
     ax1.set_ylabel("tickets")
     ax1.legend(loc="upper right")
     ax1.set_title(f"{report['scenario']} ({report['mode']}): service level "
-                  f"{report['service_level']:.3f} within {target:g} s")
+                  f"{service_level_text(report)} within {target:g} s")
     ax2.plot(minutes, [p["wait_p90_s"] for p in tl], label="p90 wait of customers served",
              color="tab:orange")
     ax2.axhline(target, color="tab:red", linestyle="--", label=f"target {target:g} s")
@@ -242,4 +349,46 @@ def write_plots(report: dict[str, Any], records: Sequence[Record], stem: str | P
     est_png = Path(f"{stem}-estimate.png")
     fig.savefig(est_png, dpi=110)
     plt.close(fig)
-    return [queue_png, est_png]
+    return [queue_png, est_png, calibration_plot(report, stem)]
+
+
+def calibration_plot(report: dict[str, Any], stem: str | Path) -> Path:
+    """``<stem>-calibration.png``: each stated quantile (0.5, 0.9) against the frequency with
+    which the wait stayed within it -- censoring-aware (Kaplan-Meier, abandonment as
+    censoring) and served-only -- overall and per skill; honest estimates sit on the
+    diagonal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cal = report["calibration"]
+    stated = [0.5, 0.9]
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.plot([0, 1], [0, 1], color="black", linewidth=1, label="honest")
+    ax.axhspan(0.85, 0.95, xmin=0.85, xmax=0.95, color="tab:green", alpha=0.15)
+    ax.axhspan(0.40, 0.60, xmin=0.45, xmax=0.55, color="tab:green", alpha=0.15)
+
+    def points(block: dict[str, Any], key: str) -> list[float | None]:
+        return [block[q][key] for q in ("p50", "p90")]
+
+    def plot(ys: list[float | None], **style: Any) -> None:
+        xs = [x for x, y in zip(stated, ys, strict=True) if y is not None]
+        ax.plot(xs, [y for y in ys if y is not None], **style)
+
+    plot(points(cal, "coverage"), marker="o", color="tab:blue", label="all, censoring-aware")
+    plot(points(cal, "served_only"), marker="x", linestyle="--", color="tab:gray",
+         label="all, served only")
+    for skill, block in cal["per_skill"].items():
+        plot(points(block, "coverage"), marker=".", alpha=0.6, label=f"{skill}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("stated quantile of the wait estimate")
+    ax.set_ylabel("observed P(wait <= estimate)")
+    ax.set_title(f"{report['scenario']} ({report['mode']}): calibration", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path = Path(f"{stem}-calibration.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

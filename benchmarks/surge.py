@@ -471,7 +471,9 @@ def agreement(surge: dict[str, Any], simulated: dict[str, Any]) -> dict[str, Any
         within = abs(a - b) <= max(WAIT_TOLERANCE * abs(b), WAIT_TOLERANCE_S)
         out[f"wait_{key}"] = {"surge": a, "simulate": b, "agrees": within}
         ok = ok and within
-    sl_ok = abs(surge["service_level"] - simulated["service_level"]) <= 0.02
+    sl_ok = (surge["service_level"] == simulated["service_level"] if None in (
+        surge["service_level"], simulated["service_level"]) else
+        abs(surge["service_level"] - simulated["service_level"]) <= 0.02)
     out["service_level"] = {"surge": surge["service_level"],
                             "simulate": simulated["service_level"], "agrees": sl_ok}
     out["waits_agree"] = ok

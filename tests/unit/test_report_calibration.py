@@ -1,0 +1,74 @@
+"""Reports judge estimates with abandonment as censoring (Kaplan-Meier on R = V / e), and
+report no service level when nobody was served."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from surgedesk.benchmarks.report import (
+    build_report,
+    censored_coverage,
+    kaplan_meier_at,
+    service_level_text,
+)
+
+
+@dataclass
+class Rec:
+    customer_id: str
+    outcome: str
+    wait_s: float
+    est_p90_s: float
+    est_p50_s: float = 0.0
+    skill: str = "presale"
+    vip: int = 0
+    arrival_s: float = 0.0
+    agent_id: str = ""
+    queued: bool = True
+    ahead: int = 0
+
+
+def test_without_censoring_kaplan_meier_is_the_plain_fraction():
+    samples = [(x / 10, True) for x in range(1, 21)]  # 0.1 .. 2.0
+    assert kaplan_meier_at(samples, 1.0) == pytest.approx(10 / 20)
+    assert kaplan_meier_at([], 1.0) is None
+
+
+def test_kaplan_meier_by_hand_with_censoring():
+    # events at 0.5, 0.9, 1.2; censored at 0.8, 2.0
+    samples = [(0.5, True), (0.8, False), (1.2, True), (0.9, True), (2.0, False)]
+    # S(0.5) = 4/5; 0.8 leaves the risk set (3 left); S(0.9) = 4/5 * 2/3
+    assert kaplan_meier_at(samples, 1.0) == pytest.approx(1 - (4 / 5) * (2 / 3))
+
+
+def test_an_event_and_a_censoring_at_the_same_ratio_count_the_event_first():
+    samples = [(1.0, True), (1.0, False), (3.0, True)]
+    assert kaplan_meier_at(samples, 1.0) == pytest.approx(1 / 3)
+
+
+def test_the_impatient_who_left_lower_the_coverage_the_served_alone_would_flatter():
+    records = [Rec("a", "served", 50, 100), Rec("b", "served", 90, 100),
+               Rec("c", "served", 150, 100),
+               # left after 80 s and 95 s: their virtual waits are only known to exceed that
+               Rec("d", "abandoned", 80, 100), Rec("e", "abandoned", 95, 100),
+               Rec("f", "served", 30, float("inf")),  # "wait unknown": no estimate shown
+               Rec("g", "served", 0, 100, queued=False)]  # served at once: shown nothing
+    judged = censored_coverage(records, "p90")
+    assert judged["customers"] == 5 and judged["censored"] == 2
+    assert judged["served_only"] == pytest.approx(2 / 3)
+    # R: 0.5 event, 0.8 censored, 0.9 event, 0.95 censored, 1.5 event
+    assert judged["coverage"] == pytest.approx(1 - (4 / 5) * (2 / 3))
+    assert judged["coverage"] < judged["served_only"]
+
+
+def test_a_run_in_which_nobody_was_served_reports_no_service_level_and_why():
+    records = [Rec(f"c{i}", "abandoned", 60.0 + i, 100) for i in range(3)]
+    report = build_report(scenario="empty desk", mode="simulate", target_wait_s=180,
+                          records=records, timeline=[], dispatch_lag_ms=[])
+    assert report["service_level"] is None
+    assert report["service_level_note"] == "nobody was served (3 of 3 abandoned)"
+    assert report["per_skill"]["presale"]["service_level"] is None
+    assert service_level_text(report) == "none (nobody was served (3 of 3 abandoned))"
+    cal = report["calibration"]
+    assert cal["p90"]["coverage"] == 0.0 and cal["p90"]["served_only"] is None
+    assert [block["p90"]["customers"] for block in cal["over_time"]].count(0) < 8
