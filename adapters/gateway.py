@@ -7,8 +7,8 @@ gateway_host.GatewayHost` Ray actor (``--hosting ray``), on an event loop of its
 Whatever places it, a gateway is the same code: its ticket and agent actors and its copy of
 the dispatcher run on its own event loop (:mod:`surgedesk.adapters.desk.hosting`), every change
 journaled in Redis before it is answered. As one of several gateways (``member``) its actors
-are ``shared`` (every message starts from the ticket's journal as it is; a stale append is
-decided again) and its dispatcher a ``replica`` following the one routing log. The per-request
+are ``shared`` (a change is fenced by the version its append names and decided again when
+stale; a read checks the journal first) and its dispatcher a ``replica`` following the one routing log. The per-request
 path is gateway <-> Redis only.
 
 :meth:`Gateway.start` builds and starts it and returns the line it announces itself with;

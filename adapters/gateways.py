@@ -4,8 +4,8 @@ Who runs this: the ``surgedesk serve`` process, as the gateways' supervisor; it 
 itself.
 
 Each gateway is a ``surgedesk serve --member`` process with in-process hosting: its own ticket
-and agent actors (``shared``: every message starts from the ticket's journal as it is, and a
-stale append is decided again) and its own copy of the dispatcher following the one routing
+and agent actors (``shared``: a change is fenced by the version its append names and decided
+again when stale; a read checks the journal first) and its own copy of the dispatcher following the one routing
 log (``replica``: it delivers the decisions its own entries caused). All of them bind the same
 port (gRPC sets ``SO_REUSEPORT``; the kernel spreads new connections over them), so any gateway
 serves any call and a client whose calls reach different gateways sees one desk. They share the

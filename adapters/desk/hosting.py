@@ -27,8 +27,8 @@ from surgedesk.engine.service_rules import ServiceRules
 
 class GatewayActors:
     """Ticket and agent actors on this event loop. ``shared``: other processes (gateways) may
-    own the same tickets, so every message starts from the journal as it is
-    (:class:`~surgedesk.adapters.redis.ticket_actor.TicketBehaviour`)."""
+    own the same tickets, so a change is fenced by the version its append names and a read
+    checks the journal first (:class:`~surgedesk.adapters.redis.ticket_actor.TicketBehaviour`)."""
 
     def __init__(self, redis_url: str, clock: Any = time.time,
                  rules: ServiceRules | None = None, *, client: Any = None,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
-from surgedesk.adapters.redis.journal import TicketJournal, decide_fresh
-from surgedesk.engine.errors import InvalidArgument, NotFound
+from surgedesk.adapters.redis.journal import StaleWriter, TicketJournal, decide_fresh
+from surgedesk.engine.errors import InvalidArgument, NotFound, SurgedeskError
 from surgedesk.engine.events import TicketQueued
 from surgedesk.engine.outcomes import counts
 from surgedesk.engine.service_rules import ServiceRules
@@ -78,9 +78,15 @@ class TicketBehaviour:
         self._journal = journal
         self._clock = clock
         self.rules = rules or ServiceRules()
-        # Other processes may own the same tickets (several gateways): every message first
-        # checks the journal's length (one XLEN) and reloads if another owner wrote, so that
-        # reads see it and decisions start from it (a write is fenced by its append anyway).
+        # Other processes may own the same tickets (several gateways). A read (and a timer
+        # check, whose answer may reschedule the timer) first checks the journal's length (one
+        # XLEN) and reloads if another owner wrote, so that it sees what is there. A command
+        # is decided on what this actor holds: a change is appended naming the version it was
+        # decided on, Redis refuses a stale one, and the ticket is loaded and the command
+        # decided again (decide_fresh); a refusal, or an answer that changes nothing, stands
+        # only once the journal's length shows the copy was current. One round trip fewer
+        # for every change made on a current copy, as a customer's or an agent's own run of
+        # calls mostly is.
         self.shared = shared
 
     def presume(self, entity_id: str, message: Any) -> TicketActorState | None:
@@ -108,15 +114,33 @@ class TicketBehaviour:
 
     async def _decide(self, entity_id: str, state: TicketActorState,
                       message: Any) -> tuple[TicketActorState, TicketReply]:
+        if not self.shared or state.presumed:
+            return await self._decide_on(entity_id, state, message)
+        if isinstance(message, ReadTicket | CheckTimers):
+            if await self._journal.length(entity_id) != state.version:
+                state = await self.load(entity_id)  # another owner wrote: start from there
+            return await self._decide_on(entity_id, state, message)
+        # A command on this copy: a change is fenced by its append; a refusal, or an answer
+        # that changes nothing, is checked against the journal's length before it stands.
+        try:
+            new_state, reply = await self._decide_on(entity_id, state, message)
+        except StaleWriter:
+            raise
+        except SurgedeskError:
+            if await self._journal.length(entity_id) == state.version:
+                raise
+            return await self._decide_on(entity_id, await self.load(entity_id), message)
+        if reply.events or await self._journal.length(entity_id) == state.version:
+            return new_state, reply
+        return await self._decide_on(entity_id, await self.load(entity_id), message)
+
+    async def _decide_on(self, entity_id: str, state: TicketActorState,
+                         message: Any) -> tuple[TicketActorState, TicketReply]:
         now_s = float(self._clock())
         record = state.record
         routing = None
         if isinstance(message, OpenQueued):
             message, routing = message.open, message.queued
-        if (self.shared and not state.presumed
-                and await self._journal.length(entity_id) != state.version):
-            state = await self.load(entity_id)  # another owner wrote: start from what is there
-            record = state.record
         if isinstance(message, ReadTicket):
             if record is None:
                 raise NotFound("ticket", entity_id)

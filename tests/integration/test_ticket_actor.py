@@ -222,3 +222,33 @@ def test_commands_to_an_unknown_ticket_are_not_found(redis_url, run):
         with pytest.raises(NotFound):
             await host.ask("nope", PostMessage("customer", "c", "hi"))
     run(scenario())
+
+
+def test_a_shared_owner_spends_no_length_check_on_a_change_to_a_current_copy(redis_url, run):
+    """A change made on a copy that is current costs its append alone; one made on a stale
+    copy is refused by Redis (the append names its version) and decided again on the journal
+    as it is; a read always checks the journal's length first."""
+    async def scenario():
+        clock = FakeClock()
+        journal = TicketJournal(aioredis.Redis.from_url(redis_url))
+        checks = []  # the length checks the actor asked for
+        length = journal.length
+
+        async def counted(ticket_id):
+            checks.append(ticket_id)
+            return await length(ticket_id)
+
+        journal.length = counted
+        shared = ActorHost(TicketBehaviour(journal, clock, shared=True), clock=clock)
+        other, _ = make_host(redis_url, clock)
+        await shared.ask("t6", OpenTicket("t6", "c6", "app", "s"))
+        await shared.ask("t6", AssignAgent("ann", 1.0))
+        await shared.ask("t6", PostMessage("agent", "ann", "hello"))  # its copy is current
+        assert checks == []
+        await other.ask("t6", PostMessage("customer", "c6", "hi"))  # now it is stale
+        reply = await shared.ask("t6", PostMessage("agent", "ann", "how can I help?"))
+        assert reply.record.messages == 3 and reply.events  # decided again on all three
+        assert checks == []  # refused by the append, not found by a check
+        assert (await shared.ask("t6", ReadTicket())).record.messages == 3
+        assert checks == ["t6"]
+    run(scenario())
