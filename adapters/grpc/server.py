@@ -10,7 +10,8 @@ answer without a token (reflection can be switched off), and sets the server's o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -81,6 +82,7 @@ class GenericRegistration:
         self._services.add(service)
         for name, handler in handlers.items():
             path = f"/{service}/{name}"
+            handler = checked_decoding(handler)
             self.table.handlers[path] = (handler if self._instrument is None
                                          else self._instrument(path, handler))
 
@@ -91,6 +93,71 @@ class GenericRegistration:
         if others and self._instrument is not None:
             raise ValueError("a service registered without its methods cannot be measured")
         self._server.add_generic_rpc_handlers((self.table, *others))
+
+
+class Undecodable:
+    """A request whose bytes did not decode: what the lenient deserializer hands on."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def checked_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` (a unary request), answering bytes that are not a valid request -- not
+    protobuf, or a string field that is not UTF-8 -- with INVALID_ARGUMENT naming the request
+    type, where gRPC itself would answer UNKNOWN ("Unexpected DecodeError"). The request is
+    decoded as before; only a failure is caught, and the method is then not called."""
+    decode = handler.request_deserializer
+    if decode is None or handler.request_streaming:
+        return handler
+    kind = getattr(getattr(decode, "__self__", None), "__name__", "") or "request"
+
+    def lenient(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is the caller's bytes
+            return Undecodable(f"{type(exc).__name__}: {exc}"[:200])
+
+    async def refuse(request: Undecodable, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"request: not a valid {kind} ({request.problem})")
+
+    if handler.unary_unary is not None:
+        unary = handler.unary_unary
+
+        async def checked_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, Undecodable):
+                await refuse(request, context)
+            return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            checked_unary, request_deserializer=lenient,
+            response_serializer=handler.response_serializer)
+    streamed = handler.unary_stream
+    if streamed is None:
+        return handler
+    if inspect.iscoroutinefunction(streamed):  # a stream written with context.write
+
+        async def checked_writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, Undecodable):
+                await refuse(request, context)
+            return await streamed(request, context)
+
+        behaviour: Any = checked_writer
+    else:
+
+        async def checked_stream(request: Any,
+                                 context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if isinstance(request, Undecodable):
+                await refuse(request, context)
+            async for item in streamed(request, context):
+                yield item
+
+        behaviour = checked_stream
+    return grpc.unary_stream_rpc_method_handler(
+        behaviour, request_deserializer=lenient, response_serializer=handler.response_serializer)
 
 
 UNBOUNDED_PENDING_CALLS = 100_000  # untaken calls held when the gate sets no bound

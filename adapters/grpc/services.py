@@ -40,7 +40,7 @@ from surgedesk.adapters.grpc.conversion import (
     work_order_pb,
 )
 from surgedesk.adapters.grpc.errors import status_of
-from surgedesk.engine.errors import InvalidArgument
+from surgedesk.engine.errors import InvalidArgument, PermissionDenied
 from surgedesk.engine.planning import MAX_OFFERED_LOAD, servers_needed
 from surgedesk.engine.ticket import TicketRecord
 from surgedesk.v1 import (
@@ -127,6 +127,11 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
             if not request.topic.strip():
                 raise InvalidArgument("skill", "give a skill or a topic")
             skill = await self.desk.catalogue.skill_for_topic(request.topic)
+        if request.vip_tier and caller.role == "customer":
+            # An entitlement comes from a trusted source (a service acting for the customer
+            # it names), never from the customer's own request: the line order stays as it is.
+            raise PermissionDenied("vip_tier: a customer token may not set a VIP tier; the "
+                                   "frontend's service token sets it for the customer")
         view = await self.desk.start_conversation(
             customer_id, channel_name(request.channel), skill, request.vip_tier,
             request.first_message, request.idempotency_key)

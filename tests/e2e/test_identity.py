@@ -298,3 +298,29 @@ def test_admin_runs_the_desk_and_reads_any_ticket_but_speaks_for_no_one(redis_ur
             assert await desk.messages("c2") == before
 
     run(scenario())
+
+
+def test_a_customer_token_cannot_give_itself_a_vip_tier_and_the_line_keeps_its_order(
+        redis_url, run):
+    """A VIP tier comes from a trusted source -- the frontend's service token, for the
+    customer it names -- never from the customer's own request."""
+    def start(customer_id, vip_tier=0):
+        return customer_pb2.StartConversationRequest(
+            customer_id=customer_id, channel=common_pb2.CHANNEL_APP, skill="presale",
+            first_message="hello", vip_tier=vip_tier)
+
+    async def scenario():
+        async with served(redis_url) as channel:
+            customers = customer_pb2_grpc.CustomerServiceStub(channel)
+            await customers.StartConversation(start("c1"))  # the frontend, for c1
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await customers.StartConversation(start("c2", vip_tier=5),
+                                                  metadata=bearer("customer", "c2"))
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert refused.value.details().startswith("vip_tier:")
+            own = await customers.StartConversation(start("c2"),
+                                                    metadata=bearer("customer", "c2"))
+            assert own.ticket.estimate.tickets_ahead == 1  # behind c1, where it arrived
+            trusted = await customers.StartConversation(start("c3", vip_tier=5))
+            assert trusted.ticket.estimate.tickets_ahead == 0  # the frontend's word counts
+    run(scenario())
