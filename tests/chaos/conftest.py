@@ -48,10 +48,11 @@ class Engine:
 
         self.tmp = tmp_path
         os.environ.setdefault("RAY_worker_niceness", "0")  # as surgedesk serve starts Ray
-        # The head has room (a CPU each) for every gateway, so that the worker's can move
-        # there when the worker goes; SPREAD puts some on the worker while it is there.
+        # A gateway takes a CPU: the head has room for two of the three, so at least one is
+        # placed on the worker (SPREAD alone is best effort).
         self.cluster = Cluster(initialize_head=True, connect=False,
-                               head_node_args={"num_cpus": GATEWAYS, "include_dashboard": False})
+                               head_node_args={"num_cpus": GATEWAYS - 1,
+                                               "include_dashboard": False})
         self.worker = self.cluster.add_node(num_cpus=2)
         self.cluster.wait_for_nodes()
         self.redis = EmbeddedRedis(tmp_path / "redis").start()
