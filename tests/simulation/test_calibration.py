@@ -1,7 +1,10 @@
 """Honest estimates: calibrated p90 on surges and on the real bank trace.
 
 Coverage counts served customers who had to queue (those served at once were shown no wait and
-would only flatter the number).
+would only flatter the number). The censoring-aware coverage (abandonment as censoring,
+Kaplan-Meier on wait / estimate: :func:`surgedesk.benchmarks.report.censored_coverage`) is held
+to the same bands for the p90 and to 0.40-0.60 for the p50 where the estimator meets them
+today (big-sale, flash-surge); agent-dropout and bank-aug-10x are the open part of the work.
 """
 
 from pathlib import Path
@@ -9,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from surgedesk.benchmarks.population import build_population
-from surgedesk.benchmarks.report import estimate_quality
+from surgedesk.benchmarks.report import censored_coverage, estimate_quality
 from surgedesk.benchmarks.scenario import load_scenario
 from surgedesk.benchmarks.simulator import simulate
 from surgedesk.engine.policies import policy_named
@@ -31,6 +34,9 @@ def test_surge_estimates_are_calibrated_and_precise(name):
     assert 0.85 <= q["coverage_p90"] <= 0.95
     assert q["median_abs_rel_error"] <= 0.25
     assert not any(r.outcome == "lost" for r in result.records)
+    p90, p50 = censored_coverage(result.records, "p90"), censored_coverage(result.records, "p50")
+    assert 0.85 <= p90["coverage"] <= 0.95, p90
+    assert 0.40 <= p50["coverage"] <= 0.60, p50
 
 
 @pytest.mark.slow
