@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from surgedesk.engine.calibration import kaplan_meier_at, wait_ratio
+
 RECORD_COLUMNS = ("customer_id", "skill", "vip", "arrival_s", "est_p50_s", "est_p90_s", "outcome",
                   "wait_s", "agent_id", "ahead")
 
@@ -96,35 +98,6 @@ def estimate_quality(records: Sequence[Record]) -> dict[str, Any]:
 STILL_WAITING = ("abandoned", "waiting")  # outcomes whose virtual wait is censored
 
 
-def kaplan_meier_at(samples: Iterable[tuple[float, bool]], t: float) -> float | None:
-    """P(X <= t) from right-censored samples ``(x, observed)`` by the Kaplan-Meier
-    estimator: an observed sample is an event at ``x``; a censored one says only that X > x.
-    Events at the same ``x`` as censorings come first (a censored sample is at risk there).
-    ``None`` with no samples. O(n log n)."""
-    ordered = sorted(samples, key=lambda s: (s[0], not s[1]))
-    at_risk, survival, i = len(ordered), 1.0, 0
-    if not ordered:
-        return None
-    while i < len(ordered) and ordered[i][0] <= t:
-        x = ordered[i][0]
-        events = ties = 0
-        while i < len(ordered) and ordered[i][0] == x:
-            events += ordered[i][1]
-            ties += 1
-            i += 1
-        if events:
-            survival *= 1.0 - events / at_risk
-        at_risk -= ties
-    return 1.0 - survival
-
-
-def _ratio(wait_s: float, estimate_s: float) -> float:
-    """R = wait / estimate: 0 for no wait, inf for a wait against an estimate of none."""
-    if wait_s <= 0:
-        return 0.0
-    return wait_s / estimate_s if estimate_s > 0 else math.inf
-
-
 def censored_coverage(records: Sequence[Record], quantile_name: str) -> dict[str, Any]:
     """Calibration of one stated quantile (``"p50"`` or ``"p90"``) judged with abandonment
     as censoring (docs/DESIGN.md, "Honest estimates"): a customer's virtual wait V (the wait
@@ -139,7 +112,7 @@ def censored_coverage(records: Sequence[Record], quantile_name: str) -> dict[str
         estimate = r.est_p50_s if quantile_name == "p50" else r.est_p90_s
         if not math.isfinite(estimate):
             continue  # "wait unknown": no estimate was shown
-        samples.append((_ratio(r.wait_s, estimate), r.outcome == "served"))
+        samples.append((wait_ratio(r.wait_s, estimate), r.outcome == "served"))
     served = [s for s in samples if s[1]]
     return {
         "coverage": kaplan_meier_at(samples, 1.0),

@@ -40,8 +40,10 @@ waiting, held       tickets in line (or waiting for a preferred agent) and ticke
                     :func:`surgedesk.engine.queues.pack_key`
 flows               each skill's measured flow (:class:`SkillFlow` fields; per-tier maps as
                     [tier, value] pairs)
-timers              the timer heap as stored: [at_s, seq, kind, ident]; wake_at: skill ->
-                    its live wake timer
+timers              the pending timers, [at_s, seq, kind, ident], in order (a sorted list is
+                    a heap); timers already stale are left out, so that two cores in the same
+                    state save the same document however often each looked at its next
+                    wake-up (which drops stale timers); wake_at: skill -> its live wake timer
 undelivered         assignments made by timers of a call that then failed, still to be
                     returned: ["AssignTicket", ticket_id, agent_id, skill, waited_s,
                     from_agent_id] or ["ReturnTicket", ticket_id, agent_id, skill]
@@ -83,7 +85,8 @@ _FLOW_TIER_MAPS = ("waiting_by_tier", "arrivals_by_tier", "dequeues", "backlog_g
 
 
 def snapshot_of(core: DispatcherCore) -> Document:
-    """The core's state as a version-1 document. O(waiting + held + agents k + timers)."""
+    """The core's state as a version-1 document. O(waiting + held + agents k + timers log
+    timers)."""
     policy, estimator, capacity = core.policy, core.estimator, core.capacity
     return {
         "format": FORMAT,
@@ -117,7 +120,7 @@ def snapshot_of(core: DispatcherCore) -> Document:
         "waiting": [_ticket_row(t) for t in core._tickets.values()],
         "held": [_ticket_row(t) for t in core._held.values()],
         "flows": [_flow_doc(flow) for flow in core._flows.values()],
-        "timers": [list(timer) for timer in core._timers],
+        "timers": [list(timer) for timer in sorted(core._timers) if core._timer_live(timer)],
         "wake_at": dict(core._wake_at),
         "undelivered": [command_row(c) for c in core._undelivered],
     }

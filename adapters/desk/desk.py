@@ -33,6 +33,7 @@ from surgedesk.adapters.desk.catalogue import Catalogue
 from surgedesk.adapters.desk.ports import ActorHosting, RoutingLink
 from surgedesk.adapters.desk.routing import RoutingDelivery
 from surgedesk.adapters.desk.watching import Watching
+from surgedesk.adapters.redis.calibration_window import CalibrationWindow
 from surgedesk.adapters.redis.journal import (
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
@@ -123,7 +124,8 @@ class Desk:
         self.dispatcher = dispatcher
         self.journal = TicketJournal(client)
         self.rules = rules = rules or ServiceRules()
-        self.routing = RoutingDelivery(actors, dispatcher, self.journal, clock, rules)
+        self.routing = RoutingDelivery(actors, dispatcher, self.journal, clock, rules,
+                                       CalibrationWindow(client))
         self.catalogue = Catalogue(actors, self.routing, client, rules)
         self.watching = Watching(client)
         self._redis: Any = client
@@ -193,6 +195,9 @@ class Desk:
             await self.routing.deliver(out, since=since)
         if status is None:
             return await self.view(ticket_id)
+        est = status.estimate
+        if math.isfinite(est.p50_s) and math.isfinite(est.p90_s):  # what the customer is told
+            await self.routing.calibration.shown(ticket_id, est.p50_s, est.p90_s)
         record = await self._warn_if_over_target(reply.record, status)
         return TicketView(record, status)
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from surgedesk.adapters.desk.ports import ActorHosting, RoutingLink
+from surgedesk.adapters.redis.calibration_window import CalibrationWindow
 from surgedesk.adapters.redis.journal import (
     TicketJournal,
 )
@@ -75,8 +76,10 @@ class RoutingDelivery:
     decisions to the ticket and agent actors (through :class:`ActorHosting`)."""
 
     def __init__(self, actors: ActorHosting, dispatcher: RoutingLink, journal: TicketJournal,
-                 clock: Any, rules: ServiceRules) -> None:
+                 clock: Any, rules: ServiceRules, calibration: CalibrationWindow) -> None:
         self.actors = actors
+        # How honest the estimates were: each ticket shown one that leaves its line.
+        self.calibration = calibration
         self.dispatcher = dispatcher
         self.journal = journal
         self.rules = rules
@@ -138,6 +141,10 @@ class RoutingDelivery:
                 # Assigned at the same instant? Then the delivery finds it closed, frees the slot.
                 with contextlib.suppress(NotWaiting):
                     await self.dispatcher.submit(TicketLeft(record.ticket_id))
+                # Gone unserved: its wait had it stayed is only known to exceed this one.
+                await self.calibration.ended(
+                    record.ticket_id, record.skill,
+                    float(self._clock()) - record.queued_since_s, served=False)
             elif record.agent_id:  # the conversation ended: the slot frees after wrap-up
                 await self.submit(ConversationEnded(record.agent_id, record.ticket_id,
                                                      self.rules.wrap_up_s))
@@ -270,5 +277,10 @@ class RoutingDelivery:
                 # The customer left as the agent was chosen: give the slot back.
                 await self.submit(ConversationEnded(cmd.agent_id, cmd.ticket_id))
                 continue
+            if not cmd.from_agent_id and cmd.waited_s > 0:
+                # Out of a line to an agent: its wait is the virtual one. (Assigned as it
+                # arrived, it was told no wait: nothing to measure, no script to run.)
+                await self.calibration.ended(cmd.ticket_id, cmd.skill, cmd.waited_s,
+                                             served=True)
             if since is not None and self.on_dispatch is not None:
                 self.on_dispatch(time.monotonic() - since)

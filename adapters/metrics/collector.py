@@ -7,7 +7,8 @@ journal already knows: ticket outcomes, alarms, breaches, ratings and the queue-
 are totals in Redis, incremented in the same atomic step that journals the event they count
 (:mod:`surgedesk.engine.outcomes`); a gateway that restarts neither resets nor doubles them.
 Gauges (lines, capacity, estimates) come from the dispatcher's own statistics; agents by status from
-the presence index the agent actors keep in Redis. Only what is the gateway's own -- its gRPC
+the presence index the agent actors keep in Redis; the estimates' honesty from the windows of
+outcomes in Redis (:mod:`surgedesk.adapters.redis.calibration_window`). Only what is the gateway's own -- its gRPC
 calls and the dispatch lag it sees -- lives in this process's registry.
 
 Scrapes must not wait on Ray or Redis, so :class:`DeskMetrics` refreshes a snapshot every
@@ -33,6 +34,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from surgedesk.adapters.redis.calibration_window import SkillCoverage
 from surgedesk.engine.agent import PRESENCES
 from surgedesk.engine.outcomes import WAIT_BUCKETS_S
 
@@ -54,6 +56,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "messages": ("Chat messages by author role.", ("author_role",)),
 }
 
+MIN_COVERAGE_OUTCOMES = 20  # fewer outcomes than this say too little to publish a coverage
+
 DISPATCH_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                           5.0, 10.0)
 
@@ -64,6 +68,7 @@ class Snapshot:
     counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
     skills: list[dict[str, Any]] = field(default_factory=list)
     presence: dict[str, int] = field(default_factory=dict)
+    calibration: dict[str, SkillCoverage] = field(default_factory=dict)
     ok: bool = False
 
 
@@ -86,7 +91,8 @@ class DeskMetrics(Collector):
         counters = await self.desk.counters()
         skills = await self.desk.dispatcher.skill_report()
         presence = {**dict.fromkeys(PRESENCES, 0), **await self.desk.catalogue.presence_counts()}
-        self.snapshot = Snapshot(time.time(), counters, skills, presence, ok=True)
+        calibration = await self.desk.routing.calibration.coverage()
+        self.snapshot = Snapshot(time.time(), counters, skills, presence, calibration, ok=True)
         return self.snapshot
 
     async def refresh_forever(self) -> None:
@@ -126,6 +132,27 @@ class DeskMetrics(Collector):
                     estimate.add_sample(f"{PREFIX}estimated_wait_seconds",
                                         {"skill": skill, "quantile": q}, float(row[key]))
         yield from (queue, busy, estimate, slots)
+
+        # How honest the estimates were, over each skill's latest outcomes: P(wait had they
+        # stayed <= the quantile they were told), abandonment counted as censoring.
+        honesty = GaugeMetricFamily(
+            f"{PREFIX}estimate_coverage_ratio",
+            "Of the latest customers of the skill who were told a wait, the share whose wait "
+            "(had they stayed: those who left count as censored, Kaplan-Meier) was within the "
+            "quantile they were told; honest is about 0.5 and 0.9. Absent below "
+            f"{MIN_COVERAGE_OUTCOMES} outcomes.", labels=["quantile", "skill"])
+        outcomes = GaugeMetricFamily(
+            f"{PREFIX}estimate_coverage_outcomes",
+            "Outcomes in the skill's window of estimate coverage (served or gone unserved).",
+            labels=["skill"])
+        for skill, cov in sorted(snap.calibration.items()):
+            outcomes.add_metric([skill], float(cov.outcomes))
+            if cov.outcomes < MIN_COVERAGE_OUTCOMES:
+                continue
+            for q, value in (("0.5", cov.p50), ("0.9", cov.p90)):
+                if value is not None:
+                    honesty.add_metric([q, skill], value)
+        yield from (honesty, outcomes)
 
         agents = GaugeMetricFamily(f"{PREFIX}agents", "Agents by presence status.",
                                    labels=["status"])

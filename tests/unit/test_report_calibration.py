@@ -5,12 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from surgedesk.benchmarks.report import (
-    build_report,
-    censored_coverage,
-    kaplan_meier_at,
-    service_level_text,
-)
+from surgedesk.benchmarks.report import build_report, censored_coverage, service_level_text
+from surgedesk.engine.calibration import coverage, kaplan_meier_at
 
 
 @dataclass
@@ -32,6 +28,15 @@ def test_without_censoring_kaplan_meier_is_the_plain_fraction():
     samples = [(x / 10, True) for x in range(1, 21)]  # 0.1 .. 2.0
     assert kaplan_meier_at(samples, 1.0) == pytest.approx(10 / 20)
     assert kaplan_meier_at([], 1.0) is None
+
+
+def test_coverage_of_outcomes_is_kaplan_meier_of_wait_over_estimate():
+    outcomes = [(50, 100, True), (80, 100, False), (150, 100, True), (90, 100, True),
+                (95, 100, False), (0, 100, True)]
+    # R: 0 event, 0.5 event, 0.8 censored, 0.9 event, 0.95 censored, 1.5 event
+    assert coverage(outcomes) == pytest.approx(1 - (5 / 6) * (4 / 5) * (2 / 3))
+    assert coverage([]) is None
+    assert coverage([(10, 0, True)]) == 0.0  # a wait against an estimate of none
 
 
 def test_kaplan_meier_by_hand_with_censoring():
