@@ -152,6 +152,8 @@ def surge_command(args: argparse.Namespace) -> int:
                                                     population.duration_s),
                "clients": client_summary(raw["workers"]),
                "engine": {"dispatch_lag_ms": raw["engine_lag_ms"],
+                          # the engine's live metric at the end: its latest outcomes per skill
+                          "estimate_coverage": raw["engine_coverage"],
                           **engine_usage(raw["usage"], population.duration_s,
                                          len(population.customers))}})
     sim_summary = {k: sim_report[k] for k in ("customers", "served", "abandoned", "lost",

@@ -233,6 +233,26 @@ def scrape_histogram(metrics_url: str, name: str) -> list[tuple[float, float]]:
     return out
 
 
+def scrape_coverage(metrics_url: str) -> dict[str, dict[str, float]]:
+    """The engine's own live measure of its estimates' honesty at the end of the run:
+    skill -> quantile -> ``surgedesk_estimate_coverage_ratio`` (over the skill's latest
+    outcomes), with ``outcomes``."""
+    import urllib.request
+
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        m = re.match(r'surgedesk_estimate_coverage_ratio\{quantile="([^"]+)",skill="([^"]+)"\}'
+                     r" (\S+)", line)
+        if m:
+            out.setdefault(m.group(2), {})[m.group(1)] = float(m.group(3))
+        m = re.match(r'surgedesk_estimate_coverage_outcomes\{skill="([^"]+)"\} (\S+)', line)
+        if m:
+            out.setdefault(m.group(1), {})["outcomes"] = float(m.group(2))
+    return out
+
+
 def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
     """Prometheus' histogram_quantile: linear within the bucket holding the quantile."""
     if not buckets or buckets[-1][1] == 0:
@@ -386,7 +406,9 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
                  if shared.acked[i] == 1]
         known = asyncio.run(engine_knows(target, secret, acked))
         engine_lag: dict[str, float] = {}
+        engine_coverage: dict[str, dict[str, float]] = {}
         if engine is not None:
+            engine_coverage = scrape_coverage(engine.metrics_url)
             buckets = scrape_histogram(engine.metrics_url, "surgedesk_dispatch_lag_seconds")
             engine_lag = {"p50": histogram_quantile(buckets, 0.5) * 1000,
                           "p99": histogram_quantile(buckets, 0.99) * 1000,
@@ -395,7 +417,8 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
         if engine is not None:
             engine.stop()
     return {"shared": shared, "t0": t0, "run_id": run_id, "known": known, "workers": results,
-            "engine_lag_ms": engine_lag, "target": options.target or "own engine",
+            "engine_lag_ms": engine_lag, "engine_coverage": engine_coverage,
+            "target": options.target or "own engine",
             "policy": policy, "usage": usage}
 
 
