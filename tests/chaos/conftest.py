@@ -138,3 +138,8 @@ def engine(tmp_path):
         yield deployment
     finally:
         deployment.stop()
+        # pytest shows a test's captured output when it fails: the supervisor's log then says
+        # which gateway did what (started, restarted by Ray, stopped).
+        with contextlib.suppress(OSError):
+            print("---- surgedesk serve (supervisor and gateways) ----\n"
+                  + deployment.log()[-20_000:])
