@@ -219,12 +219,16 @@ async def engine_knows(target: str, secret: bytes, customer_ids: Sequence[str]) 
     return known
 
 
-def scrape_histogram(metrics_url: str, name: str) -> list[tuple[float, float]]:
-    """``(upper bound, cumulative count)`` of a Prometheus histogram, from the text format."""
+def scrape(metrics_url: str) -> str:
+    """The engine's metrics, in the Prometheus text format."""
     import urllib.request
 
     with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 - loopback
-        text = response.read().decode()
+        return str(response.read().decode())
+
+
+def scrape_histogram(text: str, name: str) -> list[tuple[float, float]]:
+    """``(upper bound, cumulative count)`` of a Prometheus histogram, from the text format."""
     out = []
     for line in text.splitlines():
         m = re.match(rf'{name}_bucket\{{le="([^"]+)"\}} (\S+)', line)
@@ -233,14 +237,10 @@ def scrape_histogram(metrics_url: str, name: str) -> list[tuple[float, float]]:
     return out
 
 
-def scrape_coverage(metrics_url: str) -> dict[str, dict[str, float]]:
+def scrape_coverage(text: str) -> dict[str, dict[str, float]]:
     """The engine's own live measure of its estimates' honesty at the end of the run:
     skill -> quantile -> ``surgedesk_estimate_coverage_ratio`` (over the skill's latest
     outcomes), with ``outcomes``."""
-    import urllib.request
-
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:  # noqa: S310 - loopback
-        text = response.read().decode()
     out: dict[str, dict[str, float]] = {}
     for line in text.splitlines():
         m = re.match(r'surgedesk_estimate_coverage_ratio\{quantile="([^"]+)",skill="([^"]+)"\}'
@@ -408,8 +408,9 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
         engine_lag: dict[str, float] = {}
         engine_coverage: dict[str, dict[str, float]] = {}
         if engine is not None:
-            engine_coverage = scrape_coverage(engine.metrics_url)
-            buckets = scrape_histogram(engine.metrics_url, "surgedesk_dispatch_lag_seconds")
+            metrics = scrape(engine.metrics_url)
+            engine_coverage = scrape_coverage(metrics)
+            buckets = scrape_histogram(metrics, "surgedesk_dispatch_lag_seconds")
             engine_lag = {"p50": histogram_quantile(buckets, 0.5) * 1000,
                           "p99": histogram_quantile(buckets, 0.99) * 1000,
                           "count": buckets[-1][1] if buckets else 0}

@@ -23,9 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
-from surgedesk.adapters.redis.client import text
+from surgedesk.adapters.redis.client import run_script, text
 from surgedesk.engine.calibration import coverage
 
 WINDOW = 1000  # outcomes kept per skill: the sliding window the coverage is measured over
@@ -78,12 +76,7 @@ class CalibrationWindow:
         shown an estimate (and its outcome joined the skill's window)."""
         keys = [shown_key(ticket_id), window_key(skill), SKILLS_KEY]
         args = [repr(max(0.0, wait_s)), "1" if served else "0", self.window, skill]
-        try:
-            done = await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self._script.sha = await self._redis.script_load(self._script.script)
-            done = await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
-        return bool(done)
+        return bool(await run_script(self._redis, self._script, keys, args))
 
     async def coverage(self) -> dict[str, SkillCoverage]:
         """Every skill with outcomes: its coverage over the window."""

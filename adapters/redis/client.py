@@ -74,6 +74,18 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+async def run_script(client: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """A registered Lua script, by ``EVALSHA``; a server that does not know it (restarted, or
+    another one) is given it once and asked again. EVALSHA directly: redis-py's
+    ``Script.__call__`` spends more than the command itself (an isinstance against a typing
+    Protocol on every call)."""
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+    except redis_errors.NoScriptError:
+        script.sha = await client.script_load(script.script)
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+
+
 _NOT_ENOUGH_DATA = object()
 
 

@@ -84,9 +84,8 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
-from surgedesk.adapters.redis.client import text
+from surgedesk.adapters.redis.client import run_script, text
 from surgedesk.engine.dispatcher import DispatcherCore, QueueStatus
 from surgedesk.engine.errors import InvalidArgument, Recovering, SurgedeskError
 from surgedesk.engine.events import (
@@ -444,7 +443,8 @@ class DispatcherService:
         args = [self._last_id if self._last_id != "-" else "", self._applied,
                 *[encode(event, now_s) for event, _ in batch]]
         try:
-            first, ids, missed = await self._run_script(args)
+            first, ids, missed = await run_script(
+                self._redis, self._script, [self.stream, seq_key(self.stream)], args)
         except Exception as exc:  # noqa: BLE001 - Redis down: nothing applied here
             self._fail(batch, exc)
             raise
@@ -476,16 +476,6 @@ class DispatcherService:
         for offset, (event, future) in enumerate(batch):
             self._settle(future, int(first) + offset, text(ids[offset]), event, now_s)
         self._apply_early()  # entries handed over while this batch was under way
-
-    async def _run_script(self, args: list[Any], script: Any = None,
-                          keys: list[str] | None = None) -> Any:
-        script = script or self._script
-        keys = keys or [self.stream, seq_key(self.stream)]
-        try:
-            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
-        except NoScriptError:  # a restarted or another server: load the script, once
-            script.sha = await self._redis.script_load(script.script)
-            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
 
     async def _follow(self) -> None:
         """A replica's reader of the log: entries other gateways journaled are applied as they
@@ -607,10 +597,10 @@ class DispatcherService:
         document = msgpack.packb({"cursor": cursor, "seq": self._applied,
                                   "now_s": self._last_now_s, "core": snapshot_of(self.core)},
                                  use_bin_type=True)
-        kept = await self._run_script(
-            [self._applied, cursor, document, repr(self._wall()), REPLICA_STALE_S],
-            self._snapshot_script,
-            [self.stream, self.snapshot_key, self.snapshot_at_key, self.replicas_key])
+        kept = await run_script(
+            self._redis, self._snapshot_script,
+            [self.stream, self.snapshot_key, self.snapshot_at_key, self.replicas_key],
+            [self._applied, cursor, document, repr(self._wall()), REPLICA_STALE_S])
         self._since_snapshot = 0
         self.snapshots += 1
         return int(kept)

@@ -42,10 +42,9 @@ from typing import Any, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from surgedesk.adapters.redis import dispatch_journal
-from surgedesk.adapters.redis.client import text
+from surgedesk.adapters.redis.client import run_script, text
 from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
 from surgedesk.engine.errors import WorldChangedError
 from surgedesk.engine.events import Event as RoutingEvent
@@ -283,7 +282,7 @@ class TicketJournal:
                 TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *_ROUTING_KEYS,
                 *[agent_stream(a) for a in mirrors]]
         try:
-            ids, routed_seq, routed_id = await self._run_append(keys, args)
+            ids, routed_seq, routed_id = await run_script(self._redis, self._append, keys, args)
         except aioredis.ResponseError as exc:
             if str(exc).startswith("OPEN "):
                 raise CustomerHasOpenTicket(customer_id, str(exc)[5:]) from None
@@ -298,15 +297,6 @@ class TicketJournal:
         if routing is None:
             return cursors, None
         return cursors, RoutingEntry(int(routed_seq), text(routed_id), *routing)
-
-    async def _run_append(self, keys: list[str], args: list[Any]) -> Any:
-        # EVALSHA directly: redis-py's Script.__call__ spends more than the command itself
-        # (an isinstance against a typing Protocol on every call).
-        try:
-            return await self._redis.evalsha(self._append.sha, len(keys), *keys, *args)
-        except NoScriptError:  # a restarted or another server: load the script, once
-            self._append.sha = await self._redis.script_load(self._append.script)
-            return await self._redis.evalsha(self._append.sha, len(keys), *keys, *args)
 
     async def length(self, ticket_id: str) -> int:
         """How many events the ticket's journal holds (its version). O(1): one XLEN."""

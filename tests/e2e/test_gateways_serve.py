@@ -2,6 +2,7 @@
 serving any call; one killed with -9 is started again while the clients, retrying as the
 published policy says, carry on with nothing lost or repeated."""
 
+import contextlib
 import json
 import os
 import re
@@ -51,18 +52,35 @@ def with_retries(call, attempts=5, backoff_s=0.2):
     raise AssertionError("unreachable")
 
 
-def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
+@contextlib.contextmanager
+def serving(tmp_path, *options):
+    """``surgedesk serve --gateways 2`` (and ``options``) on a port of its own, started from
+    scratch; yields the process, its data directory, its port and its output up to the
+    supervisor's ready line. Stopped with SIGTERM afterwards, which must end it cleanly."""
     data, port = tmp_path / "data", free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "surgedesk", "serve", "--gateways", "2", "--port", str(port),
-         "--data-dir", str(data), "--metrics-port", "0", "--drain-grace-s", "5"],
+         "--data-dir", str(data), "--metrics-port", "0", *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        line = proc.stdout.readline()
-        while not (line.startswith("surgedesk serving on") and "gateways, pids" in line):
-            assert proc.poll() is None, line + proc.stdout.read()
-            line = proc.stdout.readline()
+        lines = []
+        while not (lines and lines[-1].startswith("surgedesk serving on")):
+            assert proc.poll() is None, "".join(lines) + proc.stdout.read()
+            lines.append(proc.stdout.readline())
+        yield proc, data, port, lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(90) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
+    with serving(tmp_path, "--drain-grace-s", "5") as (proc, data, port, lines):
+        line = lines[-1]
         pids = [int(p) for p in re.search(r"pids ([\d, ]+);", line).group(1).split(", ")]
         assert len(pids) == 2
         web, bob = token(data, "service", "web"), token(data, "agent", "bob")
@@ -130,13 +148,6 @@ def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
         while "gateway 0 is back" not in output and time.monotonic() < deadline:
             output += proc.stdout.readline()
         assert "gateway 0 is back" in output
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
 
 
 def test_sighup_restarts_the_gateways_one_by_one_while_calls_go_on(tmp_path):
@@ -144,17 +155,8 @@ def test_sighup_restarts_the_gateways_one_by_one_while_calls_go_on(tmp_path):
     while, with the published retry policy, all succeed."""
     import threading
 
-    data, port = tmp_path / "data", free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "surgedesk", "serve", "--gateways", "2", "--port", str(port),
-         "--data-dir", str(data), "--metrics-port", "0", "--drain-grace-s", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        line = proc.stdout.readline()
-        while not (line.startswith("surgedesk serving on") and "gateways, pids" in line):
-            assert proc.poll() is None, line + proc.stdout.read()
-            line = proc.stdout.readline()
+    with serving(tmp_path, "--drain-grace-s", "5") as (proc, data, port, lines):
+        line = lines[-1]
         pids = {int(p) for p in re.search(r"pids ([\d, ]+);", line).group(1).split(", ")}
         web = token(data, "service", "web")
         stop, answered, errors = threading.Event(), [], []
@@ -191,29 +193,12 @@ def test_sighup_restarts_the_gateways_one_by_one_while_calls_go_on(tmp_path):
         assert len(restarted) == 2 and not restarted & pids  # both replaced
         assert not errors, errors[:5]
         assert len(answered) > 20
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
 
 
 def test_gateways_placed_by_ray_on_this_machine_serve_one_desk_and_stop_on_sigterm(tmp_path):
     """``serve --hosting ray --gateways 2`` with no cluster named: a local Ray places the two
     gateways (the same gateway code, in Ray actors), and they serve one desk."""
-    data, port = tmp_path / "data", free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RAY_ADDRESS")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "surgedesk", "serve", "--hosting", "ray", "--gateways", "2",
-         "--port", str(port), "--data-dir", str(data), "--metrics-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        lines = []
-        while not (lines and lines[-1].startswith("surgedesk serving on")):
-            assert proc.poll() is None, "".join(lines) + proc.stdout.read()
-            lines.append(proc.stdout.readline())
+    with serving(tmp_path, "--hosting", "ray") as (proc, data, port, lines):
         assert "2 gateways placed by Ray local" in lines[-1]
         placed = [line for line in lines if "placed by Ray on node" in line]
         assert len(placed) == 2 and all(f":{port} " in line for line in placed)
@@ -237,11 +222,4 @@ def test_gateways_placed_by_ray_on_this_machine_serve_one_desk_and_stop_on_sigte
                 break
             time.sleep(0.1)
         assert states == [S.TICKET_STATE_AWAITING_AGENT] * 3 + [S.TICKET_STATE_QUEUED]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(90) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
     assert "every gateway drained and removed" in proc.stdout.read()
