@@ -29,7 +29,7 @@ from typing import Any
 
 from surgedesk.adapters.grpc.limits import Admission, Limits, RateLimiter
 from surgedesk.adapters.identity.tokens import MAX_SUBJECT_CHARS, TokenVerifier
-from surgedesk.engine.errors import InvalidArgument, Overloaded, PermissionDenied, Unauthenticated
+from surgedesk.engine.errors import InvalidArgument, PermissionDenied, RateLimited, Unauthenticated
 from surgedesk.engine.ticket import TicketRecord
 
 ON_BEHALF_OF = "x-on-behalf-of"
@@ -149,5 +149,5 @@ class Gate:
     def _limit(self, limiter: RateLimiter, key: str, who: str) -> None:
         wait = limiter.wait_s(key, self.monotonic())
         if wait > 0:
-            raise Overloaded(f"rate limit: {who} is over {limiter.rate:g} calls/s; "
-                             f"retry in {wait:.2f} s")
+            raise RateLimited(f"rate limit: {who} is over {limiter.rate:g} calls/s; "
+                              f"retry in {wait:.2f} s", retry_after_s=wait)

@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from surgedesk.adapters.desk.desk import Desk
 from surgedesk.adapters.grpc.authorization import Gate
+from surgedesk.adapters.grpc.errors import DOMAIN, details_status
 from surgedesk.adapters.grpc.services import AdminService, AgentService, CustomerService
 from surgedesk.adapters.metrics.grpc_metrics import GrpcMetrics
 from surgedesk.v1 import (
@@ -95,6 +97,9 @@ class GenericRegistration:
         self._server.add_generic_rpc_handlers((self.table, *others))
 
 
+UNDECODABLE_REASON = "REQUEST_UNDECODABLE"
+
+
 class Undecodable:
     """A request whose bytes did not decode: what the lenient deserializer hands on."""
 
@@ -121,8 +126,13 @@ def checked_decoding(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             return Undecodable(f"{type(exc).__name__}: {exc}"[:200])
 
     async def refuse(request: Undecodable, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"request: not a valid {kind} ({request.problem})")
+        problem = f"not a valid {kind} ({request.problem})"
+        await context.abort_with_status(details_status(
+            grpc.StatusCode.INVALID_ARGUMENT, f"request: {problem}",
+            [error_details_pb2.ErrorInfo(reason=UNDECODABLE_REASON, domain=DOMAIN),
+             error_details_pb2.BadRequest(field_violations=[
+                 error_details_pb2.BadRequest.FieldViolation(field="request",
+                                                             description=problem)])]))
 
     if handler.unary_unary is not None:
         unary = handler.unary_unary

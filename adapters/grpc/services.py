@@ -39,7 +39,7 @@ from surgedesk.adapters.grpc.conversion import (
     view_pb,
     work_order_pb,
 )
-from surgedesk.adapters.grpc.errors import status_of
+from surgedesk.adapters.grpc.errors import rich_status
 from surgedesk.engine.errors import InvalidArgument, PermissionDenied
 from surgedesk.engine.planning import MAX_OFFERED_LOAD, servers_needed
 from surgedesk.engine.ticket import TicketRecord
@@ -67,8 +67,7 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped, not swallowed
-            code, message = status_of(exc)
-            await context.abort(code, message)
+            await context.abort_with_status(rich_status(exc))
 
     return wrapper
 
@@ -87,8 +86,7 @@ def stream_rpc(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001
-            code, message = status_of(exc)
-            await context.abort(code, message)
+            await context.abort_with_status(rich_status(exc))
 
     return wrapper
 

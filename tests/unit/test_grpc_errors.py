@@ -59,3 +59,46 @@ def test_storage_or_actors_away_is_unavailable_not_internal():
         assert code is grpc.StatusCode.UNAVAILABLE, exc
         assert "retry" in message
     assert status_of(redis.exceptions.ResponseError("WRONGTYPE"))[0] is FALLBACK
+
+
+def test_every_error_class_has_a_stable_reason_of_its_own_and_the_api_lists_it():
+    from pathlib import Path
+
+    from surgedesk.adapters.grpc.errors import TRANSIENT_REASON
+    from surgedesk.adapters.grpc.server import UNDECODABLE_REASON
+
+    reasons = [cls.__dict__.get("reason") for cls in ENGINE_ERRORS]
+    assert all(reasons), [c.__name__ for c, r in zip(ENGINE_ERRORS, reasons, strict=True) if not r]
+    assert len(set(reasons)) == len(reasons)  # one class, one reason
+    api = (Path(__file__).parents[2] / "docs" / "API.md").read_text()
+    for reason in [*reasons, TRANSIENT_REASON, UNDECODABLE_REASON]:
+        assert reason.isupper() and f"| `{reason}` |" in api, reason
+
+
+def test_details_name_the_field_and_the_wait():
+    from google.rpc import error_details_pb2, status_pb2
+
+    from surgedesk.adapters.grpc.errors import rich_status
+
+    def details(exc):
+        status = rich_status(exc)
+        (key, value), = status.trailing_metadata
+        assert key == "grpc-status-details-bin"
+        out = {}
+        for any_ in status_pb2.Status.FromString(value).details:
+            for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest,
+                         error_details_pb2.RetryInfo):
+                if any_.Is(kind.DESCRIPTOR):
+                    out[kind.__name__] = kind.FromString(any_.value)
+        return out
+
+    got = details(errors.InvalidArgument("vip_tier", "must be 0..9"))
+    assert got["BadRequest"].field_violations[0].field == "vip_tier"
+    assert "RetryInfo" not in got
+    got = details(errors.RateLimited("slow down", retry_after_s=0.25))
+    assert got["ErrorInfo"].reason == "RATE_LIMITED"
+    assert got["RetryInfo"].retry_delay.ToNanoseconds() == 250_000_000
+    got = details(errors.Draining("bye"))
+    assert got["RetryInfo"].retry_delay.ToNanoseconds() == 100_000_000
+    got = details(KeyError("secret"))
+    assert got["ErrorInfo"].reason == "INTERNAL" and not got["ErrorInfo"].metadata
