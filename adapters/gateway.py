@@ -106,7 +106,7 @@ class Gateway:
         o = self.options
         config = load_config(o.config)
         secret = o.secret or load_secret(o.data_dir, o.secret_file)
-        gate = Gate(TokenVerifier(secret), config.limits)
+        gate = Gate(TokenVerifier(secret, config.identity), config.limits)
         credentials = None
         if o.tls_cert or o.tls_key or o.tls_client_ca:
             if not (o.tls_cert and o.tls_key):

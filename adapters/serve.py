@@ -18,8 +18,9 @@ Where the gateways run (``--hosting``, ``--gateways N``):
 
 Every call needs a bearer token signed by the deployment's secret (``SURGEDESK_TOKEN_SECRET``,
 ``--secret-file``, or ``token-secret`` in the data directory, made on first use);
-``surgedesk token`` mints one. ``--tls-cert``/``--tls-key`` serve TLS, ``--tls-client-ca``
-mutual TLS; the desk file's ``[limits]`` table sets rate limits and the bounds on calls.
+``surgedesk token`` mints one; the desk file's ``[identity]`` table adds an identity
+provider's tokens (RS256/ES256 against its JWKS, :mod:`surgedesk.adapters.identity.tokens`).
+``--tls-cert``/``--tls-key`` serve TLS, ``--tls-client-ca`` mutual TLS; the desk file's ``[limits]`` table sets rate limits and the bounds on calls.
 SIGTERM or SIGINT drains every gateway (:mod:`surgedesk.adapters.grpc.readiness`: health
 NOT_SERVING, new calls refused with UNAVAILABLE, watches ended so that clients resume
 elsewhere, the server stopped with ``--drain-grace-s`` for the calls in flight); SIGHUP to a
@@ -42,6 +43,7 @@ from typing import Any
 
 from surgedesk.adapters.gateway import Gateway, GatewayOptions, run_loop
 from surgedesk.adapters.grpc.limits import Limits
+from surgedesk.adapters.identity.tokens import IdentityConfig
 from surgedesk.engine.errors import InvalidArgument
 from surgedesk.engine.policies import POLICY_PRESETS
 from surgedesk.engine.service_rules import ServiceRules
@@ -53,6 +55,7 @@ class DeskConfig:
     agents: list[dict[str, Any]] = field(default_factory=list)
     rules: ServiceRules = field(default_factory=ServiceRules)
     limits: Limits = field(default_factory=Limits)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
 
 def load_config(path: str | None) -> DeskConfig:
@@ -67,16 +70,17 @@ def load_config(path: str | None) -> DeskConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument("config", f"not valid TOML: {exc}") from None
-    unknown = set(doc) - {"routing", "agents", "service", "limits"}
+    unknown = set(doc) - {"routing", "agents", "service", "limits", "identity"}
     if unknown:
         raise InvalidArgument(sorted(unknown)[0],
-                              "unknown key; expected routing, service, limits, agents")
+                              "unknown key; expected routing, service, limits, identity, agents")
     routing = doc.get("routing", {})
     for key in set(routing) - {"policy"}:
         raise InvalidArgument(f"routing.{key}", "unknown key; expected policy")
     config = DeskConfig(policy=routing.get("policy", "default"),
                         rules=ServiceRules.from_mapping(doc.get("service", {})),
-                        limits=Limits.from_mapping(doc.get("limits", {})))
+                        limits=Limits.from_mapping(doc.get("limits", {})),
+                        identity=IdentityConfig.from_mapping(doc.get("identity", {})))
     if config.policy not in POLICY_PRESETS:
         raise InvalidArgument("routing.policy", f"unknown policy {config.policy!r}")
     for i, agent in enumerate(doc.get("agents", [])):

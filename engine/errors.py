@@ -159,7 +159,7 @@ class WouldBlockError(SurgedeskError):
             self.retry_after_s = max(0.0, retry_after_s)
 
     def __reduce__(self):
-        return (type(self), (str(self), self.retry_after_s))
+        return (type(self), (str(self), self.__dict__.get("retry_after_s")))
 
 
 class Overloaded(WouldBlockError):

@@ -70,7 +70,7 @@ def test_every_error_class_has_a_stable_reason_of_its_own_and_the_api_lists_it()
     reasons = [cls.__dict__.get("reason") for cls in ENGINE_ERRORS]
     assert all(reasons), [c.__name__ for c, r in zip(ENGINE_ERRORS, reasons, strict=True) if not r]
     assert len(set(reasons)) == len(reasons)  # one class, one reason
-    api = (Path(__file__).parents[2] / "docs" / "API.md").read_text()
+    api = (Path(__file__).parents[2] / "docs/API.md").read_text()
     for reason in [*reasons, TRANSIENT_REASON, UNDECODABLE_REASON]:
         assert reason.isupper() and f"| `{reason}` |" in api, reason
 
