@@ -116,6 +116,7 @@ async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[st
     this process and of Redis."""
     import time
 
+    from surgedesk.adapters.desk.catalogue import SkillProfile
     from surgedesk.adapters.desk.desk import Desk
     from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
     from surgedesk.adapters.redis.connect import redis_client
@@ -126,6 +127,7 @@ async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[st
         client = redis_client(redis_server.url)
         dispatcher = await GatewayDispatcher(redis_server.url, client=client).start()
         desk = Desk(GatewayActors(redis_server.url, client=client), dispatcher, client)
+        await desk.catalogue.upsert_skill(SkillProfile("presale"))
         run_id = time.time_ns()
         starts = 0
 

@@ -248,6 +248,7 @@ async def surgedesk_server(data_dir: str, *, metrics: bool = True) -> Gateway:
     """A gateway wired as a gateway wires itself, built by hand in this process
     (``metrics=False``: without its metrics endpoint and gRPC metrics), for
     :mod:`surgedesk.benchmarks.gateway_cost`'s layers."""
+    from surgedesk.adapters.desk.catalogue import SkillProfile
     from surgedesk.adapters.desk.desk import Desk
     from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
     from surgedesk.adapters.gateway import tune_gc
@@ -262,6 +263,7 @@ async def surgedesk_server(data_dir: str, *, metrics: bool = True) -> Gateway:
     client = redis_client(redis_server.url)  # one connection for the engine, as a gateway has
     desk = Desk(GatewayActors(redis_server.url, client=client),
                 await GatewayDispatcher(redis_server.url, client=client).start(), client)
+    await desk.catalogue.upsert_skill(SkillProfile("presale"))  # the line its customers name
     tune_gc()  # as a gateway does once it has started
     endpoint = await serve_metrics(desk, "127.0.0.1", 0) if metrics else None
     server, port = await build_server(

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from surgedesk.engine.errors import InvalidArgument, NotFound
+from surgedesk.engine.identifiers import MAX_ID_CHARS, check_id
 
 PRESENCES = ("online", "away", "offline")
 MAX_CAPACITY = 50
-MAX_ID_CHARS = 128
 MAX_SKILLS = 64
 
 
@@ -100,8 +100,7 @@ class AgentRecord:
 
 
 def _check_profile(cmd: ProfileAgent) -> dict[str, float]:
-    if not cmd.agent_id or len(cmd.agent_id) > MAX_ID_CHARS:
-        raise InvalidArgument("agent_id", f"must be 1..{MAX_ID_CHARS} characters")
+    check_id("agent_id", cmd.agent_id)
     if not cmd.skills:
         raise InvalidArgument("skills", "must name at least one skill")
     if len(cmd.skills) > MAX_SKILLS:
@@ -110,8 +109,7 @@ def _check_profile(cmd: ProfileAgent) -> dict[str, float]:
         raise InvalidArgument("display_name", f"must be at most {MAX_ID_CHARS} characters")
     skills: dict[str, float] = {}
     for skill, proficiency in cmd.skills.items():
-        if not skill or len(skill) > MAX_ID_CHARS:
-            raise InvalidArgument("skills", f"a skill name must be 1..{MAX_ID_CHARS} characters")
+        check_id("skills", skill)
         p = float(proficiency)
         if not 0.0 < p <= 1.0:
             raise InvalidArgument(f"skills.{skill}", f"proficiency must be in (0, 1], got {p:g}")

@@ -25,12 +25,11 @@ import math
 from dataclasses import dataclass, field
 
 from surgedesk.engine.errors import IllegalTransition, InvalidArgument, PermissionDenied
+from surgedesk.engine.identifiers import check_id
 from surgedesk.engine.lifecycle import TicketEvent, TicketState, next_state
 from surgedesk.engine.service_rules import ServiceRules
 
 MAX_TEXT_CHARS = 4000
-MAX_ID_CHARS = 128
-MAX_KEY_CHARS = 128  # idempotency keys
 MAX_VIP_TIER = 9
 CHANNELS = ("app", "mini_program", "web", "social")
 AUTHOR_ROLES = ("customer", "agent", "system")
@@ -372,10 +371,7 @@ class TicketRecord:
 
 
 def _check_id(name: str, value: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgument(name, "must not be empty")
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidArgument(name, f"must be at most {MAX_ID_CHARS} characters")
+    check_id(name, value)
 
 
 def _check_text(name: str, value: str, *, allow_empty: bool = False) -> None:
@@ -388,8 +384,7 @@ def _check_text(name: str, value: str, *, allow_empty: bool = False) -> None:
 
 
 def _check_key(value: str) -> None:
-    if not isinstance(value, str) or len(value) > MAX_KEY_CHARS:
-        raise InvalidArgument("idempotency_key", f"must be at most {MAX_KEY_CHARS} characters")
+    check_id("idempotency_key", value, allow_empty=True)
 
 
 def _moved(record: TicketRecord, cause: TicketEvent, now_s: float, reason: str = "") -> StateMoved:

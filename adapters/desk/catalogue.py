@@ -1,6 +1,14 @@
 """The desk's catalogue: agents (profiles and presence), skills (profiles, topic keywords,
 queue targets) and the routing policy.
 
+The catalogue is the only source of skill names: an operator declares a skill (UpsertSkill, or
+by giving it to an agent with UpsertAgent, which declares it with an empty profile), and a
+request that names a skill -- a customer's start, a transfer, a work order's department --
+must name one of them (:meth:`Catalogue.require_skill`), or is refused with INVALID_ARGUMENT.
+No caller can open a line nobody serves, or add a label value to the per-skill metrics. The
+names known are kept in memory (skills are never removed), so the check is a set lookup; a
+name not seen yet costs one ``HEXISTS``.
+
 Who runs this: every gateway, on its event loop, for AdminService, AgentService's presence and
 the conversation flows that name an agent or a skill. Agents are actors (their journals in
 Redis); skills are one Redis hash (:data:`SKILLS_KEY`); the policy is a routing fact. A change
@@ -34,6 +42,7 @@ from surgedesk.engine.events import (
     PolicyChanged,
     SkillConfigured,
 )
+from surgedesk.engine.identifiers import check_id
 from surgedesk.engine.policies import (
     AgentSelection,
     RelaxationSteps,
@@ -80,12 +89,19 @@ class Catalogue:
         self.rules = rules
         self._redis: Any = client
         self._targets: dict[str, float] = {}  # skill -> its own queue target, if it has one
+        self._known_skills: set[str] = set()  # declared in SKILLS_KEY (never removed)
 
     async def upsert_agent(self, profile: AgentProfile) -> AgentProfile:
         """Create or change an agent (its actor journals it); an online agent's new skills
-        reach the dispatcher at once."""
+        reach the dispatcher at once. Skills the catalogue lacks are declared (empty
+        profiles) once the agent's change is accepted."""
         reply = await self.actors.ask_agent(profile.agent_id, ProfileAgent(
             profile.agent_id, profile.skills, profile.capacity, profile.display_name))
+        for skill in reply.record.skills:
+            if skill not in self._known_skills:
+                empty = msgpack.packb(dataclasses.asdict(SkillProfile(skill)))
+                await self._redis.hsetnx(SKILLS_KEY, skill, empty)
+                self._known_skills.add(skill)
         if reply.events and reply.record.presence != "offline":
             await self.routing.tell_dispatcher(reply.record)
         return _profile(reply.record)
@@ -113,8 +129,7 @@ class Catalogue:
 
     async def upsert_skill(self, skill: SkillProfile) -> SkillProfile:
         """Store a skill's profile; its expected handle time becomes the estimator's prior."""
-        if not skill.name or len(skill.name) > 128:
-            raise InvalidArgument("name", "must be 1..128 characters")
+        check_id("name", skill.name)
         if skill.expected_handle_s < 0 or not math.isfinite(skill.expected_handle_s):
             raise InvalidArgument("expected_handle_seconds", "must be a finite number >= 0")
         if skill.target_wait_s < 0 or not math.isfinite(skill.target_wait_s):
@@ -132,7 +147,19 @@ class Catalogue:
                               skill.target_wait_s, tuple(keywords))
         await self._redis.hset(SKILLS_KEY, skill.name, msgpack.packb(dataclasses.asdict(stored)))
         self._targets[skill.name] = skill.target_wait_s
+        self._known_skills.add(skill.name)
         return stored
+
+    async def require_skill(self, skill: str, field: str = "skill") -> None:
+        """Refuse (INVALID_ARGUMENT naming ``field``) a skill the catalogue does not declare.
+        O(1) for a known name; one ``HEXISTS`` for a name not seen yet."""
+        if skill in self._known_skills:
+            return
+        check_id(field, skill)
+        if not await self._redis.hexists(SKILLS_KEY, skill):
+            raise InvalidArgument(field, f"no skill named {skill[:64]!r} in the desk's catalogue "
+                                         "(AdminService.UpsertSkill declares one)")
+        self._known_skills.add(skill)
 
     async def skills(self) -> list[SkillProfile]:
         rows = await self._redis.hgetall(SKILLS_KEY)

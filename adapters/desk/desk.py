@@ -61,7 +61,6 @@ from surgedesk.engine.events import (
 )
 from surgedesk.engine.service_rules import WORK_ORDER_PRIORITIES, ServiceRules
 from surgedesk.engine.ticket import (
-    MAX_ID_CHARS,
     AcceptOffer,
     CloseTicket,
     ConfirmResolution,
@@ -163,6 +162,7 @@ class Desk:
         agent asked for). The ticket's ``TicketQueued`` goes to the routing journal in the
         same append, and the dispatcher applies that entry without reading Redis: a new
         customer's start is one round trip to Redis."""
+        await self.catalogue.require_skill(skill)
         ticket_id = self._ticket_id(customer_id, idempotency_key)
         previous_id, last_agent = "", ""
         for attempt in itertools.count(1):
@@ -307,8 +307,7 @@ class Desk:
             out = await self.dispatcher.submit(TicketHandedOver(ticket_id, agent_id, to_agent_id))
             await self.routing.deliver(out, summary=summary)
         else:
-            if len(skill) > MAX_ID_CHARS:
-                raise InvalidArgument("skill", f"must be at most {MAX_ID_CHARS} characters")
+            await self.catalogue.require_skill(skill)
             out = await self.dispatcher.submit(TicketRequeued(ticket_id, agent_id, skill))
             await self.actors.ask(ticket_id, TransferToQueue(agent_id, skill, summary))
             await self.routing.deliver(out)
@@ -328,10 +327,9 @@ class Desk:
         """The ticket becomes a work order in the department's line, earliest deadline first."""
         if priority not in WORK_ORDER_PRIORITIES:
             raise InvalidArgument("priority", "must be HIGH, MEDIUM or LOW")
-        if not department or len(department) > 128:
-            raise InvalidArgument("department", "must be 1..128 characters")
         record = (await self.actors.ask(ticket_id, ReadTicket())).record
         check_transfer(record, agent_id, description)
+        await self.catalogue.require_skill(department, "department")
         if record.work_order is not None:
             return record  # a retry (or a second request): one work order per ticket
         due_s = float(self._clock()) + self.rules.sla_s(priority)

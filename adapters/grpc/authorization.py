@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from surgedesk.adapters.grpc.limits import Admission, Limits, RateLimiter
-from surgedesk.adapters.identity.tokens import MAX_SUBJECT_CHARS, TokenVerifier
+from surgedesk.adapters.identity.tokens import TokenVerifier
 from surgedesk.engine.errors import InvalidArgument, PermissionDenied, RateLimited, Unauthenticated
+from surgedesk.engine.identifiers import check_id
 from surgedesk.engine.ticket import TicketRecord
 
 ON_BEHALF_OF = "x-on-behalf-of"
@@ -128,8 +129,7 @@ class Gate:
             if claims.role != "service":
                 raise PermissionDenied(f"only a service token may act on behalf of a customer "
                                        f"({ON_BEHALF_OF}); this is a {claims.role} token")
-            if len(on_behalf) > MAX_SUBJECT_CHARS:
-                raise InvalidArgument(ON_BEHALF_OF, f"at most {MAX_SUBJECT_CHARS} characters")
+            check_id(ON_BEHALF_OF, on_behalf)
         limiter = self._per_service if claims.role == "service" else self._per_token
         self._limit(limiter, f"{claims.role}\0{claims.subject}", "this token")
         caller = Caller(claims.role, claims.subject, on_behalf)

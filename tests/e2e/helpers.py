@@ -16,6 +16,7 @@ import time
 
 import grpc
 
+from surgedesk.adapters.desk.catalogue import SkillProfile
 from surgedesk.adapters.desk.desk import Desk
 from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
 from surgedesk.adapters.grpc.authorization import Gate
@@ -112,6 +113,9 @@ def gateway_channel(address):
     return grpc.aio.insecure_channel(address, interceptors=[_DefaultIdentityUnary(), _DefaultIdentityStream()])
 
 
+CATALOGUE = ("presale", "aftersale", "returns", "billing", "vip")
+
+
 @contextlib.asynccontextmanager
 async def served(url, *, rules=None, policy="strict", duties_s=None,
                  with_desk=False, limits=None):
@@ -123,6 +127,8 @@ async def served(url, *, rules=None, policy="strict", duties_s=None,
     shards = GatewayActors(url, rules=rules, client=client)
     dispatcher = await GatewayDispatcher(url, policy_named(policy), client=client).start()
     desk = Desk(shards, dispatcher, client, rules=rules)
+    for skill in CATALOGUE:  # the desk's skills, as serve declares its desk file's
+        await desk.catalogue.upsert_skill(SkillProfile(skill))
     gate = Gate(TokenVerifier(SECRET), limits or Limits.unlimited())
     server, port = await build_server(desk, "127.0.0.1:0", gate, watch_block_ms=100,
                                       estimate_every_s=0.1)

@@ -141,8 +141,17 @@ def test_bad_input_gets_a_clear_error_naming_the_field_never_unknown(redis_url, 
                     customer_id="c1", channel=S.CHANNEL_APP)), grpc.StatusCode.INVALID_ARGUMENT,
                  "skill"),
                 (customers.StartConversation(customer_pb2.StartConversationRequest(
-                    customer_id="c1", channel=S.CHANNEL_APP, skill="s", vip_tier=99)),
+                    customer_id="c1", channel=S.CHANNEL_APP, skill="presale", vip_tier=99)),
                  grpc.StatusCode.INVALID_ARGUMENT, "vip_tier"),
+                (customers.StartConversation(customer_pb2.StartConversationRequest(
+                    customer_id="c1", channel=S.CHANNEL_APP, skill="nope\x00\n")),
+                 grpc.StatusCode.INVALID_ARGUMENT, "skill"),
+                (customers.StartConversation(customer_pb2.StartConversationRequest(
+                    customer_id="c1", channel=S.CHANNEL_APP, skill="nobody-serves-this")),
+                 grpc.StatusCode.INVALID_ARGUMENT, "catalogue"),
+                (customers.StartConversation(customer_pb2.StartConversationRequest(
+                    customer_id="c1\n", channel=S.CHANNEL_APP, skill="presale")),
+                 grpc.StatusCode.INVALID_ARGUMENT, "customer_id"),
                 (customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(ticket_id="")),
                  grpc.StatusCode.INVALID_ARGUMENT, "ticket_id"),
                 (customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(ticket_id="nope")),
