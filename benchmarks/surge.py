@@ -177,16 +177,18 @@ async def configure_desk(target: str, secret: bytes, population: Population, pol
         await asyncio.wait_for(channel.channel_ready(), 30)
         admin = admin_pb2_grpc.AdminServiceStub(channel)
         for skill in population.skills:
-            await call(admin.UpsertSkill, admin_pb2.Skill(
-                name=skill, expected_handle_seconds=population.handle_mean_s.get(skill, 0.0)))
-        await call(admin.SetPolicy, admin_pb2.RoutingPolicy(preset=policy))
+            await call(admin.UpsertSkill, admin_pb2.UpsertSkillRequest(skill=admin_pb2.Skill(
+                name=skill, expected_handle_seconds=population.handle_mean_s.get(skill, 0.0))))
+        await call(admin.SetPolicy, admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(
+            preset=admin_pb2.RoutingPreset.Value(
+                "ROUTING_PRESET_" + policy.upper().replace("-", "_")))))
         sem = asyncio.Semaphore(8)
 
         async def agent(a: Any) -> None:
             async with sem:
-                await call(admin.UpsertAgent, admin_pb2.Agent(
+                await call(admin.UpsertAgent, admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(
                     agent_id=f"{run_id}-{a.agent_id}", display_name=a.agent_id,
-                    skills=dict(a.skills), capacity=a.capacity))
+                    skills=dict(a.skills), capacity=a.capacity)))
 
         await asyncio.gather(*[agent(a) for a in population.agents])
 

@@ -299,7 +299,7 @@ class Worker:
             with contextlib.suppress(grpc.aio.AioRpcError):
                 if p.greet:
                     await self.call("AgentSendMessage", lambda: stub.SendMessage(
-                        agent_pb2.AgentSendMessageRequest(
+                        agent_pb2.AgentServiceSendMessageRequest(
                             ticket_id=ticket_id, text="hello, I am here",
                             idempotency_key=f"greet-{agent_id}-{i}"),
                         metadata=md, timeout=10), ok=let_go)

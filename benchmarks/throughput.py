@@ -91,7 +91,7 @@ async def _drive(target: str, kind: str, seconds: float, concurrency: int,
 
         async def one(n: int) -> None:
             customer_id, ticket_id = tickets[n % len(tickets)]
-            await stub.SendMessage(customer_pb2.CustomerSendMessageRequest(
+            await stub.SendMessage(customer_pb2.CustomerServiceSendMessageRequest(
                 ticket_id=ticket_id, text="still there?", idempotency_key=f"m{n}"),
                 metadata=(*metadata, ("x-on-behalf-of", customer_id)))
     elif kind == "echo":

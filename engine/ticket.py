@@ -345,6 +345,7 @@ class TicketRecord:
     agent_id: str = ""
     previous_ticket_id: str = ""
     close_reason: str = ""
+    close_cause: str = ""  # the lifecycle event that ended it (TicketEvent name)
     messages: int = 0
     last_customer_message_s: float = -math.inf
     last_agent_message_s: float = -math.inf
@@ -702,6 +703,7 @@ def apply(record: TicketRecord | None, event: Event) -> TicketRecord:
                            queue_warned=False)
         if not to.is_open:
             changes["close_reason"] = event.reason or event.cause.lower()
+            changes["close_cause"] = event.cause
             changes["offered_to"] = ""
         if to is TicketState.QUEUED:
             if record.agent_id:

@@ -18,6 +18,7 @@ journals for history. Every change is journaled by the ticket's actor before it 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import math
@@ -78,6 +79,39 @@ from surgedesk.engine.ticket import (
     WithdrawOffer,
     check_transfer,
 )
+
+HISTORY_PAGE_DEFAULT = 10
+HISTORY_PAGE_MAX = 50
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of GetHistory: tickets newest first, their messages (ticket id, message) in
+    the order posted, and the token of the next page ("" on the last)."""
+
+    records: list[TicketRecord]
+    messages: list[tuple[str, MessagePosted]]
+    next_page_token: str
+
+
+def _token(kind: str, value: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+
+
+def _page_token(token: str) -> tuple[str | None, int | None]:
+    """(ticket to continue a chain from, position in the customer's list) of a page token."""
+    if not token:
+        return None, None
+    try:
+        kind, _, value = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode(
+        ).partition(":")
+        if kind == "c" and value:
+            return value, None
+        if kind == "o" and value.isdigit():
+            return None, int(value)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise InvalidArgument("page_token", "not a token this service returned")
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,8 +326,9 @@ class Desk:
         await self.routing.follow_up(reply)
         return reply.record
 
-    async def rate(self, customer_id: str, ticket_id: str, score: int, comment: str) -> None:
-        await self.actors.ask(ticket_id, RateTicket(customer_id, score, comment))
+    async def rate(self, customer_id: str, ticket_id: str, score: int,
+                   comment: str) -> TicketRecord:
+        return (await self.actors.ask(ticket_id, RateTicket(customer_id, score, comment))).record
 
     async def transfer(self, agent_id: str, ticket_id: str, *, skill: str = "",
                        to_agent_id: str = "", summary: str = "") -> TicketRecord:
@@ -368,11 +403,53 @@ class Desk:
         await self.routing.follow_up(reply)
         return (await self.view(ticket_id)).record
 
-    async def history(self, customer_id: str) -> tuple[list[TicketRecord], list[MessagePosted]]:
+    async def history(self, customer_id: str, *, ticket_id: str = "", page_size: int = 0,
+                      page_token: str = "") -> HistoryPage:
+        """One page of the customer's tickets, newest first, with their messages.
+
+        Without ``ticket_id`` the pages walk the customer's ticket list (appended to as tickets
+        open, so a position counted from its oldest end stays valid while new tickets arrive:
+        the token names the position of the next ticket to show). With ``ticket_id`` they
+        walk that ticket and the earlier ones it continues (``previous_ticket_id``), and the
+        token names the next one. Cost: O(page_size) ticket reads and journal loads."""
+        size = page_size or HISTORY_PAGE_DEFAULT
+        if not 1 <= size <= HISTORY_PAGE_MAX:
+            raise InvalidArgument("page_size", f"must be 1..{HISTORY_PAGE_MAX} (0: "
+                                               f"{HISTORY_PAGE_DEFAULT})")
+        chain, position = _page_token(page_token)
+        if chain is not None and not ticket_id:
+            raise InvalidArgument("page_token", "belongs to a request with a ticket_id")
         records: list[TicketRecord] = []
-        messages: list[MessagePosted] = []
-        for ticket_id in await self.journal.tickets_of(customer_id):
-            records.append((await self.actors.ask(ticket_id, ReadTicket())).record)
-            messages += [e.event for e in await self.journal.load(ticket_id)
-                         if isinstance(e.event, MessagePosted)]
-        return records, messages
+        next_token = ""
+        if ticket_id:
+            if position is not None:
+                raise InvalidArgument("page_token", "belongs to a request without a ticket_id")
+            current = chain or ticket_id
+            while current and len(records) < size:
+                record = await self._customer_ticket(customer_id, current,
+                                                     "page_token" if chain else "ticket_id")
+                records.append(record)
+                current = record.previous_ticket_id
+            next_token = _token("c", current) if current else ""
+        else:
+            ids = await self.journal.tickets_of(customer_id)
+            end = len(ids) if position is None else min(position, len(ids))
+            start = max(0, end - size)
+            for tid in reversed(ids[start:end]):
+                records.append((await self.actors.ask(tid, ReadTicket())).record)
+            next_token = _token("o", str(start)) if start > 0 else ""
+        messages = [(r.ticket_id, e.event) for r in records
+                    for e in await self.journal.load(r.ticket_id)
+                    if isinstance(e.event, MessagePosted)]
+        messages.sort(key=lambda m: m[1].at_s)  # stable: a ticket's own order kept
+        return HistoryPage(records, messages, next_token)
+
+    async def _customer_ticket(self, customer_id: str, ticket_id: str,
+                               field: str) -> TicketRecord:
+        try:
+            record = (await self.actors.ask(ticket_id, ReadTicket())).record
+        except NotFound:
+            raise InvalidArgument(field, f"no ticket {ticket_id[:64]!r} of this customer") from None
+        if record.customer_id != customer_id:  # another's: said as if it did not exist
+            raise InvalidArgument(field, f"no ticket {ticket_id[:64]!r} of this customer")
+        return record

@@ -88,6 +88,12 @@ class GatewayDispatcher:
         """Agent -> tickets the dispatcher believes it holds."""
         return {a.agent_id: sorted(a.active) for a in self.service.core.capacity.agents()}
 
+    async def held_by(self, agent_id: str) -> list[str]:
+        """The tickets the dispatcher believes ``agent_id`` holds ([] for an agent it does not
+        know). O(tickets held)."""
+        capacity = self.service.core.capacity
+        return sorted(capacity.get(agent_id).active) if agent_id in capacity else []
+
     async def tick(self) -> list[Command]:
         due = self.service.core.next_wakeup_s()
         if due is None or due > float(self._clock()):

@@ -71,6 +71,10 @@ class RoutingLink(Protocol):
         """Agent -> the tickets the dispatcher believes it holds."""
         ...
 
+    async def held_by(self, agent_id: str) -> list[str]:
+        """The tickets the dispatcher believes ``agent_id`` holds."""
+        ...
+
     async def tick(self) -> list[Command]:
         """Run the dispatcher's due timers; the assignments they made."""
         ...

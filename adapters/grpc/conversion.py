@@ -17,6 +17,7 @@ from surgedesk.engine.dispatcher import QueueStatus
 from surgedesk.engine.errors import InvalidArgument
 from surgedesk.engine.ticket import MessagePosted, TicketRecord
 from surgedesk.v1 import (
+    admin_pb2,
     common_pb2,
 )
 
@@ -34,6 +35,58 @@ PRESENCE_NAMES: dict[int, str] = {
 }
 ROLE_VALUES: dict[str, Any] = {"customer": common_pb2.AUTHOR_ROLE_CUSTOMER, "agent": common_pb2.AUTHOR_ROLE_AGENT,
                "system": common_pb2.AUTHOR_ROLE_SYSTEM}
+
+PRESET_NAMES: dict[int, str] = {
+    admin_pb2.ROUTING_PRESET_DEFAULT: "default",
+    admin_pb2.ROUTING_PRESET_BULLSEYE: "bullseye",
+    admin_pb2.ROUTING_PRESET_POOLED: "pooled",
+    admin_pb2.ROUTING_PRESET_STRICT: "strict",
+    admin_pb2.ROUTING_PRESET_LONGEST_IDLE: "longest-idle",
+}
+PRESET_VALUES: dict[str, Any] = {v: k for k, v in PRESET_NAMES.items()}
+SELECTION_NAMES: dict[int, str] = {
+    admin_pb2.AGENT_SELECTION_PROFICIENCY: "proficiency",
+    admin_pb2.AGENT_SELECTION_LONGEST_IDLE: "longest_idle",
+    admin_pb2.AGENT_SELECTION_LEAST_LOADED: "least_loaded",
+}
+SELECTION_VALUES: dict[str, Any] = {v: k for k, v in SELECTION_NAMES.items()}
+WORK_ORDER_STATUS_VALUES: dict[str, Any] = {
+    "open": common_pb2.WORK_ORDER_STATUS_OPEN,
+    "in_progress": common_pb2.WORK_ORDER_STATUS_IN_PROGRESS,
+    "done": common_pb2.WORK_ORDER_STATUS_DONE,
+}
+NOTICE_VALUES: dict[str, Any] = {
+    "silence_reminder": common_pb2.NOTICE_CODE_SILENCE_REMINDER,
+    "queue_wait_over_target": common_pb2.NOTICE_CODE_QUEUE_WAIT_OVER_TARGET,
+}
+OFFER_REASON_VALUES: dict[str, Any] = {
+    "declined": common_pb2.OFFER_WITHDRAWN_REASON_DECLINED,
+    "timeout": common_pb2.OFFER_WITHDRAWN_REASON_TIMEOUT,
+    "closed": common_pb2.OFFER_WITHDRAWN_REASON_CLOSED,
+}
+
+
+def enum_name(value: int, names: dict[int, str], field: str, unspecified: str) -> str:
+    """The desk's name for an enum value; ``unspecified`` for 0; INVALID_ARGUMENT naming
+    ``field`` for a number the contract does not define (a newer client)."""
+    if value == 0:
+        return unspecified
+    try:
+        return names[value]
+    except KeyError:
+        raise InvalidArgument(field, f"unknown value {value}") from None
+
+
+def cause_value(cause: str) -> Any:
+    """A lifecycle event's name (``surgedesk.engine.lifecycle.TicketEvent``) as the contract's
+    ``StateChangeCause``."""
+    return CAUSE_VALUES.get(cause, common_pb2.STATE_CHANGE_CAUSE_UNSPECIFIED)
+
+
+CAUSE_VALUES: dict[str, Any] = {
+    name.removeprefix("STATE_CHANGE_CAUSE_"): value
+    for name, value in common_pb2.StateChangeCause.items() if value}
+
 
 def timestamp(seconds: float) -> Timestamp:
     ts = Timestamp()
@@ -91,8 +144,8 @@ def work_order_pb(record: TicketRecord) -> common_pb2.WorkOrder:
         work_order_id=wo.work_order_id, ticket_id=record.ticket_id, department=wo.department,
         priority=PRIORITY_VALUES[wo.priority], description=wo.description,
         created_at=timestamp(wo.created_s), due_at=timestamp(wo.due_s),
-        assignee_id=record.agent_id if wo.status != "open" else "", status=wo.status,
-        sla_breached=wo.breached)
+        assignee_id=record.agent_id if wo.status != "open" else "",
+        status=WORK_ORDER_STATUS_VALUES[wo.status], sla_breached=wo.breached)
 
 
 TICKET_STATES: dict[str, Any] = dict(common_pb2.TicketState.items())
@@ -117,6 +170,8 @@ def set_ticket(out: common_pb2.Ticket, record: TicketRecord,
     set_timestamp(out.updated_at, record.updated_s)
     set_estimate(out.estimate, status)
     out.previous_ticket_id, out.close_reason = record.previous_ticket_id, record.close_reason
+    if record.close_cause:
+        out.close_cause = cause_value(record.close_cause)
     out.collaborator_ids.extend(record.collaborators)
     out.transfer_summary, out.offered_to_agent_id = record.transfer_summary, record.offered_to
     if record.work_order is not None:
@@ -137,11 +192,14 @@ def message_pb(ticket_id: str, m: MessagePosted) -> common_pb2.ChatMessage:
     )
 
 
-def send_reply(message: MessagePosted | str, record: TicketRecord) -> common_pb2.SendMessageResponse:
-    """The reply to SendMessage: the message (only its id, for a retried one) and the ticket."""
-    pb = message_pb(record.ticket_id, message) if isinstance(message, MessagePosted) else (
-        common_pb2.ChatMessage(message_id=message, ticket_id=record.ticket_id))
-    return common_pb2.SendMessageResponse(message=pb, ticket=ticket_pb(record))
+def set_send_reply(reply: Any, message: MessagePosted | str, record: TicketRecord) -> None:
+    """``reply`` (either service's SendMessage response) to the message (only its id, for a
+    retried one) and the ticket, in place."""
+    if isinstance(message, MessagePosted):
+        reply.message.CopyFrom(message_pb(record.ticket_id, message))
+    else:
+        reply.message.message_id, reply.message.ticket_id = message, record.ticket_id
+    set_ticket(reply.ticket, record)
 
 
 def event_pb(ticket_id: str, cursor: str, event: Any,
@@ -159,10 +217,10 @@ def event_pb(ticket_id: str, cursor: str, event: Any,
         out.state_changed.CopyFrom(common_pb2.StateChanged(
             from_state=common_pb2.TicketState.Value(f"TICKET_STATE_{event.from_state}"),
             to_state=common_pb2.TicketState.Value(f"TICKET_STATE_{event.to_state}"),
-            reason=event.reason or event.cause.lower()))
+            cause=cause_value(event.cause), detail=event.reason))
     elif kind == "TicketOpened":
         out.state_changed.CopyFrom(common_pb2.StateChanged(
-            to_state=common_pb2.TICKET_STATE_QUEUED, reason="opened"))
+            to_state=common_pb2.TICKET_STATE_QUEUED, cause=common_pb2.STATE_CHANGE_CAUSE_OPENED))
     elif kind == "TicketTransferred":
         out.transferred.CopyFrom(common_pb2.Transferred(
             from_agent_id=event.from_agent_id, to_skill=event.to_skill,
@@ -174,13 +232,16 @@ def event_pb(ticket_id: str, cursor: str, event: Any,
         out.slow_reply_alarm.CopyFrom(common_pb2.SlowReplyAlarm(
             agent_id=event.agent_id, unanswered_seconds=event.unanswered_s))
     elif kind == "NoticeSent":
-        out.notice.CopyFrom(common_pb2.Notice(code=event.code, text=event.text))
+        out.notice.CopyFrom(common_pb2.Notice(
+            code=NOTICE_VALUES.get(event.code, common_pb2.NOTICE_CODE_UNSPECIFIED),
+            text=event.text))
     elif kind == "TicketOffered":
         out.offered.CopyFrom(common_pb2.Offered(agent_id=event.agent_id,
                                                 expires_at=timestamp(event.until_s)))
     elif kind == "OfferWithdrawn":
-        out.offer_withdrawn.CopyFrom(common_pb2.OfferWithdrawn(agent_id=event.agent_id,
-                                                               reason=event.reason))
+        out.offer_withdrawn.CopyFrom(common_pb2.OfferWithdrawn(
+            agent_id=event.agent_id, reason=OFFER_REASON_VALUES.get(
+                event.reason, common_pb2.OFFER_WITHDRAWN_REASON_UNSPECIFIED)))
     elif kind in ("WorkOrderOpened", "WorkOrderProgressed", "WorkOrderBreached"):
         wo = work_order_pb(record) if record is not None else common_pb2.WorkOrder()
         if kind == "WorkOrderOpened":
@@ -189,14 +250,16 @@ def event_pb(ticket_id: str, cursor: str, event: Any,
                 department=event.department, priority=PRIORITY_VALUES[event.priority],
                 description=event.description, created_at=timestamp(event.at_s),
                 due_at=timestamp(event.due_s)))
-            wo.status = "open"
+            wo.status = common_pb2.WORK_ORDER_STATUS_OPEN
         elif kind == "WorkOrderProgressed":
-            wo.status = event.status
+            wo.status = WORK_ORDER_STATUS_VALUES[event.status]
         else:
             wo.sla_breached = True
         out.work_order.CopyFrom(wo)
-    else:  # TicketRated and future kinds: a notice keeps the stream complete
-        out.notice.CopyFrom(common_pb2.Notice(code=kind, text=""))
+    elif kind == "TicketRated":
+        out.rated.CopyFrom(common_pb2.Rated(score=event.score, comment=event.comment))
+    # An event kind the contract does not show (none today) leaves ``kind`` unset: the entry
+    # still carries its cursor, so a watch resumes past it.
     return out
 
 

@@ -26,13 +26,18 @@ from surgedesk.adapters.desk.desk import Desk
 from surgedesk.adapters.grpc.authorization import Caller, Gate
 from surgedesk.adapters.grpc.conversion import (
     PRESENCE_NAMES,
+    PRESET_NAMES,
+    PRESET_VALUES,
     PRIORITY_NAMES,
+    SELECTION_NAMES,
+    SELECTION_VALUES,
     channel_name,
+    enum_name,
     estimate_moved,
     estimate_pb,
     event_pb,
     message_pb,
-    send_reply,
+    set_send_reply,
     set_ticket,
     ticket_pb,
     timestamp,
@@ -48,7 +53,6 @@ from surgedesk.v1 import (
     admin_pb2_grpc,
     agent_pb2,
     agent_pb2_grpc,
-    common_pb2,
     customer_pb2,
     customer_pb2_grpc,
 )
@@ -141,7 +145,7 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
     async def GetQueueStatus(self, request: Any, context: Any, caller: Caller) -> Any:
         view = await self.desk.view(_ticket_id(request.ticket_id), warn=True,
                                     check=self._reader(caller))
-        return customer_pb2.QueueStatus(ticket_id=view.record.ticket_id,
+        return customer_pb2.GetQueueStatusResponse(ticket_id=view.record.ticket_id,
                                         state=ticket_pb(view.record).state,
                                         estimate=estimate_pb(view.status))
 
@@ -151,35 +155,40 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
         message, record = await self.desk.post_customer_message(
             customer_id, record.ticket_id, request.text,
             channel_name(request.channel, optional=True), request.idempotency_key)
-        return send_reply(message, record)
+        reply = customer_pb2.CustomerServiceSendMessageResponse()
+        set_send_reply(reply, message, record)
+        return reply
 
     @rpc
     async def ConfirmResolution(self, request: Any, context: Any, caller: Caller) -> Any:
         record, customer_id = await self._ticket(request.ticket_id, caller)
-        return ticket_pb(await self.desk.confirm(customer_id, record.ticket_id,
-                                                 request.resolved))
+        return customer_pb2.ConfirmResolutionResponse(ticket=ticket_pb(
+            await self.desk.confirm(customer_id, record.ticket_id, request.resolved)))
 
     @rpc
     async def LeaveQueue(self, request: Any, context: Any, caller: Caller) -> Any:
         record, customer_id = await self._ticket(request.ticket_id, caller)
-        return ticket_pb(await self.desk.leave_queue(customer_id, record.ticket_id))
+        return customer_pb2.LeaveQueueResponse(ticket=ticket_pb(
+            await self.desk.leave_queue(customer_id, record.ticket_id)))
 
     @rpc
     async def GetHistory(self, request: Any, context: Any, caller: Caller) -> Any:
         customer_id = caller.customer_named(request.customer_id, reading=True)
         self.gate.count_for(caller, customer_id)
-        records, messages = await self.desk.history(customer_id)
-        by_ticket = {r.ticket_id for r in records}
+        page = await self.desk.history(customer_id, ticket_id=request.ticket_id,
+                                       page_size=request.page_size,
+                                       page_token=request.page_token)
         return customer_pb2.GetHistoryResponse(
-            tickets=[ticket_pb(r) for r in records],
-            messages=[message_pb(m.message_id.rsplit(":", 1)[0], m) for m in messages
-                      if m.message_id.rsplit(":", 1)[0] in by_ticket])
+            tickets=[ticket_pb(r) for r in page.records],
+            messages=[message_pb(ticket_id, m) for ticket_id, m in page.messages],
+            next_page_token=page.next_page_token)
 
     @rpc
     async def Rate(self, request: Any, context: Any, caller: Caller) -> Any:
         record, customer_id = await self._ticket(request.ticket_id, caller)
-        await self.desk.rate(customer_id, record.ticket_id, request.score, request.comment)
-        return customer_pb2.RateResponse()
+        rated = await self.desk.rate(customer_id, record.ticket_id, request.score,
+                                     request.comment)
+        return customer_pb2.RateResponse(ticket=ticket_pb(rated))
 
     @stream_rpc
     async def WatchTicket(self, request: Any, context: Any,
@@ -202,14 +211,19 @@ class CustomerService(customer_pb2_grpc.CustomerServiceServicer):
                 estimate = estimate_pb(view.status)
                 if estimate_moved(told, estimate):
                     told = estimate
-                    yield common_pb2.TicketEvent(cursor=cursor, ticket_id=ticket_id,
-                                                 at=timestamp(self.desk.clock()), estimate=estimate)
+                    out = customer_pb2.WatchTicketResponse()
+                    event = out.event
+                    event.cursor, event.ticket_id = cursor, ticket_id
+                    event.at.CopyFrom(timestamp(self.desk.clock()))
+                    event.estimate.CopyFrom(estimate)
+                    yield out
                 continue
             cursor = entry.cursor
             record = None
             if type(entry.event).__name__.startswith("WorkOrder"):
                 record = (await self.desk.view(ticket_id)).record
-            yield event_pb(ticket_id, entry.cursor, entry.event, record)
+            yield customer_pb2.WatchTicketResponse(
+                event=event_pb(ticket_id, entry.cursor, entry.event, record))
 
 
 class AgentService(agent_pb2_grpc.AgentServiceServicer):
@@ -225,10 +239,11 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             presence = PRESENCE_NAMES[request.presence]
         except KeyError:
             raise InvalidArgument("presence", "must be ONLINE, AWAY or OFFLINE") from None
-        profile = await self.desk.catalogue.set_presence(caller.agent_named(request.agent_id), presence,
-                                               request.capacity)
-        return agent_pb2.AgentStatus(agent_id=profile.agent_id, presence=request.presence,
-                                     capacity=profile.capacity)
+        agent_id = caller.agent_named(request.agent_id)
+        profile = await self.desk.catalogue.set_presence(agent_id, presence, request.capacity)
+        return agent_pb2.SetPresenceResponse(
+            agent_id=profile.agent_id, presence=request.presence, capacity=profile.capacity,
+            active_ticket_ids=await self.desk.dispatcher.held_by(agent_id))
 
     @stream_rpc
     async def WatchAssignments(self, request: Any, context: Any,
@@ -239,24 +254,28 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                 agent_id, request.cursor):
             view = await self.desk.view(ticket_id)
             ticket_event = event_pb(ticket_id, cursor, event, view.record)
-            yield agent_pb2.AgentEvent(cursor=cursor, at=ticket_event.at,
-                                       ticket_event=ticket_event, ticket=view_pb(view))
+            yield agent_pb2.WatchAssignmentsResponse(cursor=cursor, at=ticket_event.at,
+                                                     ticket_event=ticket_event,
+                                                     ticket=view_pb(view))
 
     @rpc
     async def SendMessage(self, request: Any, context: Any, caller: Caller) -> Any:
         message, record = await self.desk.post_agent_message(
-            caller.agent_named(""), _ticket_id(request.ticket_id), request.text, request.idempotency_key)
-        return send_reply(message, record)
+            caller.agent_named(""), _ticket_id(request.ticket_id), request.text,
+            request.idempotency_key)
+        reply = agent_pb2.AgentServiceSendMessageResponse()
+        set_send_reply(reply, message, record)
+        return reply
 
     @rpc
     async def RequestClose(self, request: Any, context: Any, caller: Caller) -> Any:
-        return ticket_pb(await self.desk.request_close(caller.agent_named(""),
-                                                       _ticket_id(request.ticket_id)))
+        return agent_pb2.RequestCloseResponse(ticket=ticket_pb(await self.desk.request_close(
+            caller.agent_named(""), _ticket_id(request.ticket_id))))
 
     @rpc
     async def CloseTicket(self, request: Any, context: Any, caller: Caller) -> Any:
-        return ticket_pb(await self.desk.close(caller.agent_named(""),
-                                               _ticket_id(request.ticket_id), request.summary))
+        return agent_pb2.CloseTicketResponse(ticket=ticket_pb(await self.desk.close(
+            caller.agent_named(""), _ticket_id(request.ticket_id), request.summary)))
 
     @rpc
     async def Transfer(self, request: Any, context: Any, caller: Caller) -> Any:
@@ -267,16 +286,16 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         value = getattr(request, target)
         if not value:
             raise InvalidArgument(target, "must not be empty")
-        return ticket_pb(await self.desk.transfer(
+        return agent_pb2.TransferResponse(ticket=ticket_pb(await self.desk.transfer(
             acting, _ticket_id(request.ticket_id),
             skill=value if target == "skill" else "",
-            to_agent_id=value if target == "agent_id" else "", summary=request.summary))
+            to_agent_id=value if target == "agent_id" else "", summary=request.summary)))
 
     @rpc
     async def InviteCollaborator(self, request: Any, context: Any, caller: Caller) -> Any:
-        return ticket_pb(await self.desk.invite(
+        return agent_pb2.InviteCollaboratorResponse(ticket=ticket_pb(await self.desk.invite(
             caller.agent_named(""), _ticket_id(request.ticket_id),
-            request.collaborator_id, request.note))
+            request.collaborator_id, request.note)))
 
     @rpc
     async def EndShift(self, request: Any, context: Any, caller: Caller) -> Any:
@@ -295,17 +314,17 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         record = await self.desk.create_work_order(
             caller.agent_named(""), _ticket_id(request.ticket_id),
             request.department, priority, request.description)
-        return work_order_pb(record)
+        return agent_pb2.CreateWorkOrderResponse(work_order=work_order_pb(record))
 
     @rpc
     async def AcceptOffer(self, request: Any, context: Any, caller: Caller) -> Any:
-        return ticket_pb(await self.desk.accept_offer(caller.agent_named(""),
-                                                      _ticket_id(request.ticket_id)))
+        return agent_pb2.AcceptOfferResponse(ticket=ticket_pb(await self.desk.accept_offer(
+            caller.agent_named(""), _ticket_id(request.ticket_id))))
 
     @rpc
     async def DeclineOffer(self, request: Any, context: Any, caller: Caller) -> Any:
-        return ticket_pb(await self.desk.decline_offer(caller.agent_named(""),
-                                                       _ticket_id(request.ticket_id)))
+        return agent_pb2.DeclineOfferResponse(ticket=ticket_pb(await self.desk.decline_offer(
+            caller.agent_named(""), _ticket_id(request.ticket_id))))
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
@@ -317,36 +336,42 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     @rpc
     async def UpsertAgent(self, request: Any, context: Any, caller: Caller) -> Any:
         caller.require("admin")
+        agent = request.agent
         profile = await self.desk.catalogue.upsert_agent(AgentProfile(
-            _agent_id(request.agent_id), dict(request.skills), request.capacity,
-            request.display_name))
-        return admin_pb2.Agent(agent_id=profile.agent_id, display_name=profile.display_name,
-                               skills=profile.skills, capacity=profile.capacity)
+            _agent_id(agent.agent_id), dict(agent.skills), agent.capacity, agent.display_name))
+        return admin_pb2.UpsertAgentResponse(agent=admin_pb2.Agent(
+            agent_id=profile.agent_id, display_name=profile.display_name,
+            skills=profile.skills, capacity=profile.capacity))
 
     @rpc
     async def UpsertSkill(self, request: Any, context: Any, caller: Caller) -> Any:
         caller.require("admin")
+        skill = request.skill
         stored = await self.desk.catalogue.upsert_skill(SkillProfile(
-            request.name, request.description, request.expected_handle_seconds,
-            request.target_wait_seconds, tuple(request.topic_keywords)))
-        return admin_pb2.Skill(name=stored.name, description=stored.description,
-                               expected_handle_seconds=stored.expected_handle_s,
-                               target_wait_seconds=stored.target_wait_s,
-                               topic_keywords=list(stored.topic_keywords))
+            skill.name, skill.description, skill.expected_handle_seconds,
+            skill.target_wait_seconds, tuple(skill.topic_keywords)))
+        return admin_pb2.UpsertSkillResponse(skill=admin_pb2.Skill(
+            name=stored.name, description=stored.description,
+            expected_handle_seconds=stored.expected_handle_s,
+            target_wait_seconds=stored.target_wait_s, topic_keywords=list(stored.topic_keywords)))
 
     @rpc
     async def SetPolicy(self, request: Any, context: Any, caller: Caller) -> Any:
         caller.require("admin")
-        steps = [(s.after_seconds, s.min_proficiency) for s in request.relaxation]
+        wanted = request.policy
+        preset = enum_name(wanted.preset, PRESET_NAMES, "policy.preset", "default")
+        selection = enum_name(wanted.agent_selection, SELECTION_NAMES, "policy.agent_selection",
+                              "")
+        steps = [(s.after_seconds, s.min_proficiency) for s in wanted.relaxation]
         policy = await self.desk.catalogue.set_policy(
-            request.preset, steps or None, request.agent_selection,
-            request.sticky_window_seconds if request.HasField("sticky_window_seconds") else None)
-        return admin_pb2.RoutingPolicy(
-            preset=request.preset or "default",
+            preset, steps or None, selection,
+            wanted.sticky_window_seconds if wanted.HasField("sticky_window_seconds") else None)
+        return admin_pb2.SetPolicyResponse(policy=admin_pb2.RoutingPolicy(
+            preset=PRESET_VALUES[preset],
             relaxation=[admin_pb2.RelaxationStep(after_seconds=a, min_proficiency=p)
                         for a, p in policy.relaxation.steps],
-            agent_selection=policy.selection.mode,
-            sticky_window_seconds=policy.sticky.window_s)
+            agent_selection=SELECTION_VALUES[policy.selection.mode],
+            sticky_window_seconds=policy.sticky.window_s))
 
     @rpc
     async def GetQueueStats(self, request: Any, context: Any, caller: Caller) -> Any:
@@ -361,9 +386,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             estimated_wait_p90_seconds=_finite(r["wait_p90_s"]),
             service_rate_per_second=r["service_rate_per_s"],
             abandon_rate_per_second=r["abandon_rate_per_s"]) for r in rows]
-        return admin_pb2.QueueStats(skills=skills, waiting=sum(r["waiting"] for r in rows),
-                                    agents_online=max((r["agents_serving"] for r in rows),
-                                                      default=0))
+        presence = await self.desk.catalogue.presence_counts()
+        return admin_pb2.GetQueueStatsResponse(
+            skills=skills, waiting=sum(r["waiting"] for r in rows),
+            agents_online=presence.get("online", 0))
 
     @rpc
     async def PlanStaffing(self, request: Any, context: Any, caller: Caller) -> Any:

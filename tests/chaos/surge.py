@@ -114,7 +114,7 @@ class Surge:
         for m in range(plan.messages):
             await asyncio.sleep(0.3)
             key = f"m{m}"
-            message = customer_pb2.CustomerSendMessageRequest(ticket_id=ticket_id,
+            message = customer_pb2.CustomerServiceSendMessageRequest(ticket_id=ticket_id,
                                                               text=f"message {m}",
                                                               idempotency_key=key)
             try:
@@ -134,7 +134,8 @@ class Surge:
             stream = customers.WatchTicket(customer_pb2.WatchTicketRequest(
                 ticket_id=ticket_id, cursor=cursor), metadata=md)
             try:
-                async for event in stream:
+                async for item in stream:
+                    event = item.event
                     if event.HasField("estimate"):
                         continue  # not history: it carries the last event's cursor
                     self.ledger.watch_cursors[ticket_id].append(event.cursor)
@@ -180,7 +181,7 @@ class Surge:
         key = f"reply-{agent_id}"
         try:
             await self.retrying("reply", lambda: agents.SendMessage(
-                agent_pb2.AgentSendMessageRequest(ticket_id=ticket_id, text="done",
+                agent_pb2.AgentServiceSendMessageRequest(ticket_id=ticket_id, text="done",
                                                   idempotency_key=key),
                 metadata=md, timeout=5))
             self.ledger.messages.add((ticket_id, key))

@@ -141,7 +141,7 @@ def test_sigterm_drains_the_gateway_and_the_call_in_flight_finishes(tmp_path):
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
             reader.join(10)
             assert ended and ended[0].code() == grpc.StatusCode.UNAVAILABLE
-            assert first.cursor  # a client resumes from here on another gateway
+            assert first.event.cursor  # a client resumes from here on another gateway
             # The call that was in flight completes once Redis takes writes again.
             reply = in_flight.result(timeout=20)
             assert reply.ticket.state == S.TICKET_STATE_QUEUED and not reply.resumed

@@ -98,7 +98,7 @@ def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
             tickets.append(ticket.ticket_id)
         watch = customers().WatchTicket(customer_pb2.WatchTicketRequest(ticket_id=tickets[0]),
                                         metadata=web, timeout=60)
-        seen = [next(watch)]  # opened
+        seen = [next(watch).event]  # opened
         agents = agent_pb2_grpc.AgentServiceStub(channel(port))
         agents.SetPresence(agent_pb2.SetPresenceRequest(presence=S.PRESENCE_ONLINE),
                            metadata=bob, timeout=20)  # bob takes three, at once
@@ -116,7 +116,7 @@ def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
         # Calls go on: a call that met the dead one is retried on the other (a SendMessage by
         # the client itself, with the same idempotency key, as docs/API.md says) ...
         reply = with_retries(lambda: agent_pb2_grpc.AgentServiceStub(channel(port)).SendMessage(
-            agent_pb2.AgentSendMessageRequest(ticket_id=tickets[0], text="hi, Bob here",
+            agent_pb2.AgentServiceSendMessageRequest(ticket_id=tickets[0], text="hi, Bob here",
                                               idempotency_key="m1"), metadata=bob, timeout=20))
         again = with_retries(lambda: customers().GetQueueStatus(
             customer_pb2.GetQueueStatusRequest(ticket_id=tickets[3]), metadata=web, timeout=20))
@@ -125,7 +125,8 @@ def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
         # ... and the watch, wherever it was, resumes from its cursor: nothing lost or repeated.
         events = []
         try:
-            for event in watch:
+            for item in watch:
+                event = item.event
                 events.append(event)
                 if event.HasField("message") and event.message.text == "hi, Bob here":
                     break
@@ -135,7 +136,8 @@ def test_two_gateways_serve_one_desk_and_a_killed_one_comes_back(tmp_path):
             resumed = with_retries(lambda: customers().WatchTicket(
                 customer_pb2.WatchTicketRequest(ticket_id=tickets[0], cursor=cursor),
                 metadata=web, timeout=20))
-            for event in resumed:
+            for item in resumed:
+                event = item.event
                 events.append(event)
                 if event.HasField("message") and event.message.text == "hi, Bob here":
                     break

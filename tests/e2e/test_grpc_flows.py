@@ -29,8 +29,8 @@ def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run):
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             admin = admin_pb2_grpc.AdminServiceStub(channel)
-            await admin.UpsertAgent(admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
-                                                    capacity=1))
+            await admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
+                                                    capacity=1)))
             started = await customers.StartConversation(customer_pb2.StartConversationRequest(
                 customer_id="c1", channel=S.CHANNEL_APP, skill="presale",
                 first_message="hello", idempotency_key="k1"))
@@ -56,22 +56,22 @@ def test_a_customer_is_queued_served_and_closes_over_grpc(redis_url, run):
             assert queue.estimate.wait_p90_seconds >= queue.estimate.wait_p50_seconds > 0
 
             as_ann = as_agent("ann")
-            reply = await agents.SendMessage(agent_pb2.AgentSendMessageRequest(
+            reply = await agents.SendMessage(agent_pb2.AgentServiceSendMessageRequest(
                 ticket_id=t.ticket_id, text="how can I help?"), metadata=as_ann)
             assert reply.ticket.state == S.TICKET_STATE_AWAITING_CUSTOMER
-            reply = await customers.SendMessage(customer_pb2.CustomerSendMessageRequest(
+            reply = await customers.SendMessage(customer_pb2.CustomerServiceSendMessageRequest(
                 ticket_id=t.ticket_id, text="my order", idempotency_key="m1"))
             assert reply.ticket.state == S.TICKET_STATE_AWAITING_AGENT
-            closing = await agents.RequestClose(agent_pb2.RequestCloseRequest(
-                ticket_id=t.ticket_id), metadata=as_ann)
+            closing = (await agents.RequestClose(agent_pb2.RequestCloseRequest(
+                ticket_id=t.ticket_id), metadata=as_ann)).ticket
             assert closing.state == S.TICKET_STATE_AWAITING_CONFIRMATION
-            again = await customers.ConfirmResolution(customer_pb2.ConfirmResolutionRequest(
-                ticket_id=t.ticket_id, resolved=False))
+            again = (await customers.ConfirmResolution(customer_pb2.ConfirmResolutionRequest(
+                ticket_id=t.ticket_id, resolved=False))).ticket
             assert again.state == S.TICKET_STATE_AWAITING_AGENT and again.agent_id == "ann"
             await agents.RequestClose(agent_pb2.RequestCloseRequest(ticket_id=t.ticket_id),
                                       metadata=as_ann)
-            closed = await customers.ConfirmResolution(customer_pb2.ConfirmResolutionRequest(
-                ticket_id=t.ticket_id, resolved=True))
+            closed = (await customers.ConfirmResolution(customer_pb2.ConfirmResolutionRequest(
+                ticket_id=t.ticket_id, resolved=True))).ticket
             assert closed.state == S.TICKET_STATE_CLOSED
 
             nxt = await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
@@ -114,15 +114,15 @@ def test_watch_ticket_resumes_from_a_cursor_without_loss_or_repeat(redis_url, ru
                 customer_id="c5", channel=S.CHANNEL_APP, skill="presale",
                 first_message="one"))).ticket
             stream = customers.WatchTicket(customer_pb2.WatchTicketRequest(ticket_id=t.ticket_id))
-            first = [await stream.read(), await stream.read()]
+            first = [(await stream.read()).event, (await stream.read()).event]
             stream.cancel()
-            await customers.SendMessage(customer_pb2.CustomerSendMessageRequest(
+            await customers.SendMessage(customer_pb2.CustomerServiceSendMessageRequest(
                 ticket_id=t.ticket_id, text="two"))
             resumed = customers.WatchTicket(customer_pb2.WatchTicketRequest(
                 ticket_id=t.ticket_id, cursor=first[-1].cursor))
-            nxt = await asyncio.wait_for(resumed.read(), 10)
+            nxt = (await asyncio.wait_for(resumed.read(), 10)).event
             resumed.cancel()
-            assert first[0].state_changed.reason == "opened"
+            assert first[0].state_changed.cause == S.STATE_CHANGE_CAUSE_OPENED
             assert first[1].message.text == "one" and nxt.message.text == "two"
             assert nxt.cursor > first[-1].cursor
     run(scenario())
@@ -196,9 +196,9 @@ def test_operators_configure_skills_and_change_the_routing_policy(redis_url, run
             customers = customer_pb2_grpc.CustomerServiceStub(channel)
             agents = agent_pb2_grpc.AgentServiceStub(channel)
             admin = admin_pb2_grpc.AdminServiceStub(channel)
-            skill = await admin.UpsertSkill(admin_pb2.Skill(
+            skill = (await admin.UpsertSkill(admin_pb2.UpsertSkillRequest(skill=admin_pb2.Skill(
                 name="returns", expected_handle_seconds=120,
-                topic_keywords=["Refund", "return"]))
+                topic_keywords=["Refund", "return"])))).skill
             assert list(skill.topic_keywords) == ["refund", "return"]
             started = await customers.StartConversation(customer_pb2.StartConversationRequest(
                 customer_id="c1", channel=S.CHANNEL_APP, topic="I want a REFUND please"))
@@ -210,24 +210,26 @@ def test_operators_configure_skills_and_change_the_routing_policy(redis_url, run
             assert "topic" in info.value.details()
 
             # A helper with a secondary proficiency waits under the strict policy...
-            await admin.UpsertAgent(admin_pb2.Agent(agent_id="helper", skills={"returns": 0.5},
-                                                    capacity=1))
+            await admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="helper", skills={"returns": 0.5},
+                                                    capacity=1)))
             await agents.SetPresence(agent_pb2.SetPresenceRequest(
                 agent_id="helper", presence=S.PRESENCE_ONLINE))
             queued = await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
                 ticket_id=started.ticket.ticket_id))
             assert queued.state == S.TICKET_STATE_QUEUED
             # ...and takes the ticket at once when the operator pools the desk.
-            policy = await admin.SetPolicy(admin_pb2.RoutingPolicy(preset="pooled"))
-            assert policy.agent_selection == "least_loaded"
+            policy = (await admin.SetPolicy(admin_pb2.SetPolicyRequest(
+                policy=admin_pb2.RoutingPolicy(preset=admin_pb2.ROUTING_PRESET_POOLED)))).policy
+            assert policy.agent_selection == admin_pb2.AGENT_SELECTION_LEAST_LOADED
+            assert policy.preset == admin_pb2.ROUTING_PRESET_POOLED
             assert [(s.after_seconds, s.min_proficiency) for s in policy.relaxation] == [(0, 0)]
             taken = await customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(
                 ticket_id=started.ticket.ticket_id))
             assert taken.state == S.TICKET_STATE_AWAITING_AGENT
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                await admin.SetPolicy(admin_pb2.RoutingPolicy(
-                    preset="default", relaxation=[admin_pb2.RelaxationStep(
-                        after_seconds=10, min_proficiency=1.0)]))
+                await admin.SetPolicy(admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(
+                    preset=admin_pb2.ROUTING_PRESET_DEFAULT, relaxation=[admin_pb2.RelaxationStep(
+                        after_seconds=10, min_proficiency=1.0)])))
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "relaxation" in info.value.details()
     run(scenario())

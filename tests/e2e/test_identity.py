@@ -53,8 +53,8 @@ class Desk:
         if stubs_only:
             return self
         for agent in ("ann", "bob"):
-            await self.admin.UpsertAgent(admin_pb2.Agent(agent_id=agent,
-                                                         skills={"presale": 1.0}, capacity=1))
+            await self.admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id=agent,
+                                                         skills={"presale": 1.0}, capacity=1)))
         await self.agents.SetPresence(agent_pb2.SetPresenceRequest(
             agent_id="ann", presence=S.PRESENCE_ONLINE))
         self.t1 = (await self.customers.StartConversation(C.StartConversationRequest(
@@ -72,7 +72,7 @@ class Desk:
             ("GetQueueStatus", lambda md: c.GetQueueStatus(
                 C.GetQueueStatusRequest(ticket_id=ticket_id), metadata=md)),
             ("SendMessage", lambda md: c.SendMessage(
-                C.CustomerSendMessageRequest(ticket_id=ticket_id, text="psst"), metadata=md)),
+                C.CustomerServiceSendMessageRequest(ticket_id=ticket_id, text="psst"), metadata=md)),
             ("ConfirmResolution", lambda md: c.ConfirmResolution(
                 C.ConfirmResolutionRequest(ticket_id=ticket_id, resolved=True), metadata=md)),
             ("LeaveQueue", lambda md: c.LeaveQueue(
@@ -154,7 +154,7 @@ def test_a_customer_reaches_only_its_own_tickets(redis_url, run):
                 C.GetQueueStatusRequest(ticket_id=desk.t2), metadata=as_customer("c2"))
             assert status.state == S.TICKET_STATE_QUEUED
             sent = await desk.customers.SendMessage(
-                C.CustomerSendMessageRequest(ticket_id=desk.t2, text="still there?"),
+                C.CustomerServiceSendMessageRequest(ticket_id=desk.t2, text="still there?"),
                 metadata=as_customer("c2"))
             assert sent.message.author_id == "c2"
             own = await desk.customers.GetHistory(C.GetHistoryRequest(),
@@ -163,8 +163,8 @@ def test_a_customer_reaches_only_its_own_tickets(redis_url, run):
             # A customer token opens no agent or admin door.
             assert await code_of(lambda: desk.agents.SetPresence(agent_pb2.SetPresenceRequest(
                 agent_id="c1", presence=S.PRESENCE_ONLINE), metadata=as_customer("c1"))) == DENIED
-            assert await code_of(lambda: desk.admin.UpsertAgent(admin_pb2.Agent(
-                agent_id="c1", skills={"presale": 1.0}, capacity=9),
+            assert await code_of(lambda: desk.admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(
+                agent_id="c1", skills={"presale": 1.0}, capacity=9)),
                 metadata=as_customer("c1"))) == DENIED
 
     run(scenario())
@@ -177,7 +177,7 @@ def test_an_agent_reaches_only_tickets_assigned_offered_or_shared(redis_url, run
             agents, customers = desk.agents, desk.customers
             # Ann holds t1; bob has nothing to do with it.
             for name, call in [
-                ("SendMessage", lambda md: agents.SendMessage(agent_pb2.AgentSendMessageRequest(
+                ("SendMessage", lambda md: agents.SendMessage(agent_pb2.AgentServiceSendMessageRequest(
                     ticket_id=desk.t1, text="mine now"), metadata=md)),
                 ("RequestClose", lambda md: agents.RequestClose(agent_pb2.RequestCloseRequest(
                     ticket_id=desk.t1), metadata=md)),
@@ -192,7 +192,7 @@ def test_an_agent_reaches_only_tickets_assigned_offered_or_shared(redis_url, run
                     agent_pb2.CreateWorkOrderRequest(
                         ticket_id=desk.t1, department="finance",
                         priority=S.WORK_ORDER_PRIORITY_HIGH), metadata=md)),
-                ("AcceptOffer", lambda md: agents.AcceptOffer(agent_pb2.OfferReply(
+                ("AcceptOffer", lambda md: agents.AcceptOffer(agent_pb2.AcceptOfferRequest(
                     ticket_id=desk.t1), metadata=md)),
                 ("GetQueueStatus", lambda md: customers.GetQueueStatus(
                     C.GetQueueStatusRequest(ticket_id=desk.t1), metadata=md)),
@@ -213,7 +213,7 @@ def test_an_agent_reaches_only_tickets_assigned_offered_or_shared(redis_url, run
             status = await customers.GetQueueStatus(C.GetQueueStatusRequest(ticket_id=desk.t1),
                                                     metadata=as_agent("ann"))
             assert status.state == S.TICKET_STATE_AWAITING_AGENT
-            assert await code_of(lambda: customers.SendMessage(C.CustomerSendMessageRequest(
+            assert await code_of(lambda: customers.SendMessage(C.CustomerServiceSendMessageRequest(
                 ticket_id=desk.t1, text="as the customer"), metadata=as_agent("ann"))) == DENIED
             assert await code_of(lambda: customers.StartConversation(C.StartConversationRequest(
                 customer_id="c1", channel=S.CHANNEL_APP, skill="presale"),
@@ -226,7 +226,7 @@ def test_an_agent_reaches_only_tickets_assigned_offered_or_shared(redis_url, run
             status = await customers.GetQueueStatus(C.GetQueueStatusRequest(ticket_id=desk.t1),
                                                     metadata=as_agent("bob"))
             assert status.state == S.TICKET_STATE_AWAITING_AGENT
-            await agents.SendMessage(agent_pb2.AgentSendMessageRequest(
+            await agents.SendMessage(agent_pb2.AgentServiceSendMessageRequest(
                 ticket_id=desk.t1, text="bob here too"), metadata=as_agent("bob"))
             # An agent's own id may be left out of its own requests.
             own = await agents.SetPresence(agent_pb2.SetPresenceRequest(
@@ -262,7 +262,7 @@ def test_a_service_acts_for_the_customer_it_names(redis_url, run):
             assert unnamed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "customer_id" in unnamed.value.details()
             # Its message is the customer's message.
-            sent = await customers.SendMessage(C.CustomerSendMessageRequest(
+            sent = await customers.SendMessage(C.CustomerServiceSendMessageRequest(
                 ticket_id=desk.t2, text="from the app"), metadata=web)
             assert sent.message.author_id == "c2"
             # Only a service may act on behalf of someone; a service is no agent or admin.
@@ -271,8 +271,8 @@ def test_a_service_acts_for_the_customer_it_names(redis_url, run):
                     "x-on-behalf-of": "c1"}))) == DENIED
             assert await code_of(lambda: desk.agents.SetPresence(agent_pb2.SetPresenceRequest(
                 agent_id="ann", presence=S.PRESENCE_OFFLINE), metadata=web)) == DENIED
-            assert await code_of(lambda: desk.admin.SetPolicy(admin_pb2.RoutingPolicy(
-                preset="pooled"), metadata=web)) == DENIED
+            assert await code_of(lambda: desk.admin.SetPolicy(admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(
+                preset=admin_pb2.ROUTING_PRESET_POOLED)), metadata=web)) == DENIED
 
     run(scenario())
 
@@ -293,7 +293,7 @@ def test_admin_runs_the_desk_and_reads_any_ticket_but_speaks_for_no_one(redis_ur
                     continue
                 assert await code_of(lambda: call(ops)) == DENIED, name  # noqa: B023
             assert await code_of(lambda: desk.agents.SendMessage(
-                agent_pb2.AgentSendMessageRequest(ticket_id=desk.t1, text="x"),
+                agent_pb2.AgentServiceSendMessageRequest(ticket_id=desk.t1, text="x"),
                 metadata=ops)) == DENIED
             assert await desk.messages("c2") == before
 

@@ -32,21 +32,21 @@ CASES = [
     (start(channel=42), "channel"),
     (start(idempotency_key=LONG[:200]), "idempotency_key"),
     (start(skill="", topic=LONG), "topic"),
-    (("admin", "UpsertAgent", admin_pb2.Agent(
-        agent_id="a", skills={f"s{i}": 1.0 for i in range(65)}, capacity=1)), "skills"),
-    (("admin", "UpsertAgent", admin_pb2.Agent(agent_id="a", skills={"s": 1.0}, capacity=51)),
+    (("admin", "UpsertAgent", admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(
+        agent_id="a", skills={f"s{i}": 1.0 for i in range(65)}, capacity=1))), "skills"),
+    (("admin", "UpsertAgent", admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="a", skills={"s": 1.0}, capacity=51))),
      "capacity"),
-    (("admin", "UpsertAgent", admin_pb2.Agent(agent_id="a", skills={"s": 1.5}, capacity=1)),
+    (("admin", "UpsertAgent", admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="a", skills={"s": 1.5}, capacity=1))),
      "skills.s"),
-    (("admin", "UpsertAgent", admin_pb2.Agent(agent_id="a", skills={"s": 1.0}, capacity=1,
-                                              display_name=LONG[:200])), "display_name"),
-    (("admin", "UpsertSkill", admin_pb2.Skill(name="s", topic_keywords=["k"] * 101)),
+    (("admin", "UpsertAgent", admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="a", skills={"s": 1.0}, capacity=1,
+                                              display_name=LONG[:200]))), "display_name"),
+    (("admin", "UpsertSkill", admin_pb2.UpsertSkillRequest(skill=admin_pb2.Skill(name="s", topic_keywords=["k"] * 101))),
      "topic_keywords"),
-    (("admin", "UpsertSkill", admin_pb2.Skill(name="s", description=LONG)), "description"),
-    (("admin", "UpsertSkill", admin_pb2.Skill(name="s", expected_handle_seconds=float("nan"))),
+    (("admin", "UpsertSkill", admin_pb2.UpsertSkillRequest(skill=admin_pb2.Skill(name="s", description=LONG))), "description"),
+    (("admin", "UpsertSkill", admin_pb2.UpsertSkillRequest(skill=admin_pb2.Skill(name="s", expected_handle_seconds=float("nan")))),
      "expected_handle_seconds"),
-    (("admin", "SetPolicy", admin_pb2.RoutingPolicy(relaxation=[
-        admin_pb2.RelaxationStep(after_seconds=i, min_proficiency=1.0) for i in range(11)])),
+    (("admin", "SetPolicy", admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(relaxation=[
+        admin_pb2.RelaxationStep(after_seconds=i, min_proficiency=1.0) for i in range(11)]))),
      "relaxation"),
     (("admin", "PlanStaffing", admin_pb2.PlanStaffingRequest(intervals=[
         admin_pb2.StaffingInterval(arrival_rate_per_second=1e12, handle_seconds=300)])),
@@ -69,8 +69,8 @@ def test_each_limit_names_its_field_and_changes_nothing(redis_url, run, case):
                      "agents": agent_pb2_grpc.AgentServiceStub(channel),
                      "admin": admin_pb2_grpc.AdminServiceStub(channel)}
             admin = stubs["admin"]
-            await admin.UpsertAgent(admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
-                                                    capacity=1))
+            await admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
+                                                    capacity=1)))
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await getattr(stubs[stub_name], method)(request)
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

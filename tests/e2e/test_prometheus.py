@@ -95,10 +95,10 @@ async def drive_and_check(metrics, prometheus, promtool, tmp_path):
         customers = customer_pb2_grpc.CustomerServiceStub(instrumented)
         agents = agent_pb2_grpc.AgentServiceStub(instrumented)
         admin = admin_pb2_grpc.AdminServiceStub(instrumented)
-        await admin.UpsertAgent(admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
-                                                capacity=1))
-        await admin.UpsertAgent(admin_pb2.Agent(agent_id="bob", skills={"presale": 1.0},
-                                                capacity=1))
+        await admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
+                                                capacity=1)))
+        await admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="bob", skills={"presale": 1.0},
+                                                capacity=1)))
         await agents.SetPresence(agent_pb2.SetPresenceRequest(agent_id="ann",
                                                               presence=S.PRESENCE_ONLINE))
         await agents.SetPresence(agent_pb2.SetPresenceRequest(agent_id="bob",

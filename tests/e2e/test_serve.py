@@ -51,10 +51,10 @@ def test_serve_survives_kill_9_with_tickets_queues_assignments_and_cursors(tmp_p
         agents.SetPresence(agent_pb2.SetPresenceRequest(agent_id="ann",
                                                         presence=S.PRESENCE_ONLINE),
                            metadata=as_ann)
-        agents.SendMessage(agent_pb2.AgentSendMessageRequest(ticket_id=tickets[0], text="hi"),
+        agents.SendMessage(agent_pb2.AgentServiceSendMessageRequest(ticket_id=tickets[0], text="hi"),
                            metadata=as_ann)
         watch = customers.WatchTicket(customer_pb2.WatchTicketRequest(ticket_id=tickets[0]))
-        seen = [next(watch) for _ in range(4)]  # opened, first message, assigned, moved
+        seen = [next(watch).event for _ in range(4)]  # opened, first message, assigned, moved
         watch.cancel()
         ahead = [customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(ticket_id=t))
                  for t in tickets[3:]]
@@ -76,14 +76,14 @@ def test_serve_survives_kill_9_with_tickets_queues_assignments_and_cursors(tmp_p
         # The stream resumes right after the last event seen: nothing lost, nothing repeated.
         resumed = customers.WatchTicket(customer_pb2.WatchTicketRequest(
             ticket_id=tickets[0], cursor=seen[-1].cursor))
-        nxt = next(resumed)
+        nxt = next(resumed).event
         resumed.cancel()
         assert nxt.message.text == "hi" and nxt.cursor > seen[-1].cursor
         # Ann's load came back: closing one conversation gives her exactly the next in line.
         as_ann = (("authorization", f"Bearer {cli_token(tmp_path / 'data', 'agent', 'ann')}"),)
         closed = agents.CloseTicket(agent_pb2.CloseTicketRequest(ticket_id=tickets[0]),
                                     metadata=as_ann)
-        assert closed.state == S.TICKET_STATE_CLOSED
+        assert closed.ticket.state == S.TICKET_STATE_CLOSED
         after = [customers.GetQueueStatus(customer_pb2.GetQueueStatusRequest(ticket_id=t))
                  for t in tickets[3:]]
         assert after[0].state == S.TICKET_STATE_AWAITING_AGENT

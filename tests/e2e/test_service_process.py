@@ -39,8 +39,8 @@ class Frontend:
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
 
     async def agent(self, agent_id, skills, capacity=1, online=True):
-        await self.admin.UpsertAgent(admin_pb2.Agent(agent_id=agent_id, skills=skills,
-                                                     capacity=capacity))
+        await self.admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id=agent_id, skills=skills,
+                                                     capacity=capacity)))
         if online:
             await self.online(agent_id)
 
@@ -60,7 +60,7 @@ class Frontend:
         return status
 
     async def say(self, agent_id, ticket_id, text):
-        return await self.agents.SendMessage(agent_pb2.AgentSendMessageRequest(
+        return await self.agents.SendMessage(agent_pb2.AgentServiceSendMessageRequest(
             ticket_id=ticket_id, text=text), metadata=as_agent(agent_id))
 
     async def history_of(self, ticket_id, until, timeout=10.0, expect=True):
@@ -79,6 +79,8 @@ async def _collect(stream, until, timeout, expect):
     try:
         async with asyncio.timeout(timeout):
             async for event in stream:
+                if isinstance(event, customer_pb2.WatchTicketResponse):
+                    event = event.event  # noqa: PLW2901 - the event a customer's watch carries
                 seen.append(event)
                 if until(event):
                     return seen
@@ -115,9 +117,9 @@ def test_transfer_to_a_skill_keeps_the_place_in_line_and_carries_the_summary(red
             assert (await d.ticket(t1.ticket_id)).state == S.TICKET_STATE_AWAITING_AGENT
             t2 = await d.start("c2", "aftersale")
             t3 = await d.start("c3", "aftersale")
-            moved = await d.agents.Transfer(agent_pb2.TransferRequest(
+            moved = (await d.agents.Transfer(agent_pb2.TransferRequest(
                 ticket_id=t1.ticket_id, skill="aftersale", summary="refund of order 42"),
-                metadata=as_agent("ann"))
+                metadata=as_agent("ann"))).ticket
             assert moved.state == S.TICKET_STATE_QUEUED and moved.skill == "aftersale"
             assert moved.transfer_summary == "refund of order 42" and moved.agent_id == ""
             # c1 came first, so c1 is first in the aftersale line, ahead of c2 and c3.
@@ -155,9 +157,9 @@ def test_transfer_to_a_named_agent_needs_a_free_slot(redis_url, run):
             assert "dan" in refused.value.details()
             await d.agents.CloseTicket(agent_pb2.CloseTicketRequest(ticket_id=t2.ticket_id),
                                        metadata=as_agent("dan"))
-            moved = await d.agents.Transfer(agent_pb2.TransferRequest(
+            moved = (await d.agents.Transfer(agent_pb2.TransferRequest(
                 ticket_id=t1.ticket_id, agent_id="dan", summary="knows billing"),
-                metadata=as_agent("ann"))
+                metadata=as_agent("ann"))).ticket
             assert moved.agent_id == "dan" and moved.state == S.TICKET_STATE_AWAITING_AGENT
             events = await d.agent_events("dan", lambda e: e.ticket_event.HasField("transferred"))
             assert events[-1].ticket_event.transferred.summary == "knows billing"
@@ -189,7 +191,7 @@ def test_a_slow_reply_alarms_agent_and_supervisor_then_reroutes(redis_url, run):
             await d.agent("bob", {"presale": 1.0}, capacity=1)  # someone to re-route to
             seen = await d.history_of(t.ticket_id, lambda e: e.HasField("assigned")
                                       and e.assigned.agent_id == "bob")
-            reasons = [e.state_changed.reason for e in seen if e.HasField("state_changed")]
+            reasons = [e.state_changed.detail for e in seen if e.HasField("state_changed")]
             assert "slow reply: re-routed" in reasons
             counters = await core.counters()
             assert counter(counters, "slow_reply_alarms_total", skill="presale") == 1
@@ -209,8 +211,9 @@ def test_a_silent_customer_is_reminded_then_closed_and_the_slot_freed(redis_url,
             seen = await d.history_of(t.ticket_id, lambda e: e.HasField("state_changed")
                                       and e.state_changed.to_state == S.TICKET_STATE_SYSTEM_CLOSED)
             notices = [e.notice.code for e in seen if e.HasField("notice")]
-            assert notices == ["silence_reminder"]
-            assert seen[-1].state_changed.reason == "silent customer"
+            assert notices == [S.NOTICE_CODE_SILENCE_REMINDER]
+            assert seen[-1].state_changed.detail == "silent customer"
+            assert seen[-1].state_changed.cause == S.STATE_CHANGE_CAUSE_SILENCE_TIMED_OUT
 
             async def served_next():
                 return (await d.ticket(nxt.ticket_id)).state == S.TICKET_STATE_AWAITING_AGENT
@@ -227,7 +230,7 @@ def test_a_customer_reply_cancels_the_silence_timer(redis_url, run):
             t = await d.start("c1")
             await d.say("ann", t.ticket_id, "which order?")
             await asyncio.sleep(0.2)
-            await d.customers.SendMessage(customer_pb2.CustomerSendMessageRequest(
+            await d.customers.SendMessage(customer_pb2.CustomerServiceSendMessageRequest(
                 ticket_id=t.ticket_id, text="order 42"))
             await asyncio.sleep(1.2)
             status = await d.ticket(t.ticket_id)
@@ -244,12 +247,13 @@ def test_an_unanswered_close_request_closes_by_timeout(redis_url, run):
             d = Frontend(channel)
             await d.agent("ann", {"presale": 1.0})
             t = await d.start("c1")
-            closing = await d.agents.RequestClose(agent_pb2.RequestCloseRequest(
-                ticket_id=t.ticket_id), metadata=as_agent("ann"))
+            closing = (await d.agents.RequestClose(agent_pb2.RequestCloseRequest(
+                ticket_id=t.ticket_id), metadata=as_agent("ann"))).ticket
             assert closing.state == S.TICKET_STATE_AWAITING_CONFIRMATION
             seen = await d.history_of(t.ticket_id, lambda e: e.HasField("state_changed")
                                       and e.state_changed.to_state == S.TICKET_STATE_CLOSED)
-            assert seen[-1].state_changed.reason == "no answer to the close request"
+            assert seen[-1].state_changed.detail == "no answer to the close request"
+            assert seen[-1].state_changed.cause == S.STATE_CHANGE_CAUSE_CONFIRMATION_TIMED_OUT
     run(scenario())
 
 
@@ -265,14 +269,14 @@ def test_queue_limits_warning_and_wait_cap(redis_url, run):
             # Ann's conversation is expected to take minutes: the estimate passes the target.
             assert t.estimate.wait_p90_seconds > 60
             seen = await d.history_of(t.ticket_id, lambda e: e.HasField("notice"))
-            assert seen[-1].notice.code == "queue_wait_over_target"
+            assert seen[-1].notice.code == S.NOTICE_CODE_QUEUE_WAIT_OVER_TARGET
             left = await d.start("c2")
-            gone = await d.customers.LeaveQueue(customer_pb2.LeaveQueueRequest(
-                ticket_id=left.ticket_id))
+            gone = (await d.customers.LeaveQueue(customer_pb2.LeaveQueueRequest(
+                ticket_id=left.ticket_id))).ticket
             assert gone.state == S.TICKET_STATE_SYSTEM_CLOSED and gone.close_reason == "abandoned"
             seen = await d.history_of(t.ticket_id, lambda e: e.HasField("state_changed")
                                       and e.state_changed.to_state == S.TICKET_STATE_SYSTEM_CLOSED)
-            assert seen[-1].state_changed.reason == "abandoned: waited past the cap"
+            assert seen[-1].state_changed.detail == "abandoned: waited past the cap"
 
             async def line_empty():  # the line hears of it right after the ticket's journal
                 stats = await d.admin.GetQueueStats(admin_pb2.GetQueueStatsRequest(
@@ -296,15 +300,15 @@ def test_offers_are_accepted_declined_or_missed_and_misses_set_the_agent_away(re
             assert t.state == S.TICKET_STATE_QUEUED and t.offered_to_agent_id in ("ann", "bob")
             first = t.offered_to_agent_id
             other = "bob" if first == "ann" else "ann"
-            declined = await d.agents.DeclineOffer(agent_pb2.OfferReply(
-                ticket_id=t.ticket_id), metadata=as_agent(first))
+            declined = (await d.agents.DeclineOffer(agent_pb2.DeclineOfferRequest(
+                ticket_id=t.ticket_id), metadata=as_agent(first))).ticket
             assert declined.offered_to_agent_id == other  # straight to the next agent
             with pytest.raises(grpc.aio.AioRpcError) as not_yours:
-                await d.agents.AcceptOffer(agent_pb2.OfferReply(ticket_id=t.ticket_id),
+                await d.agents.AcceptOffer(agent_pb2.AcceptOfferRequest(ticket_id=t.ticket_id),
                                            metadata=as_agent(first))
             assert not_yours.value.code() == grpc.StatusCode.PERMISSION_DENIED
-            taken = await d.agents.AcceptOffer(agent_pb2.OfferReply(ticket_id=t.ticket_id),
-                                               metadata=as_agent(other))
+            taken = (await d.agents.AcceptOffer(agent_pb2.AcceptOfferRequest(ticket_id=t.ticket_id),
+                                               metadata=as_agent(other))).ticket
             assert taken.state == S.TICKET_STATE_AWAITING_AGENT and taken.agent_id == other
 
             # The first agent now lets two offers lapse: it is set away, the ticket waits.
@@ -315,7 +319,7 @@ def test_offers_are_accepted_declined_or_missed_and_misses_set_the_agent_away(re
             lapses = []
 
             def second_lapse(e):
-                if e.HasField("offer_withdrawn") and e.offer_withdrawn.reason == "timeout":
+                if e.HasField("offer_withdrawn") and e.offer_withdrawn.reason == S.OFFER_WITHDRAWN_REASON_TIMEOUT:
                     lapses.append(e)
                 return len(lapses) == 2
             await d.history_of(t2.ticket_id, second_lapse)
@@ -387,9 +391,9 @@ def test_a_consulted_colleague_reads_and_writes_while_the_owner_stays_responsibl
             with pytest.raises(grpc.aio.AioRpcError) as stranger:
                 await d.say("xu", t.ticket_id, "hi")
             assert stranger.value.code() == grpc.StatusCode.PERMISSION_DENIED
-            shared = await d.agents.InviteCollaborator(agent_pb2.InviteCollaboratorRequest(
+            shared = (await d.agents.InviteCollaborator(agent_pb2.InviteCollaboratorRequest(
                 ticket_id=t.ticket_id, collaborator_id="xu", note="product question"),
-                metadata=as_agent("ann"))
+                metadata=as_agent("ann"))).ticket
             assert list(shared.collaborator_ids) == ["xu"] and shared.agent_id == "ann"
             joined = await d.agent_events("xu", lambda e: e.ticket_event.HasField(
                 "collaborator_joined"))
@@ -397,7 +401,7 @@ def test_a_consulted_colleague_reads_and_writes_while_the_owner_stays_responsibl
             reply = await d.say("xu", t.ticket_id, "yes, to 50 m")
             assert reply.ticket.state == S.TICKET_STATE_AWAITING_CUSTOMER
             assert reply.ticket.agent_id == "ann"
-            await d.customers.SendMessage(customer_pb2.CustomerSendMessageRequest(
+            await d.customers.SendMessage(customer_pb2.CustomerServiceSendMessageRequest(
                 ticket_id=t.ticket_id, text="thanks"))
             seen = await d.agent_events("xu", lambda e: e.ticket_event.HasField("message")
                                         and e.ticket_event.message.text == "thanks")
@@ -423,15 +427,15 @@ def test_work_orders_go_earliest_deadline_first_with_progress_and_sla_breaches(r
             await d.agent("fin", {"finance": 1.0}, online=False)
             low = await d.start("c1")
             high = await d.start("c2")
-            wo_low = await d.agents.CreateWorkOrder(agent_pb2.CreateWorkOrderRequest(
+            wo_low = (await d.agents.CreateWorkOrder(agent_pb2.CreateWorkOrderRequest(
                 ticket_id=low.ticket_id, department="finance",
                 priority=S.WORK_ORDER_PRIORITY_LOW, description="refund 20 EUR"),
-                metadata=as_agent("ann"))
-            wo_high = await d.agents.CreateWorkOrder(agent_pb2.CreateWorkOrderRequest(
+                metadata=as_agent("ann"))).work_order
+            wo_high = (await d.agents.CreateWorkOrder(agent_pb2.CreateWorkOrderRequest(
                 ticket_id=high.ticket_id, department="finance",
                 priority=S.WORK_ORDER_PRIORITY_HIGH, description="card blocked"),
-                metadata=as_agent("ann"))
-            assert wo_low.status == "open" and wo_low.department == "finance"
+                metadata=as_agent("ann"))).work_order
+            assert wo_low.status == S.WORK_ORDER_STATUS_OPEN and wo_low.department == "finance"
             assert wo_high.due_at.ToNanoseconds() < wo_low.due_at.ToNanoseconds()
             assert (await d.ticket(high.ticket_id)).estimate.tickets_ahead == 0  # EDF
             assert (await d.ticket(low.ticket_id)).estimate.tickets_ahead == 1
@@ -442,10 +446,10 @@ def test_work_orders_go_earliest_deadline_first_with_progress_and_sla_breaches(r
             assert "priority" in bad.value.details()
             seen = await d.history_of(high.ticket_id, lambda e: e.HasField("work_order")
                                       and e.work_order.sla_breached)
-            assert seen[-1].work_order.status == "open"
+            assert seen[-1].work_order.status == S.WORK_ORDER_STATUS_OPEN
             await d.online("fin")  # fin takes the most urgent first
             seen = await d.history_of(high.ticket_id, lambda e: e.HasField("work_order")
-                                      and e.work_order.status == "in_progress")
+                                      and e.work_order.status == S.WORK_ORDER_STATUS_IN_PROGRESS)
             assert seen[-1].work_order.assignee_id == "fin"
             counters = await core.counters()
             assert counter(counters, "work_order_sla_breaches_total", department="finance",
@@ -463,8 +467,8 @@ def test_vip_first_and_a_returning_customer_sticks_to_the_last_agent(redis_url, 
             regular = await d.start("c1")
             vip = await d.start("c2", vip=2)
             assert vip.estimate.tickets_ahead == 0  # the VIP goes ahead of c1
-            await d.admin.UpsertAgent(admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
-                                                      capacity=1))
+            await d.admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
+                                                      capacity=1)))
             await d.online("ann")
             assert (await d.ticket(vip.ticket_id)).state == S.TICKET_STATE_AWAITING_AGENT
             assert (await d.ticket(regular.ticket_id)).state == S.TICKET_STATE_QUEUED
@@ -472,8 +476,8 @@ def test_vip_first_and_a_returning_customer_sticks_to_the_last_agent(redis_url, 
                                        metadata=as_agent("ann"))
             # ann now serves c1; bob is idle and would be chosen by load -- but c2 comes back
             # to ann, who gets a free slot again.
-            await d.admin.UpsertAgent(admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
-                                                      capacity=2))
+            await d.admin.UpsertAgent(admin_pb2.UpsertAgentRequest(agent=admin_pb2.Agent(agent_id="ann", skills={"presale": 1.0},
+                                                      capacity=2)))
             await d.online("ann")
             await d.agent("bob", {"presale": 1.0}, capacity=2)
             back = await d.start("c2", text="me again")
@@ -519,7 +523,8 @@ def test_a_waiting_customer_is_told_when_the_estimate_moves(redis_url, run):
                 ticket_id=second.ticket_id))
             seen, estimates = [], []
             async with asyncio.timeout(10):
-                async for e in stream:
+                async for item in stream:
+                    e = item.event
                     seen.append(e)
                     if e.HasField("estimate"):
                         estimates.append(e)
@@ -540,8 +545,8 @@ def test_a_returning_customer_whose_last_agent_is_busy_waits_only_the_window(red
     async def scenario():
         async with served(redis_url, rules=rules(), policy="default", duties_s=0.05) as channel:
             d = Frontend(channel)
-            await d.admin.SetPolicy(admin_pb2.RoutingPolicy(preset="default",
-                                                            sticky_window_seconds=0.6))
+            await d.admin.SetPolicy(admin_pb2.SetPolicyRequest(policy=admin_pb2.RoutingPolicy(preset=admin_pb2.ROUTING_PRESET_DEFAULT,
+                                                            sticky_window_seconds=0.6)))
             await d.agent("ann", {"presale": 1.0})
             first = await d.start("c1")
             await d.agents.CloseTicket(agent_pb2.CloseTicketRequest(ticket_id=first.ticket_id),

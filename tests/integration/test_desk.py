@@ -93,8 +93,8 @@ def test_a_second_start_returns_the_open_ticket_with_its_history(redis_url, run)
         assert again.record.channel == "web" and again.record.messages == 2
         retry = await desk.start_conversation("c1", "web", "presale", 0, "me again", "k2")
         assert retry.record.messages == 2  # the retried message was not added twice
-        tickets, messages = await desk.history("c1")
-        assert [m.text for m in messages] == ["hello", "me again"]
+        page = await desk.history("c1")
+        assert [m.text for _, m in page.messages] == ["hello", "me again"]
     run(scenario())
 
 
@@ -216,8 +216,8 @@ def test_racing_starts_of_a_returning_customer_open_one_ticket_linked_to_the_las
         assert sorted(v.resumed for v in views) == [False, True, True, True]
         record = (await desk.view(t2)).record
         assert record.previous_ticket_id == t1 and record.agent_id == "ann"  # sticky
-        tickets, _ = await desk.history("c7")
-        assert [t.ticket_id for t in tickets] == [t1, t2]
+        page = await desk.history("c7")
+        assert [t.ticket_id for t in page.records] == [t2, t1]  # newest first
         assert desk.actors.host.statistics().active <= 2  # refused opens left nothing behind
     run(scenario())
 

@@ -47,7 +47,7 @@ class FlakyCustomers(customer_pb2_grpc.CustomerServiceServicer):
 
     async def GetQueueStatus(self, request, context):  # noqa: N802 - gRPC's method name
         await self._flaky("GetQueueStatus", context)
-        return customer_pb2.QueueStatus(ticket_id=request.ticket_id,
+        return customer_pb2.GetQueueStatusResponse(ticket_id=request.ticket_id,
                                         state=common_pb2.TICKET_STATE_QUEUED)
 
     async def SendMessage(self, request, context):  # noqa: N802
@@ -70,7 +70,7 @@ def test_a_client_with_the_policy_retries_the_calls_it_lists_and_no_others():
                     customer_pb2.GetQueueStatusRequest(ticket_id="t1"), timeout=10)
                 assert status.ticket_id == "t1" and servicer.calls["GetQueueStatus"] == 3
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await stub.SendMessage(customer_pb2.CustomerSendMessageRequest(
+                    await stub.SendMessage(customer_pb2.CustomerServiceSendMessageRequest(
                         ticket_id="t1", text="hi"), timeout=10)
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert servicer.calls["SendMessage"] == 1

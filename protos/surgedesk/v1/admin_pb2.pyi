@@ -1,10 +1,37 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RoutingPreset(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTING_PRESET_UNSPECIFIED: _ClassVar[RoutingPreset]
+    ROUTING_PRESET_DEFAULT: _ClassVar[RoutingPreset]
+    ROUTING_PRESET_BULLSEYE: _ClassVar[RoutingPreset]
+    ROUTING_PRESET_POOLED: _ClassVar[RoutingPreset]
+    ROUTING_PRESET_STRICT: _ClassVar[RoutingPreset]
+    ROUTING_PRESET_LONGEST_IDLE: _ClassVar[RoutingPreset]
+
+class AgentSelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AGENT_SELECTION_UNSPECIFIED: _ClassVar[AgentSelection]
+    AGENT_SELECTION_PROFICIENCY: _ClassVar[AgentSelection]
+    AGENT_SELECTION_LONGEST_IDLE: _ClassVar[AgentSelection]
+    AGENT_SELECTION_LEAST_LOADED: _ClassVar[AgentSelection]
+ROUTING_PRESET_UNSPECIFIED: RoutingPreset
+ROUTING_PRESET_DEFAULT: RoutingPreset
+ROUTING_PRESET_BULLSEYE: RoutingPreset
+ROUTING_PRESET_POOLED: RoutingPreset
+ROUTING_PRESET_STRICT: RoutingPreset
+ROUTING_PRESET_LONGEST_IDLE: RoutingPreset
+AGENT_SELECTION_UNSPECIFIED: AgentSelection
+AGENT_SELECTION_PROFICIENCY: AgentSelection
+AGENT_SELECTION_LONGEST_IDLE: AgentSelection
+AGENT_SELECTION_LEAST_LOADED: AgentSelection
 
 class GetQueueStatsRequest(_message.Message):
     __slots__ = ("skill",)
@@ -34,7 +61,7 @@ class SkillStats(_message.Message):
     abandon_rate_per_second: float
     def __init__(self, skill: _Optional[str] = ..., waiting: _Optional[int] = ..., busy_slots: _Optional[int] = ..., serving_slots: _Optional[int] = ..., agents_serving: _Optional[int] = ..., estimated_wait_p50_seconds: _Optional[float] = ..., estimated_wait_p90_seconds: _Optional[float] = ..., service_rate_per_second: _Optional[float] = ..., abandon_rate_per_second: _Optional[float] = ...) -> None: ...
 
-class QueueStats(_message.Message):
+class GetQueueStatsResponse(_message.Message):
     __slots__ = ("skills", "waiting", "agents_online")
     SKILLS_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
@@ -45,7 +72,7 @@ class QueueStats(_message.Message):
     def __init__(self, skills: _Optional[_Iterable[_Union[SkillStats, _Mapping]]] = ..., waiting: _Optional[int] = ..., agents_online: _Optional[int] = ...) -> None: ...
 
 class Agent(_message.Message):
-    __slots__ = ("agent_id", "display_name", "skills", "capacity", "departments", "supervisor")
+    __slots__ = ("agent_id", "display_name", "skills", "capacity")
     class SkillsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,15 +84,23 @@ class Agent(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     SKILLS_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
-    DEPARTMENTS_FIELD_NUMBER: _ClassVar[int]
-    SUPERVISOR_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     display_name: str
     skills: _containers.ScalarMap[str, float]
     capacity: int
-    departments: _containers.RepeatedScalarFieldContainer[str]
-    supervisor: bool
-    def __init__(self, agent_id: _Optional[str] = ..., display_name: _Optional[str] = ..., skills: _Optional[_Mapping[str, float]] = ..., capacity: _Optional[int] = ..., departments: _Optional[_Iterable[str]] = ..., supervisor: _Optional[bool] = ...) -> None: ...
+    def __init__(self, agent_id: _Optional[str] = ..., display_name: _Optional[str] = ..., skills: _Optional[_Mapping[str, float]] = ..., capacity: _Optional[int] = ...) -> None: ...
+
+class UpsertAgentRequest(_message.Message):
+    __slots__ = ("agent",)
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    agent: Agent
+    def __init__(self, agent: _Optional[_Union[Agent, _Mapping]] = ...) -> None: ...
+
+class UpsertAgentResponse(_message.Message):
+    __slots__ = ("agent",)
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    agent: Agent
+    def __init__(self, agent: _Optional[_Union[Agent, _Mapping]] = ...) -> None: ...
 
 class Skill(_message.Message):
     __slots__ = ("name", "description", "expected_handle_seconds", "target_wait_seconds", "topic_keywords")
@@ -81,6 +116,18 @@ class Skill(_message.Message):
     topic_keywords: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., expected_handle_seconds: _Optional[float] = ..., target_wait_seconds: _Optional[float] = ..., topic_keywords: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class UpsertSkillRequest(_message.Message):
+    __slots__ = ("skill",)
+    SKILL_FIELD_NUMBER: _ClassVar[int]
+    skill: Skill
+    def __init__(self, skill: _Optional[_Union[Skill, _Mapping]] = ...) -> None: ...
+
+class UpsertSkillResponse(_message.Message):
+    __slots__ = ("skill",)
+    SKILL_FIELD_NUMBER: _ClassVar[int]
+    skill: Skill
+    def __init__(self, skill: _Optional[_Union[Skill, _Mapping]] = ...) -> None: ...
+
 class RelaxationStep(_message.Message):
     __slots__ = ("after_seconds", "min_proficiency")
     AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -95,11 +142,23 @@ class RoutingPolicy(_message.Message):
     RELAXATION_FIELD_NUMBER: _ClassVar[int]
     AGENT_SELECTION_FIELD_NUMBER: _ClassVar[int]
     STICKY_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    preset: str
+    preset: RoutingPreset
     relaxation: _containers.RepeatedCompositeFieldContainer[RelaxationStep]
-    agent_selection: str
+    agent_selection: AgentSelection
     sticky_window_seconds: float
-    def __init__(self, preset: _Optional[str] = ..., relaxation: _Optional[_Iterable[_Union[RelaxationStep, _Mapping]]] = ..., agent_selection: _Optional[str] = ..., sticky_window_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, preset: _Optional[_Union[RoutingPreset, str]] = ..., relaxation: _Optional[_Iterable[_Union[RelaxationStep, _Mapping]]] = ..., agent_selection: _Optional[_Union[AgentSelection, str]] = ..., sticky_window_seconds: _Optional[float] = ...) -> None: ...
+
+class SetPolicyRequest(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: RoutingPolicy
+    def __init__(self, policy: _Optional[_Union[RoutingPolicy, _Mapping]] = ...) -> None: ...
+
+class SetPolicyResponse(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: RoutingPolicy
+    def __init__(self, policy: _Optional[_Union[RoutingPolicy, _Mapping]] = ...) -> None: ...
 
 class StaffingInterval(_message.Message):
     __slots__ = ("from_seconds", "to_seconds", "skill", "arrival_rate_per_second", "handle_seconds", "patience_seconds")

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The desk's catalogue (agents, skills), its routing policy, its lines and staffing plans.
+    Every call is safe to retry.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -37,22 +39,22 @@ class AdminServiceStub:
         self.GetQueueStats = channel.unary_unary(
                 '/surgedesk.v1.AdminService/GetQueueStats',
                 request_serializer=surgedesk_dot_v1_dot_admin__pb2.GetQueueStatsRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.QueueStats.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.GetQueueStatsResponse.FromString,
                 _registered_method=True)
         self.UpsertAgent = channel.unary_unary(
                 '/surgedesk.v1.AdminService/UpsertAgent',
-                request_serializer=surgedesk_dot_v1_dot_admin__pb2.Agent.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.Agent.FromString,
+                request_serializer=surgedesk_dot_v1_dot_admin__pb2.UpsertAgentRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.UpsertAgentResponse.FromString,
                 _registered_method=True)
         self.UpsertSkill = channel.unary_unary(
                 '/surgedesk.v1.AdminService/UpsertSkill',
-                request_serializer=surgedesk_dot_v1_dot_admin__pb2.Skill.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.Skill.FromString,
+                request_serializer=surgedesk_dot_v1_dot_admin__pb2.UpsertSkillRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.UpsertSkillResponse.FromString,
                 _registered_method=True)
         self.SetPolicy = channel.unary_unary(
                 '/surgedesk.v1.AdminService/SetPolicy',
-                request_serializer=surgedesk_dot_v1_dot_admin__pb2.RoutingPolicy.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.RoutingPolicy.FromString,
+                request_serializer=surgedesk_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.SetPolicyResponse.FromString,
                 _registered_method=True)
         self.PlanStaffing = channel.unary_unary(
                 '/surgedesk.v1.AdminService/PlanStaffing',
@@ -62,34 +64,42 @@ class AdminServiceStub:
 
 
 class AdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The desk's catalogue (agents, skills), its routing policy, its lines and staffing plans.
+    Every call is safe to retry.
+    """
 
     def GetQueueStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The lines now: per skill and in all.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpsertAgent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates or changes an agent; its skills join the catalogue.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpsertSkill(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates or changes a skill's profile.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetPolicy(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Changes the routing policy: a preset, with any of its parts overridden.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PlanStaffing(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Agents needed per interval for a target service level (Erlang C, or Erlang A with
+        patience).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -100,22 +110,22 @@ def add_AdminServiceServicer_to_server(servicer, server):
             'GetQueueStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStats,
                     request_deserializer=surgedesk_dot_v1_dot_admin__pb2.GetQueueStatsRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.QueueStats.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.GetQueueStatsResponse.SerializeToString,
             ),
             'UpsertAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertAgent,
-                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.Agent.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.Agent.SerializeToString,
+                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.UpsertAgentRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.UpsertAgentResponse.SerializeToString,
             ),
             'UpsertSkill': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertSkill,
-                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.Skill.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.Skill.SerializeToString,
+                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.UpsertSkillRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.UpsertSkillResponse.SerializeToString,
             ),
             'SetPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPolicy,
-                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.RoutingPolicy.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.RoutingPolicy.SerializeToString,
+                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.SetPolicyRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.SetPolicyResponse.SerializeToString,
             ),
             'PlanStaffing': grpc.unary_unary_rpc_method_handler(
                     servicer.PlanStaffing,
@@ -131,7 +141,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Missing associated documentation comment in .proto file."""
+    """The desk's catalogue (agents, skills), its routing policy, its lines and staffing plans.
+    Every call is safe to retry.
+    """
 
     @staticmethod
     def GetQueueStats(request,
@@ -149,7 +161,7 @@ class AdminService:
             target,
             '/surgedesk.v1.AdminService/GetQueueStats',
             surgedesk_dot_v1_dot_admin__pb2.GetQueueStatsRequest.SerializeToString,
-            surgedesk_dot_v1_dot_admin__pb2.QueueStats.FromString,
+            surgedesk_dot_v1_dot_admin__pb2.GetQueueStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -175,8 +187,8 @@ class AdminService:
             request,
             target,
             '/surgedesk.v1.AdminService/UpsertAgent',
-            surgedesk_dot_v1_dot_admin__pb2.Agent.SerializeToString,
-            surgedesk_dot_v1_dot_admin__pb2.Agent.FromString,
+            surgedesk_dot_v1_dot_admin__pb2.UpsertAgentRequest.SerializeToString,
+            surgedesk_dot_v1_dot_admin__pb2.UpsertAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -202,8 +214,8 @@ class AdminService:
             request,
             target,
             '/surgedesk.v1.AdminService/UpsertSkill',
-            surgedesk_dot_v1_dot_admin__pb2.Skill.SerializeToString,
-            surgedesk_dot_v1_dot_admin__pb2.Skill.FromString,
+            surgedesk_dot_v1_dot_admin__pb2.UpsertSkillRequest.SerializeToString,
+            surgedesk_dot_v1_dot_admin__pb2.UpsertSkillResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -229,8 +241,8 @@ class AdminService:
             request,
             target,
             '/surgedesk.v1.AdminService/SetPolicy',
-            surgedesk_dot_v1_dot_admin__pb2.RoutingPolicy.SerializeToString,
-            surgedesk_dot_v1_dot_admin__pb2.RoutingPolicy.FromString,
+            surgedesk_dot_v1_dot_admin__pb2.SetPolicyRequest.SerializeToString,
+            surgedesk_dot_v1_dot_admin__pb2.SetPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

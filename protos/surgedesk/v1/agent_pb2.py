@@ -26,41 +26,60 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from surgedesk.v1 import common_pb2 as surgedesk_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surgedesk/v1/agent.proto\x12\x0csurgedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19surgedesk/v1/common.proto\"\x1f\n\nOfferReply\x12\x11\n\tticket_id\x18\x01 \x01(\t\"b\n\x12SetPresenceRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\"v\n\x0b\x41gentStatus\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x19\n\x11\x61\x63tive_ticket_ids\x18\x04 \x03(\t\";\n\x17WatchAssignmentsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\x9b\x01\n\nAgentEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0cticket_event\x18\x03 \x01(\x0b\x32\x19.surgedesk.v1.TicketEvent\x12$\n\x06ticket\x18\x04 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"S\n\x17\x41gentSendMessageRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"d\n\x0fTransferRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x05skill\x18\x02 \x01(\tH\x00\x12\x12\n\x08\x61gent_id\x18\x03 \x01(\tH\x00\x12\x0f\n\x07summary\x18\x04 \x01(\tB\x08\n\x06target\"U\n\x19InviteCollaboratorRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ollaborator_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"(\n\x13RequestCloseRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"8\n\x12\x43loseTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\"#\n\x0f\x45ndShiftRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"2\n\x08HandOver\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x02 \x01(\t\">\n\x10\x45ndShiftResponse\x12*\n\nhand_overs\x18\x01 \x03(\x0b\x32\x16.surgedesk.v1.HandOver\"\x87\x01\n\x16\x43reateWorkOrderRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x31\n\x08priority\x18\x03 \x01(\x0e\x32\x1f.surgedesk.v1.WorkOrderPriority\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t2\xcc\x06\n\x0c\x41gentService\x12J\n\x0bSetPresence\x12 .surgedesk.v1.SetPresenceRequest\x1a\x19.surgedesk.v1.AgentStatus\x12U\n\x10WatchAssignments\x12%.surgedesk.v1.WatchAssignmentsRequest\x1a\x18.surgedesk.v1.AgentEvent0\x01\x12W\n\x0bSendMessage\x12%.surgedesk.v1.AgentSendMessageRequest\x1a!.surgedesk.v1.SendMessageResponse\x12?\n\x08Transfer\x12\x1d.surgedesk.v1.TransferRequest\x1a\x14.surgedesk.v1.Ticket\x12S\n\x12InviteCollaborator\x12\'.surgedesk.v1.InviteCollaboratorRequest\x1a\x14.surgedesk.v1.Ticket\x12G\n\x0cRequestClose\x12!.surgedesk.v1.RequestCloseRequest\x1a\x14.surgedesk.v1.Ticket\x12\x45\n\x0b\x43loseTicket\x12 .surgedesk.v1.CloseTicketRequest\x1a\x14.surgedesk.v1.Ticket\x12I\n\x08\x45ndShift\x12\x1d.surgedesk.v1.EndShiftRequest\x1a\x1e.surgedesk.v1.EndShiftResponse\x12P\n\x0f\x43reateWorkOrder\x12$.surgedesk.v1.CreateWorkOrderRequest\x1a\x17.surgedesk.v1.WorkOrder\x12=\n\x0b\x41\x63\x63\x65ptOffer\x12\x18.surgedesk.v1.OfferReply\x1a\x14.surgedesk.v1.Ticket\x12>\n\x0c\x44\x65\x63lineOffer\x12\x18.surgedesk.v1.OfferReply\x1a\x14.surgedesk.v1.Ticketb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surgedesk/v1/agent.proto\x12\x0csurgedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19surgedesk/v1/common.proto\"\'\n\x12\x41\x63\x63\x65ptOfferRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\";\n\x13\x41\x63\x63\x65ptOfferResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"(\n\x13\x44\x65\x63lineOfferRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"<\n\x14\x44\x65\x63lineOfferResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"b\n\x12SetPresenceRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\"~\n\x13SetPresenceResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12(\n\x08presence\x18\x02 \x01(\x0e\x32\x16.surgedesk.v1.Presence\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x19\n\x11\x61\x63tive_ticket_ids\x18\x04 \x03(\t\";\n\x17WatchAssignmentsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\xa9\x01\n\x18WatchAssignmentsResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0cticket_event\x18\x03 \x01(\x0b\x32\x19.surgedesk.v1.TicketEvent\x12$\n\x06ticket\x18\x04 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"Z\n\x1e\x41gentServiceSendMessageRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"s\n\x1f\x41gentServiceSendMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.surgedesk.v1.ChatMessage\x12$\n\x06ticket\x18\x02 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"d\n\x0fTransferRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x05skill\x18\x02 \x01(\tH\x00\x12\x12\n\x08\x61gent_id\x18\x03 \x01(\tH\x00\x12\x0f\n\x07summary\x18\x04 \x01(\tB\x08\n\x06target\"8\n\x10TransferResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"U\n\x19InviteCollaboratorRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63ollaborator_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"B\n\x1aInviteCollaboratorResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"(\n\x13RequestCloseRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"<\n\x14RequestCloseResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"8\n\x12\x43loseTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\";\n\x13\x43loseTicketResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"#\n\x0f\x45ndShiftRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"2\n\x08HandOver\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x13\n\x0bto_agent_id\x18\x02 \x01(\t\">\n\x10\x45ndShiftResponse\x12*\n\nhand_overs\x18\x01 \x03(\x0b\x32\x16.surgedesk.v1.HandOver\"\x87\x01\n\x16\x43reateWorkOrderRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x12\n\ndepartment\x18\x02 \x01(\t\x12\x31\n\x08priority\x18\x03 \x01(\x0e\x32\x1f.surgedesk.v1.WorkOrderPriority\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"F\n\x17\x43reateWorkOrderResponse\x12+\n\nwork_order\x18\x01 \x01(\x0b\x32\x17.surgedesk.v1.WorkOrder2\xe8\x07\n\x0c\x41gentService\x12R\n\x0bSetPresence\x12 .surgedesk.v1.SetPresenceRequest\x1a!.surgedesk.v1.SetPresenceResponse\x12\x63\n\x10WatchAssignments\x12%.surgedesk.v1.WatchAssignmentsRequest\x1a&.surgedesk.v1.WatchAssignmentsResponse0\x01\x12j\n\x0bSendMessage\x12,.surgedesk.v1.AgentServiceSendMessageRequest\x1a-.surgedesk.v1.AgentServiceSendMessageResponse\x12I\n\x08Transfer\x12\x1d.surgedesk.v1.TransferRequest\x1a\x1e.surgedesk.v1.TransferResponse\x12g\n\x12InviteCollaborator\x12\'.surgedesk.v1.InviteCollaboratorRequest\x1a(.surgedesk.v1.InviteCollaboratorResponse\x12U\n\x0cRequestClose\x12!.surgedesk.v1.RequestCloseRequest\x1a\".surgedesk.v1.RequestCloseResponse\x12R\n\x0b\x43loseTicket\x12 .surgedesk.v1.CloseTicketRequest\x1a!.surgedesk.v1.CloseTicketResponse\x12I\n\x08\x45ndShift\x12\x1d.surgedesk.v1.EndShiftRequest\x1a\x1e.surgedesk.v1.EndShiftResponse\x12^\n\x0f\x43reateWorkOrder\x12$.surgedesk.v1.CreateWorkOrderRequest\x1a%.surgedesk.v1.CreateWorkOrderResponse\x12R\n\x0b\x41\x63\x63\x65ptOffer\x12 .surgedesk.v1.AcceptOfferRequest\x1a!.surgedesk.v1.AcceptOfferResponse\x12U\n\x0c\x44\x65\x63lineOffer\x12!.surgedesk.v1.DeclineOfferRequest\x1a\".surgedesk.v1.DeclineOfferResponseBn\n\x0fio.surgedesk.v1B\nAgentProtoP\x01Z>github.com/surgedesk/surgedesk/gen/go/surgedesk/v1;surgedeskv1\xaa\x02\x0cSurgedesk.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surgedesk.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_OFFERREPLY']._serialized_start=102
-  _globals['_OFFERREPLY']._serialized_end=133
-  _globals['_SETPRESENCEREQUEST']._serialized_start=135
-  _globals['_SETPRESENCEREQUEST']._serialized_end=233
-  _globals['_AGENTSTATUS']._serialized_start=235
-  _globals['_AGENTSTATUS']._serialized_end=353
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=355
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=414
-  _globals['_AGENTEVENT']._serialized_start=417
-  _globals['_AGENTEVENT']._serialized_end=572
-  _globals['_AGENTSENDMESSAGEREQUEST']._serialized_start=574
-  _globals['_AGENTSENDMESSAGEREQUEST']._serialized_end=657
-  _globals['_TRANSFERREQUEST']._serialized_start=659
-  _globals['_TRANSFERREQUEST']._serialized_end=759
-  _globals['_INVITECOLLABORATORREQUEST']._serialized_start=761
-  _globals['_INVITECOLLABORATORREQUEST']._serialized_end=846
-  _globals['_REQUESTCLOSEREQUEST']._serialized_start=848
-  _globals['_REQUESTCLOSEREQUEST']._serialized_end=888
-  _globals['_CLOSETICKETREQUEST']._serialized_start=890
-  _globals['_CLOSETICKETREQUEST']._serialized_end=946
-  _globals['_ENDSHIFTREQUEST']._serialized_start=948
-  _globals['_ENDSHIFTREQUEST']._serialized_end=983
-  _globals['_HANDOVER']._serialized_start=985
-  _globals['_HANDOVER']._serialized_end=1035
-  _globals['_ENDSHIFTRESPONSE']._serialized_start=1037
-  _globals['_ENDSHIFTRESPONSE']._serialized_end=1099
-  _globals['_CREATEWORKORDERREQUEST']._serialized_start=1102
-  _globals['_CREATEWORKORDERREQUEST']._serialized_end=1237
-  _globals['_AGENTSERVICE']._serialized_start=1240
-  _globals['_AGENTSERVICE']._serialized_end=2084
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017io.surgedesk.v1B\nAgentProtoP\001Z>github.com/surgedesk/surgedesk/gen/go/surgedesk/v1;surgedeskv1\252\002\014Surgedesk.V1'
+  _globals['_ACCEPTOFFERREQUEST']._serialized_start=102
+  _globals['_ACCEPTOFFERREQUEST']._serialized_end=141
+  _globals['_ACCEPTOFFERRESPONSE']._serialized_start=143
+  _globals['_ACCEPTOFFERRESPONSE']._serialized_end=202
+  _globals['_DECLINEOFFERREQUEST']._serialized_start=204
+  _globals['_DECLINEOFFERREQUEST']._serialized_end=244
+  _globals['_DECLINEOFFERRESPONSE']._serialized_start=246
+  _globals['_DECLINEOFFERRESPONSE']._serialized_end=306
+  _globals['_SETPRESENCEREQUEST']._serialized_start=308
+  _globals['_SETPRESENCEREQUEST']._serialized_end=406
+  _globals['_SETPRESENCERESPONSE']._serialized_start=408
+  _globals['_SETPRESENCERESPONSE']._serialized_end=534
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=536
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=595
+  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_start=598
+  _globals['_WATCHASSIGNMENTSRESPONSE']._serialized_end=767
+  _globals['_AGENTSERVICESENDMESSAGEREQUEST']._serialized_start=769
+  _globals['_AGENTSERVICESENDMESSAGEREQUEST']._serialized_end=859
+  _globals['_AGENTSERVICESENDMESSAGERESPONSE']._serialized_start=861
+  _globals['_AGENTSERVICESENDMESSAGERESPONSE']._serialized_end=976
+  _globals['_TRANSFERREQUEST']._serialized_start=978
+  _globals['_TRANSFERREQUEST']._serialized_end=1078
+  _globals['_TRANSFERRESPONSE']._serialized_start=1080
+  _globals['_TRANSFERRESPONSE']._serialized_end=1136
+  _globals['_INVITECOLLABORATORREQUEST']._serialized_start=1138
+  _globals['_INVITECOLLABORATORREQUEST']._serialized_end=1223
+  _globals['_INVITECOLLABORATORRESPONSE']._serialized_start=1225
+  _globals['_INVITECOLLABORATORRESPONSE']._serialized_end=1291
+  _globals['_REQUESTCLOSEREQUEST']._serialized_start=1293
+  _globals['_REQUESTCLOSEREQUEST']._serialized_end=1333
+  _globals['_REQUESTCLOSERESPONSE']._serialized_start=1335
+  _globals['_REQUESTCLOSERESPONSE']._serialized_end=1395
+  _globals['_CLOSETICKETREQUEST']._serialized_start=1397
+  _globals['_CLOSETICKETREQUEST']._serialized_end=1453
+  _globals['_CLOSETICKETRESPONSE']._serialized_start=1455
+  _globals['_CLOSETICKETRESPONSE']._serialized_end=1514
+  _globals['_ENDSHIFTREQUEST']._serialized_start=1516
+  _globals['_ENDSHIFTREQUEST']._serialized_end=1551
+  _globals['_HANDOVER']._serialized_start=1553
+  _globals['_HANDOVER']._serialized_end=1603
+  _globals['_ENDSHIFTRESPONSE']._serialized_start=1605
+  _globals['_ENDSHIFTRESPONSE']._serialized_end=1667
+  _globals['_CREATEWORKORDERREQUEST']._serialized_start=1670
+  _globals['_CREATEWORKORDERREQUEST']._serialized_end=1805
+  _globals['_CREATEWORKORDERRESPONSE']._serialized_start=1807
+  _globals['_CREATEWORKORDERRESPONSE']._serialized_end=1877
+  _globals['_AGENTSERVICE']._serialized_start=1880
+  _globals['_AGENTSERVICE']._serialized_end=2880
 # @@protoc_insertion_point(module_scope)

@@ -10,11 +10,29 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class OfferReply(_message.Message):
+class AcceptOfferRequest(_message.Message):
     __slots__ = ("ticket_id",)
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     ticket_id: str
     def __init__(self, ticket_id: _Optional[str] = ...) -> None: ...
+
+class AcceptOfferResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
+
+class DeclineOfferRequest(_message.Message):
+    __slots__ = ("ticket_id",)
+    TICKET_ID_FIELD_NUMBER: _ClassVar[int]
+    ticket_id: str
+    def __init__(self, ticket_id: _Optional[str] = ...) -> None: ...
+
+class DeclineOfferResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
 class SetPresenceRequest(_message.Message):
     __slots__ = ("agent_id", "presence", "capacity")
@@ -26,7 +44,7 @@ class SetPresenceRequest(_message.Message):
     capacity: int
     def __init__(self, agent_id: _Optional[str] = ..., presence: _Optional[_Union[_common_pb2.Presence, str]] = ..., capacity: _Optional[int] = ...) -> None: ...
 
-class AgentStatus(_message.Message):
+class SetPresenceResponse(_message.Message):
     __slots__ = ("agent_id", "presence", "capacity", "active_ticket_ids")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_FIELD_NUMBER: _ClassVar[int]
@@ -46,7 +64,7 @@ class WatchAssignmentsRequest(_message.Message):
     cursor: str
     def __init__(self, agent_id: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
 
-class AgentEvent(_message.Message):
+class WatchAssignmentsResponse(_message.Message):
     __slots__ = ("cursor", "at", "ticket_event", "ticket")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
@@ -58,7 +76,7 @@ class AgentEvent(_message.Message):
     ticket: _common_pb2.Ticket
     def __init__(self, cursor: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ticket_event: _Optional[_Union[_common_pb2.TicketEvent, _Mapping]] = ..., ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
-class AgentSendMessageRequest(_message.Message):
+class AgentServiceSendMessageRequest(_message.Message):
     __slots__ = ("ticket_id", "text", "idempotency_key")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +85,14 @@ class AgentSendMessageRequest(_message.Message):
     text: str
     idempotency_key: str
     def __init__(self, ticket_id: _Optional[str] = ..., text: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class AgentServiceSendMessageResponse(_message.Message):
+    __slots__ = ("message", "ticket")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    message: _common_pb2.ChatMessage
+    ticket: _common_pb2.Ticket
+    def __init__(self, message: _Optional[_Union[_common_pb2.ChatMessage, _Mapping]] = ..., ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
 class TransferRequest(_message.Message):
     __slots__ = ("ticket_id", "skill", "agent_id", "summary")
@@ -80,6 +106,12 @@ class TransferRequest(_message.Message):
     summary: str
     def __init__(self, ticket_id: _Optional[str] = ..., skill: _Optional[str] = ..., agent_id: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
 
+class TransferResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
+
 class InviteCollaboratorRequest(_message.Message):
     __slots__ = ("ticket_id", "collaborator_id", "note")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -90,11 +122,23 @@ class InviteCollaboratorRequest(_message.Message):
     note: str
     def __init__(self, ticket_id: _Optional[str] = ..., collaborator_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
+class InviteCollaboratorResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
+
 class RequestCloseRequest(_message.Message):
     __slots__ = ("ticket_id",)
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     ticket_id: str
     def __init__(self, ticket_id: _Optional[str] = ...) -> None: ...
+
+class RequestCloseResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
 class CloseTicketRequest(_message.Message):
     __slots__ = ("ticket_id", "summary")
@@ -103,6 +147,12 @@ class CloseTicketRequest(_message.Message):
     ticket_id: str
     summary: str
     def __init__(self, ticket_id: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class CloseTicketResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
 class EndShiftRequest(_message.Message):
     __slots__ = ("agent_id",)
@@ -135,3 +185,9 @@ class CreateWorkOrderRequest(_message.Message):
     priority: _common_pb2.WorkOrderPriority
     description: str
     def __init__(self, ticket_id: _Optional[str] = ..., department: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.WorkOrderPriority, str]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class CreateWorkOrderResponse(_message.Message):
+    __slots__ = ("work_order",)
+    WORK_ORDER_FIELD_NUMBER: _ClassVar[int]
+    work_order: _common_pb2.WorkOrder
+    def __init__(self, work_order: _Optional[_Union[_common_pb2.WorkOrder, _Mapping]] = ...) -> None: ...

@@ -4,7 +4,6 @@ import grpc
 import warnings
 
 from surgedesk.v1 import agent_pb2 as surgedesk_dot_v1_dot_agent__pb2
-from surgedesk.v1 import common_pb2 as surgedesk_dot_v1_dot_common__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -27,7 +26,9 @@ if _version_not_supported:
 
 
 class AgentServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The agent's side: presence, assignments and the conversation tools. Called with an agent's
+    own token; `agent_id` fields are that agent (or empty).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -38,37 +39,37 @@ class AgentServiceStub:
         self.SetPresence = channel.unary_unary(
                 '/surgedesk.v1.AgentService/SetPresence',
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.SetPresenceRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.AgentStatus.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.SetPresenceResponse.FromString,
                 _registered_method=True)
         self.WatchAssignments = channel.unary_stream(
                 '/surgedesk.v1.AgentService/WatchAssignments',
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.WatchAssignmentsRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.AgentEvent.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.WatchAssignmentsResponse.FromString,
                 _registered_method=True)
         self.SendMessage = channel.unary_unary(
                 '/surgedesk.v1.AgentService/SendMessage',
-                request_serializer=surgedesk_dot_v1_dot_agent__pb2.AgentSendMessageRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.SendMessageResponse.FromString,
+                request_serializer=surgedesk_dot_v1_dot_agent__pb2.AgentServiceSendMessageRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.AgentServiceSendMessageResponse.FromString,
                 _registered_method=True)
         self.Transfer = channel.unary_unary(
                 '/surgedesk.v1.AgentService/Transfer',
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.TransferRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.TransferResponse.FromString,
                 _registered_method=True)
         self.InviteCollaborator = channel.unary_unary(
                 '/surgedesk.v1.AgentService/InviteCollaborator',
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.InviteCollaboratorRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.InviteCollaboratorResponse.FromString,
                 _registered_method=True)
         self.RequestClose = channel.unary_unary(
                 '/surgedesk.v1.AgentService/RequestClose',
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.RequestCloseRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.RequestCloseResponse.FromString,
                 _registered_method=True)
         self.CloseTicket = channel.unary_unary(
                 '/surgedesk.v1.AgentService/CloseTicket',
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.CloseTicketRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.CloseTicketResponse.FromString,
                 _registered_method=True)
         self.EndShift = channel.unary_unary(
                 '/surgedesk.v1.AgentService/EndShift',
@@ -78,63 +79,72 @@ class AgentServiceStub:
         self.CreateWorkOrder = channel.unary_unary(
                 '/surgedesk.v1.AgentService/CreateWorkOrder',
                 request_serializer=surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.WorkOrder.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderResponse.FromString,
                 _registered_method=True)
         self.AcceptOffer = channel.unary_unary(
                 '/surgedesk.v1.AgentService/AcceptOffer',
-                request_serializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                request_serializer=surgedesk_dot_v1_dot_agent__pb2.AcceptOfferRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.AcceptOfferResponse.FromString,
                 _registered_method=True)
         self.DeclineOffer = channel.unary_unary(
                 '/surgedesk.v1.AgentService/DeclineOffer',
-                request_serializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                request_serializer=surgedesk_dot_v1_dot_agent__pb2.DeclineOfferRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_agent__pb2.DeclineOfferResponse.FromString,
                 _registered_method=True)
 
 
 class AgentServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The agent's side: presence, assignments and the conversation tools. Called with an agent's
+    own token; `agent_id` fields are that agent (or empty).
+    """
 
     def SetPresence(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Online, away or offline, and the capacity for this session. Safe to retry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchAssignments(self, request, context):
-        """Assignments and events of the tickets assigned to or shared with the agent, from
-        `cursor` on; resumable like WatchTicket.
+        """Assignments and events of the tickets assigned to, offered to or shared with the agent
+        (supervisors: also the desk's slow-reply alarms), from `cursor` on; resumable like
+        WatchTicket.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SendMessage(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Posts the agent's message to a ticket it holds or is consulted on.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Transfer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Sends a held ticket to a skill's line or to a named colleague.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def InviteCollaborator(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Consults a colleague: they see the history and may write; the holder stays in charge.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RequestClose(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Asks the customer to confirm the problem solved.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CloseTicket(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Closes a held ticket without asking.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -148,20 +158,22 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateWorkOrder(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Makes a held ticket a work order in a department's line, with the SLA of its priority.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AcceptOffer(self, request, context):
-        """Offer mode (configured): take an offered ticket, or pass it to the next agent.
+        """Offer mode (configured): takes an offered ticket.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeclineOffer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Offer mode (configured): passes an offered ticket to the next agent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -172,37 +184,37 @@ def add_AgentServiceServicer_to_server(servicer, server):
             'SetPresence': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPresence,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.SetPresenceRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.AgentStatus.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.SetPresenceResponse.SerializeToString,
             ),
             'WatchAssignments': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchAssignments,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.WatchAssignmentsRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.AgentEvent.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.WatchAssignmentsResponse.SerializeToString,
             ),
             'SendMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.SendMessage,
-                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.AgentSendMessageRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.SendMessageResponse.SerializeToString,
+                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.AgentServiceSendMessageRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.AgentServiceSendMessageResponse.SerializeToString,
             ),
             'Transfer': grpc.unary_unary_rpc_method_handler(
                     servicer.Transfer,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.TransferRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.TransferResponse.SerializeToString,
             ),
             'InviteCollaborator': grpc.unary_unary_rpc_method_handler(
                     servicer.InviteCollaborator,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.InviteCollaboratorRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.InviteCollaboratorResponse.SerializeToString,
             ),
             'RequestClose': grpc.unary_unary_rpc_method_handler(
                     servicer.RequestClose,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.RequestCloseRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.RequestCloseResponse.SerializeToString,
             ),
             'CloseTicket': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseTicket,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.CloseTicketRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.CloseTicketResponse.SerializeToString,
             ),
             'EndShift': grpc.unary_unary_rpc_method_handler(
                     servicer.EndShift,
@@ -212,17 +224,17 @@ def add_AgentServiceServicer_to_server(servicer, server):
             'CreateWorkOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateWorkOrder,
                     request_deserializer=surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.WorkOrder.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderResponse.SerializeToString,
             ),
             'AcceptOffer': grpc.unary_unary_rpc_method_handler(
                     servicer.AcceptOffer,
-                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.AcceptOfferRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.AcceptOfferResponse.SerializeToString,
             ),
             'DeclineOffer': grpc.unary_unary_rpc_method_handler(
                     servicer.DeclineOffer,
-                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.OfferReply.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    request_deserializer=surgedesk_dot_v1_dot_agent__pb2.DeclineOfferRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_agent__pb2.DeclineOfferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -233,7 +245,9 @@ def add_AgentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AgentService:
-    """Missing associated documentation comment in .proto file."""
+    """The agent's side: presence, assignments and the conversation tools. Called with an agent's
+    own token; `agent_id` fields are that agent (or empty).
+    """
 
     @staticmethod
     def SetPresence(request,
@@ -251,7 +265,7 @@ class AgentService:
             target,
             '/surgedesk.v1.AgentService/SetPresence',
             surgedesk_dot_v1_dot_agent__pb2.SetPresenceRequest.SerializeToString,
-            surgedesk_dot_v1_dot_agent__pb2.AgentStatus.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.SetPresenceResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -278,7 +292,7 @@ class AgentService:
             target,
             '/surgedesk.v1.AgentService/WatchAssignments',
             surgedesk_dot_v1_dot_agent__pb2.WatchAssignmentsRequest.SerializeToString,
-            surgedesk_dot_v1_dot_agent__pb2.AgentEvent.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.WatchAssignmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -304,8 +318,8 @@ class AgentService:
             request,
             target,
             '/surgedesk.v1.AgentService/SendMessage',
-            surgedesk_dot_v1_dot_agent__pb2.AgentSendMessageRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.SendMessageResponse.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.AgentServiceSendMessageRequest.SerializeToString,
+            surgedesk_dot_v1_dot_agent__pb2.AgentServiceSendMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -332,7 +346,7 @@ class AgentService:
             target,
             '/surgedesk.v1.AgentService/Transfer',
             surgedesk_dot_v1_dot_agent__pb2.TransferRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.TransferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -359,7 +373,7 @@ class AgentService:
             target,
             '/surgedesk.v1.AgentService/InviteCollaborator',
             surgedesk_dot_v1_dot_agent__pb2.InviteCollaboratorRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.InviteCollaboratorResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -386,7 +400,7 @@ class AgentService:
             target,
             '/surgedesk.v1.AgentService/RequestClose',
             surgedesk_dot_v1_dot_agent__pb2.RequestCloseRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.RequestCloseResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -413,7 +427,7 @@ class AgentService:
             target,
             '/surgedesk.v1.AgentService/CloseTicket',
             surgedesk_dot_v1_dot_agent__pb2.CloseTicketRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.CloseTicketResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -467,7 +481,7 @@ class AgentService:
             target,
             '/surgedesk.v1.AgentService/CreateWorkOrder',
             surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.WorkOrder.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.CreateWorkOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -493,8 +507,8 @@ class AgentService:
             request,
             target,
             '/surgedesk.v1.AgentService/AcceptOffer',
-            surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.AcceptOfferRequest.SerializeToString,
+            surgedesk_dot_v1_dot_agent__pb2.AcceptOfferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -520,8 +534,8 @@ class AgentService:
             request,
             target,
             '/surgedesk.v1.AgentService/DeclineOffer',
-            surgedesk_dot_v1_dot_agent__pb2.OfferReply.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_agent__pb2.DeclineOfferRequest.SerializeToString,
+            surgedesk_dot_v1_dot_agent__pb2.DeclineOfferResponse.FromString,
             options,
             channel_credentials,
             insecure,

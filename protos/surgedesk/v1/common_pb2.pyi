@@ -48,6 +48,47 @@ class WorkOrderPriority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WORK_ORDER_PRIORITY_HIGH: _ClassVar[WorkOrderPriority]
     WORK_ORDER_PRIORITY_MEDIUM: _ClassVar[WorkOrderPriority]
     WORK_ORDER_PRIORITY_LOW: _ClassVar[WorkOrderPriority]
+
+class WorkOrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WORK_ORDER_STATUS_UNSPECIFIED: _ClassVar[WorkOrderStatus]
+    WORK_ORDER_STATUS_OPEN: _ClassVar[WorkOrderStatus]
+    WORK_ORDER_STATUS_IN_PROGRESS: _ClassVar[WorkOrderStatus]
+    WORK_ORDER_STATUS_DONE: _ClassVar[WorkOrderStatus]
+
+class StateChangeCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATE_CHANGE_CAUSE_UNSPECIFIED: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_OPENED: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_ASSIGNED: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_CUSTOMER_WROTE: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_AGENT_WROTE: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_CUSTOMER_LEFT: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_QUEUE_TIMED_OUT: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_TRANSFERRED_TO_QUEUE: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_TRANSFERRED_TO_AGENT: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_AGENT_LOST: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_REMINDER_SENT: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_SILENCE_TIMED_OUT: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_CLOSE_REQUESTED: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_RESOLVED: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_NOT_RESOLVED: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_CONFIRMATION_TIMED_OUT: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_AGENT_CLOSED: _ClassVar[StateChangeCause]
+    STATE_CHANGE_CAUSE_CUSTOMER_CLOSED: _ClassVar[StateChangeCause]
+
+class NoticeCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOTICE_CODE_UNSPECIFIED: _ClassVar[NoticeCode]
+    NOTICE_CODE_SILENCE_REMINDER: _ClassVar[NoticeCode]
+    NOTICE_CODE_QUEUE_WAIT_OVER_TARGET: _ClassVar[NoticeCode]
+
+class OfferWithdrawnReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OFFER_WITHDRAWN_REASON_UNSPECIFIED: _ClassVar[OfferWithdrawnReason]
+    OFFER_WITHDRAWN_REASON_DECLINED: _ClassVar[OfferWithdrawnReason]
+    OFFER_WITHDRAWN_REASON_TIMEOUT: _ClassVar[OfferWithdrawnReason]
+    OFFER_WITHDRAWN_REASON_CLOSED: _ClassVar[OfferWithdrawnReason]
 TICKET_STATE_UNSPECIFIED: TicketState
 TICKET_STATE_QUEUED: TicketState
 TICKET_STATE_AWAITING_AGENT: TicketState
@@ -72,6 +113,35 @@ WORK_ORDER_PRIORITY_UNSPECIFIED: WorkOrderPriority
 WORK_ORDER_PRIORITY_HIGH: WorkOrderPriority
 WORK_ORDER_PRIORITY_MEDIUM: WorkOrderPriority
 WORK_ORDER_PRIORITY_LOW: WorkOrderPriority
+WORK_ORDER_STATUS_UNSPECIFIED: WorkOrderStatus
+WORK_ORDER_STATUS_OPEN: WorkOrderStatus
+WORK_ORDER_STATUS_IN_PROGRESS: WorkOrderStatus
+WORK_ORDER_STATUS_DONE: WorkOrderStatus
+STATE_CHANGE_CAUSE_UNSPECIFIED: StateChangeCause
+STATE_CHANGE_CAUSE_OPENED: StateChangeCause
+STATE_CHANGE_CAUSE_ASSIGNED: StateChangeCause
+STATE_CHANGE_CAUSE_CUSTOMER_WROTE: StateChangeCause
+STATE_CHANGE_CAUSE_AGENT_WROTE: StateChangeCause
+STATE_CHANGE_CAUSE_CUSTOMER_LEFT: StateChangeCause
+STATE_CHANGE_CAUSE_QUEUE_TIMED_OUT: StateChangeCause
+STATE_CHANGE_CAUSE_TRANSFERRED_TO_QUEUE: StateChangeCause
+STATE_CHANGE_CAUSE_TRANSFERRED_TO_AGENT: StateChangeCause
+STATE_CHANGE_CAUSE_AGENT_LOST: StateChangeCause
+STATE_CHANGE_CAUSE_REMINDER_SENT: StateChangeCause
+STATE_CHANGE_CAUSE_SILENCE_TIMED_OUT: StateChangeCause
+STATE_CHANGE_CAUSE_CLOSE_REQUESTED: StateChangeCause
+STATE_CHANGE_CAUSE_RESOLVED: StateChangeCause
+STATE_CHANGE_CAUSE_NOT_RESOLVED: StateChangeCause
+STATE_CHANGE_CAUSE_CONFIRMATION_TIMED_OUT: StateChangeCause
+STATE_CHANGE_CAUSE_AGENT_CLOSED: StateChangeCause
+STATE_CHANGE_CAUSE_CUSTOMER_CLOSED: StateChangeCause
+NOTICE_CODE_UNSPECIFIED: NoticeCode
+NOTICE_CODE_SILENCE_REMINDER: NoticeCode
+NOTICE_CODE_QUEUE_WAIT_OVER_TARGET: NoticeCode
+OFFER_WITHDRAWN_REASON_UNSPECIFIED: OfferWithdrawnReason
+OFFER_WITHDRAWN_REASON_DECLINED: OfferWithdrawnReason
+OFFER_WITHDRAWN_REASON_TIMEOUT: OfferWithdrawnReason
+OFFER_WITHDRAWN_REASON_CLOSED: OfferWithdrawnReason
 
 class WaitEstimate(_message.Message):
     __slots__ = ("position", "tickets_ahead", "wait_p50_seconds", "wait_p90_seconds", "agents_serving", "wait_unknown")
@@ -108,7 +178,7 @@ class ChatMessage(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., author_role: _Optional[_Union[AuthorRole, str]] = ..., author_id: _Optional[str] = ..., text: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ...) -> None: ...
 
 class Ticket(_message.Message):
-    __slots__ = ("ticket_id", "customer_id", "channel", "skill", "vip_tier", "state", "agent_id", "collaborator_ids", "created_at", "updated_at", "estimate", "previous_ticket_id", "close_reason", "transfer_summary", "work_order_id", "offered_to_agent_id", "work_order")
+    __slots__ = ("ticket_id", "customer_id", "channel", "skill", "vip_tier", "state", "agent_id", "collaborator_ids", "created_at", "updated_at", "estimate", "previous_ticket_id", "close_reason", "transfer_summary", "work_order_id", "offered_to_agent_id", "work_order", "close_cause")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +196,7 @@ class Ticket(_message.Message):
     WORK_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     OFFERED_TO_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     WORK_ORDER_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_CAUSE_FIELD_NUMBER: _ClassVar[int]
     ticket_id: str
     customer_id: str
     channel: Channel
@@ -143,7 +214,8 @@ class Ticket(_message.Message):
     work_order_id: str
     offered_to_agent_id: str
     work_order: WorkOrder
-    def __init__(self, ticket_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., skill: _Optional[str] = ..., vip_tier: _Optional[int] = ..., state: _Optional[_Union[TicketState, str]] = ..., agent_id: _Optional[str] = ..., collaborator_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., previous_ticket_id: _Optional[str] = ..., close_reason: _Optional[str] = ..., transfer_summary: _Optional[str] = ..., work_order_id: _Optional[str] = ..., offered_to_agent_id: _Optional[str] = ..., work_order: _Optional[_Union[WorkOrder, _Mapping]] = ...) -> None: ...
+    close_cause: StateChangeCause
+    def __init__(self, ticket_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., skill: _Optional[str] = ..., vip_tier: _Optional[int] = ..., state: _Optional[_Union[TicketState, str]] = ..., agent_id: _Optional[str] = ..., collaborator_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., previous_ticket_id: _Optional[str] = ..., close_reason: _Optional[str] = ..., transfer_summary: _Optional[str] = ..., work_order_id: _Optional[str] = ..., offered_to_agent_id: _Optional[str] = ..., work_order: _Optional[_Union[WorkOrder, _Mapping]] = ..., close_cause: _Optional[_Union[StateChangeCause, str]] = ...) -> None: ...
 
 class WorkOrder(_message.Message):
     __slots__ = ("work_order_id", "ticket_id", "department", "priority", "description", "created_at", "due_at", "assignee_id", "status", "sla_breached")
@@ -165,12 +237,12 @@ class WorkOrder(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     due_at: _timestamp_pb2.Timestamp
     assignee_id: str
-    status: str
+    status: WorkOrderStatus
     sla_breached: bool
-    def __init__(self, work_order_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., department: _Optional[str] = ..., priority: _Optional[_Union[WorkOrderPriority, str]] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assignee_id: _Optional[str] = ..., status: _Optional[str] = ..., sla_breached: _Optional[bool] = ...) -> None: ...
+    def __init__(self, work_order_id: _Optional[str] = ..., ticket_id: _Optional[str] = ..., department: _Optional[str] = ..., priority: _Optional[_Union[WorkOrderPriority, str]] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assignee_id: _Optional[str] = ..., status: _Optional[_Union[WorkOrderStatus, str]] = ..., sla_breached: _Optional[bool] = ...) -> None: ...
 
 class TicketEvent(_message.Message):
-    __slots__ = ("cursor", "ticket_id", "at", "state_changed", "assigned", "message", "estimate", "transferred", "collaborator_joined", "slow_reply_alarm", "notice", "work_order", "offered", "offer_withdrawn")
+    __slots__ = ("cursor", "ticket_id", "at", "state_changed", "assigned", "message", "estimate", "transferred", "collaborator_joined", "slow_reply_alarm", "notice", "work_order", "offered", "offer_withdrawn", "rated")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +257,7 @@ class TicketEvent(_message.Message):
     WORK_ORDER_FIELD_NUMBER: _ClassVar[int]
     OFFERED_FIELD_NUMBER: _ClassVar[int]
     OFFER_WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    RATED_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     ticket_id: str
     at: _timestamp_pb2.Timestamp
@@ -199,7 +272,8 @@ class TicketEvent(_message.Message):
     work_order: WorkOrder
     offered: Offered
     offer_withdrawn: OfferWithdrawn
-    def __init__(self, cursor: _Optional[str] = ..., ticket_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed: _Optional[_Union[StateChanged, _Mapping]] = ..., assigned: _Optional[_Union[Assigned, _Mapping]] = ..., message: _Optional[_Union[ChatMessage, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., transferred: _Optional[_Union[Transferred, _Mapping]] = ..., collaborator_joined: _Optional[_Union[CollaboratorJoined, _Mapping]] = ..., slow_reply_alarm: _Optional[_Union[SlowReplyAlarm, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., work_order: _Optional[_Union[WorkOrder, _Mapping]] = ..., offered: _Optional[_Union[Offered, _Mapping]] = ..., offer_withdrawn: _Optional[_Union[OfferWithdrawn, _Mapping]] = ...) -> None: ...
+    rated: Rated
+    def __init__(self, cursor: _Optional[str] = ..., ticket_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed: _Optional[_Union[StateChanged, _Mapping]] = ..., assigned: _Optional[_Union[Assigned, _Mapping]] = ..., message: _Optional[_Union[ChatMessage, _Mapping]] = ..., estimate: _Optional[_Union[WaitEstimate, _Mapping]] = ..., transferred: _Optional[_Union[Transferred, _Mapping]] = ..., collaborator_joined: _Optional[_Union[CollaboratorJoined, _Mapping]] = ..., slow_reply_alarm: _Optional[_Union[SlowReplyAlarm, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., work_order: _Optional[_Union[WorkOrder, _Mapping]] = ..., offered: _Optional[_Union[Offered, _Mapping]] = ..., offer_withdrawn: _Optional[_Union[OfferWithdrawn, _Mapping]] = ..., rated: _Optional[_Union[Rated, _Mapping]] = ...) -> None: ...
 
 class Offered(_message.Message):
     __slots__ = ("agent_id", "expires_at")
@@ -214,18 +288,20 @@ class OfferWithdrawn(_message.Message):
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
-    reason: str
-    def __init__(self, agent_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    reason: OfferWithdrawnReason
+    def __init__(self, agent_id: _Optional[str] = ..., reason: _Optional[_Union[OfferWithdrawnReason, str]] = ...) -> None: ...
 
 class StateChanged(_message.Message):
-    __slots__ = ("from_state", "to_state", "reason")
+    __slots__ = ("from_state", "to_state", "cause", "detail")
     FROM_STATE_FIELD_NUMBER: _ClassVar[int]
     TO_STATE_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     from_state: TicketState
     to_state: TicketState
-    reason: str
-    def __init__(self, from_state: _Optional[_Union[TicketState, str]] = ..., to_state: _Optional[_Union[TicketState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    cause: StateChangeCause
+    detail: str
+    def __init__(self, from_state: _Optional[_Union[TicketState, str]] = ..., to_state: _Optional[_Union[TicketState, str]] = ..., cause: _Optional[_Union[StateChangeCause, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Assigned(_message.Message):
     __slots__ = ("agent_id", "waited_seconds")
@@ -269,14 +345,14 @@ class Notice(_message.Message):
     __slots__ = ("code", "text")
     CODE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
-    code: str
+    code: NoticeCode
     text: str
-    def __init__(self, code: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    def __init__(self, code: _Optional[_Union[NoticeCode, str]] = ..., text: _Optional[str] = ...) -> None: ...
 
-class SendMessageResponse(_message.Message):
-    __slots__ = ("message", "ticket")
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    TICKET_FIELD_NUMBER: _ClassVar[int]
-    message: ChatMessage
-    ticket: Ticket
-    def __init__(self, message: _Optional[_Union[ChatMessage, _Mapping]] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ...) -> None: ...
+class Rated(_message.Message):
+    __slots__ = ("score", "comment")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    score: int
+    comment: str
+    def __init__(self, score: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...

@@ -25,37 +25,46 @@ _sym_db = _symbol_database.Default()
 from surgedesk.v1 import common_pb2 as surgedesk_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsurgedesk/v1/customer.proto\x12\x0csurgedesk.v1\x1a\x19surgedesk/v1/common.proto\"\xb7\x01\n\x18StartConversationRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12&\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x15.surgedesk.v1.Channel\x12\r\n\x05skill\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x10\n\x08vip_tier\x18\x05 \x01(\x05\x12\x15\n\rfirst_message\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"R\n\x19StartConversationResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\x12\x0f\n\x07resumed\x18\x02 \x01(\x08\"*\n\x15GetQueueStatusRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"x\n\x0bQueueStatus\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12,\n\x08\x65stimate\x18\x03 \x01(\x0b\x32\x1a.surgedesk.v1.WaitEstimate\"~\n\x1a\x43ustomerSendMessageRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.surgedesk.v1.Channel\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"?\n\x18\x43onfirmResolutionRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08resolved\x18\x02 \x01(\x08\"&\n\x11LeaveQueueRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"b\n\x11GetHistoryRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\x81\x01\n\x12GetHistoryResponse\x12%\n\x07tickets\x18\x01 \x03(\x0b\x32\x14.surgedesk.v1.Ticket\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.surgedesk.v1.ChatMessage\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"@\n\x0bRateRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\x0e\n\x0cRateResponse\"7\n\x12WatchTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t2\x9b\x05\n\x0f\x43ustomerService\x12\x64\n\x11StartConversation\x12&.surgedesk.v1.StartConversationRequest\x1a\'.surgedesk.v1.StartConversationResponse\x12P\n\x0eGetQueueStatus\x12#.surgedesk.v1.GetQueueStatusRequest\x1a\x19.surgedesk.v1.QueueStatus\x12Z\n\x0bSendMessage\x12(.surgedesk.v1.CustomerSendMessageRequest\x1a!.surgedesk.v1.SendMessageResponse\x12Q\n\x11\x43onfirmResolution\x12&.surgedesk.v1.ConfirmResolutionRequest\x1a\x14.surgedesk.v1.Ticket\x12\x43\n\nLeaveQueue\x12\x1f.surgedesk.v1.LeaveQueueRequest\x1a\x14.surgedesk.v1.Ticket\x12O\n\nGetHistory\x12\x1f.surgedesk.v1.GetHistoryRequest\x1a .surgedesk.v1.GetHistoryResponse\x12=\n\x04Rate\x12\x19.surgedesk.v1.RateRequest\x1a\x1a.surgedesk.v1.RateResponse\x12L\n\x0bWatchTicket\x12 .surgedesk.v1.WatchTicketRequest\x1a\x19.surgedesk.v1.TicketEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsurgedesk/v1/customer.proto\x12\x0csurgedesk.v1\x1a\x19surgedesk/v1/common.proto\"\xb7\x01\n\x18StartConversationRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12&\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x15.surgedesk.v1.Channel\x12\r\n\x05skill\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x10\n\x08vip_tier\x18\x05 \x01(\x05\x12\x15\n\rfirst_message\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"R\n\x19StartConversationResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\x12\x0f\n\x07resumed\x18\x02 \x01(\x08\"*\n\x15GetQueueStatusRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"\x83\x01\n\x16GetQueueStatusResponse\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.surgedesk.v1.TicketState\x12,\n\x08\x65stimate\x18\x03 \x01(\x0b\x32\x1a.surgedesk.v1.WaitEstimate\"\x85\x01\n!CustomerServiceSendMessageRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x15.surgedesk.v1.Channel\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"v\n\"CustomerServiceSendMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x19.surgedesk.v1.ChatMessage\x12$\n\x06ticket\x18\x02 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"?\n\x18\x43onfirmResolutionRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08resolved\x18\x02 \x01(\x08\"A\n\x19\x43onfirmResolutionResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"&\n\x11LeaveQueueRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\":\n\x12LeaveQueueResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"b\n\x11GetHistoryRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\x81\x01\n\x12GetHistoryResponse\x12%\n\x07tickets\x18\x01 \x03(\x0b\x32\x14.surgedesk.v1.Ticket\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.surgedesk.v1.ChatMessage\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"@\n\x0bRateRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"4\n\x0cRateResponse\x12$\n\x06ticket\x18\x01 \x01(\x0b\x32\x14.surgedesk.v1.Ticket\"7\n\x12WatchTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"?\n\x13WatchTicketResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.surgedesk.v1.TicketEvent2\xe3\x05\n\x0f\x43ustomerService\x12\x64\n\x11StartConversation\x12&.surgedesk.v1.StartConversationRequest\x1a\'.surgedesk.v1.StartConversationResponse\x12[\n\x0eGetQueueStatus\x12#.surgedesk.v1.GetQueueStatusRequest\x1a$.surgedesk.v1.GetQueueStatusResponse\x12p\n\x0bSendMessage\x12/.surgedesk.v1.CustomerServiceSendMessageRequest\x1a\x30.surgedesk.v1.CustomerServiceSendMessageResponse\x12\x64\n\x11\x43onfirmResolution\x12&.surgedesk.v1.ConfirmResolutionRequest\x1a\'.surgedesk.v1.ConfirmResolutionResponse\x12O\n\nLeaveQueue\x12\x1f.surgedesk.v1.LeaveQueueRequest\x1a .surgedesk.v1.LeaveQueueResponse\x12O\n\nGetHistory\x12\x1f.surgedesk.v1.GetHistoryRequest\x1a .surgedesk.v1.GetHistoryResponse\x12=\n\x04Rate\x12\x19.surgedesk.v1.RateRequest\x1a\x1a.surgedesk.v1.RateResponse\x12T\n\x0bWatchTicket\x12 .surgedesk.v1.WatchTicketRequest\x1a!.surgedesk.v1.WatchTicketResponse0\x01\x42q\n\x0fio.surgedesk.v1B\rCustomerProtoP\x01Z>github.com/surgedesk/surgedesk/gen/go/surgedesk/v1;surgedeskv1\xaa\x02\x0cSurgedesk.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surgedesk.v1.customer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017io.surgedesk.v1B\rCustomerProtoP\001Z>github.com/surgedesk/surgedesk/gen/go/surgedesk/v1;surgedeskv1\252\002\014Surgedesk.V1'
   _globals['_STARTCONVERSATIONREQUEST']._serialized_start=73
   _globals['_STARTCONVERSATIONREQUEST']._serialized_end=256
   _globals['_STARTCONVERSATIONRESPONSE']._serialized_start=258
   _globals['_STARTCONVERSATIONRESPONSE']._serialized_end=340
   _globals['_GETQUEUESTATUSREQUEST']._serialized_start=342
   _globals['_GETQUEUESTATUSREQUEST']._serialized_end=384
-  _globals['_QUEUESTATUS']._serialized_start=386
-  _globals['_QUEUESTATUS']._serialized_end=506
-  _globals['_CUSTOMERSENDMESSAGEREQUEST']._serialized_start=508
-  _globals['_CUSTOMERSENDMESSAGEREQUEST']._serialized_end=634
-  _globals['_CONFIRMRESOLUTIONREQUEST']._serialized_start=636
-  _globals['_CONFIRMRESOLUTIONREQUEST']._serialized_end=699
-  _globals['_LEAVEQUEUEREQUEST']._serialized_start=701
-  _globals['_LEAVEQUEUEREQUEST']._serialized_end=739
-  _globals['_GETHISTORYREQUEST']._serialized_start=741
-  _globals['_GETHISTORYREQUEST']._serialized_end=839
-  _globals['_GETHISTORYRESPONSE']._serialized_start=842
-  _globals['_GETHISTORYRESPONSE']._serialized_end=971
-  _globals['_RATEREQUEST']._serialized_start=973
-  _globals['_RATEREQUEST']._serialized_end=1037
-  _globals['_RATERESPONSE']._serialized_start=1039
-  _globals['_RATERESPONSE']._serialized_end=1053
-  _globals['_WATCHTICKETREQUEST']._serialized_start=1055
-  _globals['_WATCHTICKETREQUEST']._serialized_end=1110
-  _globals['_CUSTOMERSERVICE']._serialized_start=1113
-  _globals['_CUSTOMERSERVICE']._serialized_end=1780
+  _globals['_GETQUEUESTATUSRESPONSE']._serialized_start=387
+  _globals['_GETQUEUESTATUSRESPONSE']._serialized_end=518
+  _globals['_CUSTOMERSERVICESENDMESSAGEREQUEST']._serialized_start=521
+  _globals['_CUSTOMERSERVICESENDMESSAGEREQUEST']._serialized_end=654
+  _globals['_CUSTOMERSERVICESENDMESSAGERESPONSE']._serialized_start=656
+  _globals['_CUSTOMERSERVICESENDMESSAGERESPONSE']._serialized_end=774
+  _globals['_CONFIRMRESOLUTIONREQUEST']._serialized_start=776
+  _globals['_CONFIRMRESOLUTIONREQUEST']._serialized_end=839
+  _globals['_CONFIRMRESOLUTIONRESPONSE']._serialized_start=841
+  _globals['_CONFIRMRESOLUTIONRESPONSE']._serialized_end=906
+  _globals['_LEAVEQUEUEREQUEST']._serialized_start=908
+  _globals['_LEAVEQUEUEREQUEST']._serialized_end=946
+  _globals['_LEAVEQUEUERESPONSE']._serialized_start=948
+  _globals['_LEAVEQUEUERESPONSE']._serialized_end=1006
+  _globals['_GETHISTORYREQUEST']._serialized_start=1008
+  _globals['_GETHISTORYREQUEST']._serialized_end=1106
+  _globals['_GETHISTORYRESPONSE']._serialized_start=1109
+  _globals['_GETHISTORYRESPONSE']._serialized_end=1238
+  _globals['_RATEREQUEST']._serialized_start=1240
+  _globals['_RATEREQUEST']._serialized_end=1304
+  _globals['_RATERESPONSE']._serialized_start=1306
+  _globals['_RATERESPONSE']._serialized_end=1358
+  _globals['_WATCHTICKETREQUEST']._serialized_start=1360
+  _globals['_WATCHTICKETREQUEST']._serialized_end=1415
+  _globals['_WATCHTICKETRESPONSE']._serialized_start=1417
+  _globals['_WATCHTICKETRESPONSE']._serialized_end=1480
+  _globals['_CUSTOMERSERVICE']._serialized_start=1483
+  _globals['_CUSTOMERSERVICE']._serialized_end=2222
 # @@protoc_insertion_point(module_scope)

@@ -39,7 +39,7 @@ class GetQueueStatusRequest(_message.Message):
     ticket_id: str
     def __init__(self, ticket_id: _Optional[str] = ...) -> None: ...
 
-class QueueStatus(_message.Message):
+class GetQueueStatusResponse(_message.Message):
     __slots__ = ("ticket_id", "state", "estimate")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -49,7 +49,7 @@ class QueueStatus(_message.Message):
     estimate: _common_pb2.WaitEstimate
     def __init__(self, ticket_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.TicketState, str]] = ..., estimate: _Optional[_Union[_common_pb2.WaitEstimate, _Mapping]] = ...) -> None: ...
 
-class CustomerSendMessageRequest(_message.Message):
+class CustomerServiceSendMessageRequest(_message.Message):
     __slots__ = ("ticket_id", "text", "channel", "idempotency_key")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,14 @@ class CustomerSendMessageRequest(_message.Message):
     idempotency_key: str
     def __init__(self, ticket_id: _Optional[str] = ..., text: _Optional[str] = ..., channel: _Optional[_Union[_common_pb2.Channel, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
+class CustomerServiceSendMessageResponse(_message.Message):
+    __slots__ = ("message", "ticket")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    message: _common_pb2.ChatMessage
+    ticket: _common_pb2.Ticket
+    def __init__(self, message: _Optional[_Union[_common_pb2.ChatMessage, _Mapping]] = ..., ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
+
 class ConfirmResolutionRequest(_message.Message):
     __slots__ = ("ticket_id", "resolved")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -69,11 +77,23 @@ class ConfirmResolutionRequest(_message.Message):
     resolved: bool
     def __init__(self, ticket_id: _Optional[str] = ..., resolved: _Optional[bool] = ...) -> None: ...
 
+class ConfirmResolutionResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
+
 class LeaveQueueRequest(_message.Message):
     __slots__ = ("ticket_id",)
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     ticket_id: str
     def __init__(self, ticket_id: _Optional[str] = ...) -> None: ...
+
+class LeaveQueueResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
 class GetHistoryRequest(_message.Message):
     __slots__ = ("customer_id", "ticket_id", "page_size", "page_token")
@@ -108,8 +128,10 @@ class RateRequest(_message.Message):
     def __init__(self, ticket_id: _Optional[str] = ..., score: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class RateResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: _common_pb2.Ticket
+    def __init__(self, ticket: _Optional[_Union[_common_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
 class WatchTicketRequest(_message.Message):
     __slots__ = ("ticket_id", "cursor")
@@ -118,3 +140,9 @@ class WatchTicketRequest(_message.Message):
     ticket_id: str
     cursor: str
     def __init__(self, ticket_id: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class WatchTicketResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: _common_pb2.TicketEvent
+    def __init__(self, event: _Optional[_Union[_common_pb2.TicketEvent, _Mapping]] = ...) -> None: ...

@@ -3,7 +3,6 @@
 import grpc
 import warnings
 
-from surgedesk.v1 import common_pb2 as surgedesk_dot_v1_dot_common__pb2
 from surgedesk.v1 import customer_pb2 as surgedesk_dot_v1_dot_customer__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -27,7 +26,9 @@ if _version_not_supported:
 
 
 class CustomerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The customer's side of a conversation. Called with a customer's own token, or a service
+    token (a trusted frontend) acting for the customer the request or `x-on-behalf-of` names.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -43,22 +44,22 @@ class CustomerServiceStub:
         self.GetQueueStatus = channel.unary_unary(
                 '/surgedesk.v1.CustomerService/GetQueueStatus',
                 request_serializer=surgedesk_dot_v1_dot_customer__pb2.GetQueueStatusRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_customer__pb2.QueueStatus.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_customer__pb2.GetQueueStatusResponse.FromString,
                 _registered_method=True)
         self.SendMessage = channel.unary_unary(
                 '/surgedesk.v1.CustomerService/SendMessage',
-                request_serializer=surgedesk_dot_v1_dot_customer__pb2.CustomerSendMessageRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.SendMessageResponse.FromString,
+                request_serializer=surgedesk_dot_v1_dot_customer__pb2.CustomerServiceSendMessageRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_customer__pb2.CustomerServiceSendMessageResponse.FromString,
                 _registered_method=True)
         self.ConfirmResolution = channel.unary_unary(
                 '/surgedesk.v1.CustomerService/ConfirmResolution',
                 request_serializer=surgedesk_dot_v1_dot_customer__pb2.ConfirmResolutionRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_customer__pb2.ConfirmResolutionResponse.FromString,
                 _registered_method=True)
         self.LeaveQueue = channel.unary_unary(
                 '/surgedesk.v1.CustomerService/LeaveQueue',
                 request_serializer=surgedesk_dot_v1_dot_customer__pb2.LeaveQueueRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_customer__pb2.LeaveQueueResponse.FromString,
                 _registered_method=True)
         self.GetHistory = channel.unary_unary(
                 '/surgedesk.v1.CustomerService/GetHistory',
@@ -73,53 +74,61 @@ class CustomerServiceStub:
         self.WatchTicket = channel.unary_stream(
                 '/surgedesk.v1.CustomerService/WatchTicket',
                 request_serializer=surgedesk_dot_v1_dot_customer__pb2.WatchTicketRequest.SerializeToString,
-                response_deserializer=surgedesk_dot_v1_dot_common__pb2.TicketEvent.FromString,
+                response_deserializer=surgedesk_dot_v1_dot_customer__pb2.WatchTicketResponse.FromString,
                 _registered_method=True)
 
 
 class CustomerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The customer's side of a conversation. Called with a customer's own token, or a service
+    token (a trusted frontend) acting for the customer the request or `x-on-behalf-of` names.
+    """
 
     def StartConversation(self, request, context):
         """Opens a conversation, or returns the customer's open one (continuity across channels):
-        a customer never has two open tickets.
+        a customer never has two open tickets. Safe to retry (with the same idempotency key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetQueueStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The ticket's state and, while queued, its place and wait estimate. Safe to retry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SendMessage(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Posts the customer's message. Retry only with the same idempotency key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ConfirmResolution(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Answers the agent's close request: resolved closes, not resolved reopens.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LeaveQueue(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The customer leaves the line (or ends the conversation).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetHistory(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The customer's tickets, newest first, with their messages, paged. Safe to retry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Rate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Rates an ended conversation (within the rating window); a later rating replaces it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -143,22 +152,22 @@ def add_CustomerServiceServicer_to_server(servicer, server):
             'GetQueueStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStatus,
                     request_deserializer=surgedesk_dot_v1_dot_customer__pb2.GetQueueStatusRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_customer__pb2.QueueStatus.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_customer__pb2.GetQueueStatusResponse.SerializeToString,
             ),
             'SendMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.SendMessage,
-                    request_deserializer=surgedesk_dot_v1_dot_customer__pb2.CustomerSendMessageRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.SendMessageResponse.SerializeToString,
+                    request_deserializer=surgedesk_dot_v1_dot_customer__pb2.CustomerServiceSendMessageRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_customer__pb2.CustomerServiceSendMessageResponse.SerializeToString,
             ),
             'ConfirmResolution': grpc.unary_unary_rpc_method_handler(
                     servicer.ConfirmResolution,
                     request_deserializer=surgedesk_dot_v1_dot_customer__pb2.ConfirmResolutionRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_customer__pb2.ConfirmResolutionResponse.SerializeToString,
             ),
             'LeaveQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.LeaveQueue,
                     request_deserializer=surgedesk_dot_v1_dot_customer__pb2.LeaveQueueRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.Ticket.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_customer__pb2.LeaveQueueResponse.SerializeToString,
             ),
             'GetHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHistory,
@@ -173,7 +182,7 @@ def add_CustomerServiceServicer_to_server(servicer, server):
             'WatchTicket': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchTicket,
                     request_deserializer=surgedesk_dot_v1_dot_customer__pb2.WatchTicketRequest.FromString,
-                    response_serializer=surgedesk_dot_v1_dot_common__pb2.TicketEvent.SerializeToString,
+                    response_serializer=surgedesk_dot_v1_dot_customer__pb2.WatchTicketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,7 +193,9 @@ def add_CustomerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CustomerService:
-    """Missing associated documentation comment in .proto file."""
+    """The customer's side of a conversation. Called with a customer's own token, or a service
+    token (a trusted frontend) acting for the customer the request or `x-on-behalf-of` names.
+    """
 
     @staticmethod
     def StartConversation(request,
@@ -229,7 +240,7 @@ class CustomerService:
             target,
             '/surgedesk.v1.CustomerService/GetQueueStatus',
             surgedesk_dot_v1_dot_customer__pb2.GetQueueStatusRequest.SerializeToString,
-            surgedesk_dot_v1_dot_customer__pb2.QueueStatus.FromString,
+            surgedesk_dot_v1_dot_customer__pb2.GetQueueStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -255,8 +266,8 @@ class CustomerService:
             request,
             target,
             '/surgedesk.v1.CustomerService/SendMessage',
-            surgedesk_dot_v1_dot_customer__pb2.CustomerSendMessageRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.SendMessageResponse.FromString,
+            surgedesk_dot_v1_dot_customer__pb2.CustomerServiceSendMessageRequest.SerializeToString,
+            surgedesk_dot_v1_dot_customer__pb2.CustomerServiceSendMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -283,7 +294,7 @@ class CustomerService:
             target,
             '/surgedesk.v1.CustomerService/ConfirmResolution',
             surgedesk_dot_v1_dot_customer__pb2.ConfirmResolutionRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_customer__pb2.ConfirmResolutionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -310,7 +321,7 @@ class CustomerService:
             target,
             '/surgedesk.v1.CustomerService/LeaveQueue',
             surgedesk_dot_v1_dot_customer__pb2.LeaveQueueRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.Ticket.FromString,
+            surgedesk_dot_v1_dot_customer__pb2.LeaveQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -391,7 +402,7 @@ class CustomerService:
             target,
             '/surgedesk.v1.CustomerService/WatchTicket',
             surgedesk_dot_v1_dot_customer__pb2.WatchTicketRequest.SerializeToString,
-            surgedesk_dot_v1_dot_common__pb2.TicketEvent.FromString,
+            surgedesk_dot_v1_dot_customer__pb2.WatchTicketResponse.FromString,
             options,
             channel_credentials,
             insecure,
