@@ -44,3 +44,15 @@ def test_the_contract_names_the_services_and_rpcs_of_the_api():
     watch = customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].methods_by_name[
         "WatchTicket"]
     assert watch.server_streaming and not watch.client_streaming
+
+
+def test_the_reference_is_generated_from_the_current_comments():
+    spec = importlib.util.spec_from_file_location("reference", PROTOS / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    fresh = module.render(module.descriptors())
+    assert module.OUT.read_text() == fresh, "docs/api-reference.md is stale: run python protos/reference.py"
+    for element in ("### CustomerService", "### AgentService", "### AdminService",
+                    "| `StartConversation` |", "### TicketEvent", "`STATE_CHANGE_CAUSE_OPENED`"):
+        assert element in fresh

@@ -127,7 +127,7 @@ class CustomerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Rate(self, request, context):
-        """Rates an ended conversation (within the rating window); a later rating replaces it.
+        """Rates an ended conversation; a later rating replaces the earlier one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
