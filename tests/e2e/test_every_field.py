@@ -387,7 +387,7 @@ async def offer_fields(w):  # run on a desk in offer mode (see the test)
     skill = await w.line()
     first, second = await w.agent(skill), await w.agent(skill)
     ticket = (await w.start(skill)).ticket
-    offered_to = (await w.status(ticket.ticket_id)).ticket_id and ticket.offered_to_agent_id
+    offered_to = ticket.offered_to_agent_id
     assert offered_to in (first, second)
     declined = await w.agents.DeclineOffer(A.DeclineOfferRequest(ticket_id=ticket.ticket_id),
                                            metadata=as_agent(offered_to))
@@ -434,10 +434,10 @@ async def upsert_skill_fields(w):
     assert (reply.skill.name, reply.skill.description, list(reply.skill.topic_keywords)) == (
         name, "gift cards", ["gift card"])
     agent_id = await w.agent(name, capacity=1)
-    (await w.start(name)).ticket  # the agent is busy
+    busy = (await w.start(name)).ticket
+    assert busy.agent_id == agent_id
     waiting = (await w.start(name)).ticket
     assert waiting.estimate.wait_p50_seconds > 0  # the handle-time prior prices the wait
-    assert agent_id
     warned = await w.events(waiting.ticket_id, until=lambda e: e.HasField("notice"))
     assert warned[-1].notice.code == S.NOTICE_CODE_QUEUE_WAIT_OVER_TARGET  # its own target
 
