@@ -2,11 +2,13 @@
 UTF-8 -- get INVALID_ARGUMENT naming the request, from every RPC, never UNKNOWN; and the
 gateway goes on serving."""
 
+import random
+
 import grpc
 from google.protobuf.descriptor import MethodDescriptor
 
 from surgedesk.v1 import admin_pb2, agent_pb2, customer_pb2
-from tests.e2e.helpers import served
+from tests.e2e.helpers import served, token
 
 SERVICES = [customer_pb2.DESCRIPTOR.services_by_name["CustomerService"],
             agent_pb2.DESCRIPTOR.services_by_name["AgentService"],
@@ -54,4 +56,48 @@ def test_undecodable_requests_are_invalid_arguments_naming_the_request(redis_url
                                                       skill="presale", first_message="hi"),
                 timeout=10)
             assert reply.ticket.ticket_id
+    run(scenario())
+
+
+DECLARED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+def test_random_bytes_to_every_rpc_get_only_declared_codes(redis_url, run):
+    """Fuzz: random byte strings (some happen to be valid messages, most are not) sent to every
+    RPC as a service, an agent and an admin would: only declared codes, never UNKNOWN or
+    INTERNAL, and the gateway goes on serving."""
+    rng = random.Random(20261205)
+    payloads = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 48)))
+                for _ in range(40)]
+
+    async def scenario():
+        async with served(redis_url) as channel:
+            raw = grpc.aio.insecure_channel(channel.target_address)
+            for method in methods():
+                role = {"CustomerService": ("service", "web"), "AgentService": ("agent", "ann"),
+                        "AdminService": ("admin", "ops")}[method.containing_service.name]
+                metadata = (("authorization", f"Bearer {token(*role)}"),)
+                path = f"/{method.containing_service.full_name}/{method.name}"
+                for payload in payloads:
+                    try:
+                        if method.server_streaming:
+                            stream = raw.unary_stream(path)(payload, timeout=0.5,
+                                                            metadata=metadata)
+                            async for _ in stream:
+                                break
+                            stream.cancel()
+                        else:
+                            await raw.unary_unary(path)(payload, timeout=5, metadata=metadata)
+                    except grpc.aio.AioRpcError as exc:
+                        assert exc.code() in DECLARED, (method.name, payload, exc.code(),
+                                                        exc.details())
+            await raw.close()
+            health = await channel.unary_unary(
+                "/surgedesk.v1.AdminService/GetQueueStats",
+                request_serializer=lambda m: b"", response_deserializer=lambda b: b)(
+                b"", timeout=5)
+            assert health is not None
     run(scenario())
