@@ -61,6 +61,7 @@ class GatewayOptions:
     reconcile_s: float = 60.0
     drain_grace_s: float = 10.0
     time_scale: float = 1.0
+    estimate_scale: float = 1.0  # rehearsal of the honesty alert: waits told are scaled
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     placed_by: str = "in-process hosting"  # for the line the gateway announces itself with
@@ -100,6 +101,7 @@ class Gateway:
         from surgedesk.adapters.redis.connect import redis_client
         from surgedesk.adapters.redis.embedded import EmbeddedRedis
         from surgedesk.adapters.serve import load_config
+        from surgedesk.engine.dispatcher import EstimatorConfig
         from surgedesk.engine.errors import InvalidArgument
         from surgedesk.engine.policies import policy_named
 
@@ -127,8 +129,12 @@ class Gateway:
         client = self.client = redis_client(redis_url, max_connections=streams + 1_000)
         self._shards = GatewayActors(redis_url, clock, config.rules, client=client,
                                    shared=o.member)
+        if not 0.0 < o.estimate_scale <= 100.0:
+            raise InvalidArgument("estimate-scale", "must be in (0, 100]")
+        estimator = EstimatorConfig(shown_scale=o.estimate_scale)
         self._dispatcher = await GatewayDispatcher(redis_url, policy_named(config.policy), clock,
-                                                 client=client, replica=o.member).start()
+                                                   estimator, client=client,
+                                                   replica=o.member).start()
         desk = self.desk = Desk(self._shards, self._dispatcher, client, clock=clock,
                                 rules=config.rules)
         for agent in config.agents:

@@ -46,6 +46,7 @@ def member_argv(args: Any, port: int, index: int) -> list[str]:
             "--host", args.host, "--port", str(port), "--data-dir", str(args.data_dir),
             "--tick-s", str(args.tick_s), "--drain-grace-s", str(args.drain_grace_s),
             "--event-loop", args.event_loop, "--time-scale", str(args.time_scale),
+            "--estimate-scale", str(args.estimate_scale),
             "--reconcile-s", str(args.reconcile_s), "--metrics-host", args.metrics_host,
             "--metrics-port", str(args.metrics_port + index if args.metrics_port else 0)]
     for flag, value in (("--config", args.config), ("--secret-file", args.secret_file),

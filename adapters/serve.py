@@ -100,7 +100,8 @@ def gateway_options(args: Any, **overrides: Any) -> GatewayOptions:
         tls_client_ca=args.tls_client_ca, reflection=not args.no_reflection,
         redis_fsync=args.redis_fsync, member=bool(getattr(args, "member", False)),
         tick_s=args.tick_s, reconcile_s=args.reconcile_s, drain_grace_s=args.drain_grace_s,
-        time_scale=args.time_scale, metrics_host=args.metrics_host,
+        time_scale=args.time_scale, estimate_scale=args.estimate_scale,
+        metrics_host=args.metrics_host,
         metrics_port=args.metrics_port)
     values.update(overrides)
     return GatewayOptions(**values)

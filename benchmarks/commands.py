@@ -90,10 +90,14 @@ def simulate_command(args: argparse.Namespace) -> int:
 def surge_command(args: argparse.Namespace) -> int:
     import os
 
+    from surgedesk.adapters.redis.calibration_window import WINDOW as CALIBRATION_WINDOW
     from surgedesk.benchmarks.population import build_population
     from surgedesk.benchmarks.report import (
         build_report,
         calibration_text,
+        latest_window,
+        live_agreement,
+        live_coverage_text,
         service_level_text,
         write_plots,
         write_records,
@@ -128,7 +132,7 @@ def surge_command(args: argparse.Namespace) -> int:
                            hosting=args.hosting, gateways=args.gateways, secret=secret,
                            drain_s=args.drain_s,
                            policy=args.policy, engine_log=args.engine_log,
-                           greet=not args.no_greeting)
+                           greet=not args.no_greeting, estimate_scale=args.estimate_scale)
     policy_name = args.policy or scenario.policy or "default"
     simulated = simulate(population, policy_named(policy_name), process=scenario.process,
                          seed=scenario.seed)
@@ -160,6 +164,11 @@ def surge_command(args: argparse.Namespace) -> int:
                                                 "wait_s", "service_level", "p_wait", "estimate")}
     report["simulate"] = sim_summary
     report["agreement"] = agreement(report, sim_report)
+    if raw["engine_coverage"]:  # the live metric against the same window of this run
+        window = latest_window(records, CALIBRATION_WINDOW)
+        report["engine"]["estimate_coverage_report_window"] = window
+        report["engine"]["estimate_coverage_agreement"] = live_agreement(
+            window, raw["engine_coverage"])
     write_report(report, args.json)
     if args.records:
         write_records(records, args.records)
@@ -177,7 +186,8 @@ def surge_command(args: argparse.Namespace) -> int:
         f"{sim_report['wait_s']['p90']:.1f}); estimate p90 coverage {est['coverage_p90']:.3f}; "
         f"{calibration_text(report)}; "
         f"dispatch lag p50 {lag['p50']:.1f} ms p99 {lag['p99']:.1f} ms; "
-        f"waits agree: {'yes' if agree['waits_agree'] else 'no'}")
+        f"waits agree: {'yes' if agree['waits_agree'] else 'no'}"
+        f"{live_coverage_text(report)}")
     for p in plots:
         print(f"plot: {p}")
     return 0 if report["lost"] == 0 else 1

@@ -142,6 +142,51 @@ def calibration(records: Sequence[Record], intervals: int = 8) -> dict[str, Any]
     return {**both(records), "per_skill": per_skill, "over_time": over_time}
 
 
+LIVE_AGREEMENT = 0.03  # the live metric and the report agree within this (issue 26)
+
+
+def latest_window(records: Sequence[Record], window: int) -> dict[str, dict[str, Any]]:
+    """Per skill, the censoring-aware coverage over the ``window`` latest outcomes (by the
+    time each customer left the line: served or gone): the population the engine's live metric
+    ``surgedesk_estimate_coverage_ratio`` is measured over. Customers still waiting at the end
+    have no outcome yet and are not in it."""
+    out: dict[str, dict[str, Any]] = {}
+    for skill in sorted({r.skill for r in records}):
+        ended = sorted((r for r in records if r.skill == skill and r.queued
+                        and r.outcome in ("served", "abandoned")
+                        and math.isfinite(r.est_p90_s) and r.wait_s > 0),
+                       key=lambda r: r.arrival_s + r.wait_s)[-window:]
+        out[skill] = {"p50": censored_coverage(ended, "p50")["coverage"],
+                      "p90": censored_coverage(ended, "p90")["coverage"],
+                      "outcomes": len(ended)}
+    return out
+
+
+def live_agreement(window: dict[str, dict[str, Any]],
+                   live: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The engine's live coverage beside the report's over the same window: the largest
+    difference over the skills and quantiles both have, and whether it is within
+    :data:`LIVE_AGREEMENT`."""
+    diffs = [abs(float(live[skill][q]) - float(window[skill][name]))
+             for skill in window if skill in live
+             for q, name in (("0.5", "p50"), ("0.9", "p90"))
+             if q in live[skill] and window[skill][name] is not None]
+    if not diffs:
+        return {"max_difference": None, "agrees": None}
+    return {"max_difference": max(diffs), "agrees": max(diffs) <= LIVE_AGREEMENT}
+
+
+def live_coverage_text(report: dict[str, Any]) -> str:
+    """"; live coverage agrees with the report: yes (max difference 0.012)", or "" without
+    the engine's metric."""
+    agreement = report.get("engine", {}).get("estimate_coverage_agreement")
+    if not agreement or agreement["agrees"] is None:
+        return ""
+    return (f"; live coverage agrees with the report: "
+            f"{'yes' if agreement['agrees'] else 'no'} (max difference "
+            f"{agreement['max_difference']:.3f})")
+
+
 def calibration_text(report: dict[str, Any]) -> str:
     """The censoring-aware coverage as a report prints it."""
     cal = report["calibration"]

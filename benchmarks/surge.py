@@ -68,6 +68,7 @@ class SurgeOptions:
     policy: str | None = None
     engine_log: str | None = None  # keep the started engine's output here
     greet: bool = True
+    estimate_scale: float = 1.0  # the engine this starts tells waits scaled by this
 
 
 # ---------------------------------------------------------------- the engine
@@ -110,7 +111,8 @@ wrap_up_s = {proc.wrap_up_s}
         cmd = [sys.executable, "-m", "surgedesk", "serve", "--port", "0", "--metrics-port", "0",
                "--data-dir", str(Path(self._dir.name) / "data"), "--config", str(self.desk_file()),
                "--time-scale", f"{self.options.speedup:g}", "--hosting", self.options.hosting,
-               "--gateways", str(self.options.gateways)]
+               "--gateways", str(self.options.gateways),
+               "--estimate-scale", f"{self.options.estimate_scale:g}"]
         # The engine's output goes to a file: a pipe nobody drains would stall the engine.
         self.log_path = Path(self._dir.name) / "serve.log"
         with self.log_path.open("w") as log:

@@ -43,6 +43,7 @@ O(log n); relaxation step O(R); estimate O(log n).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections.abc import Iterator, Mapping
@@ -90,6 +91,9 @@ class EstimatorConfig:
     prior_handle_s: float = 300.0  # expected handle time before any conversation has ended
     handle_s_by_skill: Mapping[str, float] = field(default_factory=dict)
     rate_cv: float = 0.12  # relative uncertainty of the measured service rate
+    # The waits customers are told, scaled: 1 is honest; below 1 rehearses the honesty alert
+    # (``surgedesk serve --estimate-scale``): the desk's live coverage leaves its band.
+    shown_scale: float = 1.0
 
 
 @dataclass(slots=True)
@@ -263,6 +267,10 @@ class DispatcherCore:
             )
         else:
             est = self._estimate(flow, self._line_rank(t), t.vip_tier)
+        if self.estimator.shown_scale != 1.0:
+            k = self.estimator.shown_scale
+            est = dataclasses.replace(est, mean_s=est.mean_s * k, p50_s=est.p50_s * k,
+                                      p90_s=est.p90_s * k)
         return QueueStatus(
             ticket_id=t.ticket_id,
             skill=t.skill,

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--time-scale", type=float, default=1.0,
                        help="rehearsal only: the engine's clock runs this many times faster "
                             "than wall time (surgedesk surge --speedup)")
+    serve.add_argument("--estimate-scale", type=float, default=1.0,
+                       help="rehearsal only: the waits customers are told are scaled by this "
+                            "(below 1: dishonest on purpose, to see the honesty alert fire)")
     serve.add_argument("--reconcile-s", type=float, default=60.0,
                        help="how often tickets and routing are checked against each other (s)")
     serve.add_argument("--metrics-host", default="127.0.0.1")
@@ -150,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     surge.add_argument("--gateways", type=int, default=1,
                        help="gateway processes of the engine this starts (default 1)")
     surge.add_argument("--policy", help="routing policy preset (default: the scenario's)")
+    surge.add_argument("--estimate-scale", type=float, default=1.0,
+                       help="the engine this starts tells waits scaled by this (below 1: a "
+                            "dishonest run, to check the live coverage metric and its alert)")
     surge.add_argument("--drain-s", type=float, default=60.0,
                        help="wall seconds to wait for the last customers after the arrivals end")
     surge.add_argument("--no-greeting", action="store_true",

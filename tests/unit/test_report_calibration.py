@@ -77,3 +77,26 @@ def test_a_run_in_which_nobody_was_served_reports_no_service_level_and_why():
     cal = report["calibration"]
     assert cal["p90"]["coverage"] == 0.0 and cal["p90"]["served_only"] is None
     assert [block["p90"]["customers"] for block in cal["over_time"]].count(0) < 8
+
+
+def test_the_latest_window_is_what_the_live_metric_measures_and_agreement_is_judged_on_it():
+    from types import SimpleNamespace
+
+    from surgedesk.benchmarks.report import LIVE_AGREEMENT, latest_window, live_agreement
+
+    def rec(skill, arrival, wait, outcome, p50=15.0, p90=28.0, queued=True):
+        return SimpleNamespace(customer_id="c", skill=skill, vip=0, arrival_s=arrival,
+                               est_p50_s=p50, est_p90_s=p90, outcome=outcome, wait_s=wait,
+                               agent_id="", queued=queued, ahead=0)
+
+    # early customers all waited past their p90, the latest 100 all within their p50
+    records = [rec("s", i, 100.0, "served") for i in range(300)]
+    records += [rec("s", 1000 + i, 5.0, "served") for i in range(100)]
+    records += [rec("s", 2000, 1.0, "waiting"), rec("s", 2001, 1.0, "served", queued=False)]
+    window = latest_window(records, 100)
+    assert window["s"] == {"p50": 1.0, "p90": 1.0, "outcomes": 100}
+    assert latest_window(records, 400)["s"]["p90"] == 0.25
+    near = live_agreement(window, {"s": {"0.5": 1.0 - LIVE_AGREEMENT / 2, "0.9": 1.0}})
+    far = live_agreement(window, {"s": {"0.5": 0.9, "0.9": 1.0}})
+    assert near["agrees"] and not far["agrees"] and abs(far["max_difference"] - 0.1) < 1e-9
+    assert live_agreement(window, {})["agrees"] is None
