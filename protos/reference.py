@@ -21,6 +21,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT.parent / "docs" / "api-reference.md"
+GUIDE = ROOT.parent / "docs/API.md"  # how to use the contract, linked from the reference
 ORDER = ["customer.proto", "agent.proto", "admin.proto", "common.proto"]
 # FileDescriptorProto / DescriptorProto / ... field numbers used in source-info paths
 MESSAGE, ENUM, SERVICE = 4, 5, 6
@@ -70,7 +71,7 @@ def render(fds: descriptor_pb2.FileDescriptorSet) -> str:
     lines = ["# surgedesk.v1 reference", "",
              "Generated from the comments of `protos/surgedesk/v1/*.proto` by "
              "`python protos/reference.py`; do not edit. How to use the contract (identity, "
-             "errors, retries, limits, events) is [API.md](API.md).", ""]
+             f"errors, retries, limits, events) is [{GUIDE.name}]({GUIDE.name}).", ""]
     for name in ORDER + sorted(set(files) - set(ORDER)):
         f = files[name]
         comments = {tuple(loc.path): loc.leading_comments
