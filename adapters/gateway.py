@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from surgedesk.adapters.archive.archiver import Archiver
+    from surgedesk.adapters.archive.store import ArchiveStore
     from surgedesk.adapters.desk.desk import Desk
     from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
     from surgedesk.adapters.grpc.readiness import Readiness
@@ -62,6 +64,7 @@ class GatewayOptions:
     drain_grace_s: float = 10.0
     time_scale: float = 1.0
     estimate_scale: float = 1.0  # rehearsal of the honesty alert: waits told are scaled
+    archive_url: str | None = None  # None: SURGEDESK_ARCHIVE_URL, else SQLite in data_dir
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     placed_by: str = "in-process hosting"  # for the line the gateway announces itself with
@@ -81,12 +84,17 @@ class Gateway:
         self.metrics: MetricsEndpoint | None = None
         self.client: aioredis.Redis | None = None  # the Redis client of the whole gateway
         self._server: object | None = None
+        self.archive: ArchiveStore | None = None
+        self.archiver: Archiver | None = None
+        self._archive_every_s = 5.0
 
     async def start(self) -> str:
         """Build and start the gateway; the line it announces itself with
         (``surgedesk serving on HOST:PORT (...)``)."""
         from grpc_health.v1 import health
 
+        from surgedesk.adapters.archive.archiver import Archiver
+        from surgedesk.adapters.archive.store import archive_url, open_archive
         from surgedesk.adapters.clock import EngineClock
         from surgedesk.adapters.desk.catalogue import AgentProfile
         from surgedesk.adapters.desk.desk import Desk
@@ -127,8 +135,12 @@ class Gateway:
         # the commands of one event-loop turn leave in one write, whichever part issued them.
         streams = config.limits.max_streams or 10_000
         client = self.client = redis_client(redis_url, max_connections=streams + 1_000)
+        self.archive = open_archive(archive_url(o.data_dir, o.archive_url))
+        self.archiver = Archiver(client, self.archive, config.archive.grace_s,
+                                 config.archive.batch, clock)
+        self._archive_every_s = config.archive.every_s
         self._shards = GatewayActors(redis_url, clock, config.rules, client=client,
-                                   shared=o.member)
+                                     shared=o.member, archive=self.archive)
         if not 0.0 < o.estimate_scale <= 100.0:
             raise InvalidArgument("estimate-scale", "must be in (0, 100]")
         estimator = EstimatorConfig(shown_scale=o.estimate_scale)
@@ -136,14 +148,15 @@ class Gateway:
                                                    estimator, client=client,
                                                    replica=o.member).start()
         desk = self.desk = Desk(self._shards, self._dispatcher, client, clock=clock,
-                                rules=config.rules)
+                                rules=config.rules, archive=self.archive)
         for agent in config.agents:
             await desk.catalogue.upsert_agent(AgentProfile(agent["id"], dict(agent["skills"]),
                                                  int(agent.get("capacity", 1)),
                                                  agent.get("name", "")))
         await desk.routing.reconcile()  # assignments a killed gateway decided but did not deliver
         tune_gc()
-        self.metrics = await serve_metrics(desk, o.metrics_host, o.metrics_port)
+        self.metrics = await serve_metrics(desk, o.metrics_host, o.metrics_port,
+                                           archiver=self.archiver)
         health_servicer = health.aio.HealthServicer()
         server, self.port = await build_server(desk, f"{o.host}:{o.port}", gate,
                                                reflection_on=o.reflection,
@@ -177,6 +190,8 @@ class Gateway:
             await self._dispatcher.service.stop()
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.archive is not None:
+            self.archive.close()
         if self._embedded is not None:
             self._embedded.stop()
         return finished
@@ -196,6 +211,10 @@ class Gateway:
                 await self.desk.routing.tick()
             with contextlib.suppress(Exception):
                 await self.desk.routing.run_timers()
+            if self.archiver is not None and beats % max(
+                    1, int(self._archive_every_s / o.time_scale / tick_s)) == 0:
+                with contextlib.suppress(Exception):  # the database away: next pass
+                    await self.archiver.run_pass()
             if beats % max(1, int(o.reconcile_s / tick_s)) == 0:
                 with contextlib.suppress(Exception):
                     await self.desk.routing.reconcile()

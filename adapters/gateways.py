@@ -50,6 +50,7 @@ def member_argv(args: Any, port: int, index: int) -> list[str]:
             "--reconcile-s", str(args.reconcile_s), "--metrics-host", args.metrics_host,
             "--metrics-port", str(args.metrics_port + index if args.metrics_port else 0)]
     for flag, value in (("--config", args.config), ("--secret-file", args.secret_file),
+                        ("--archive-url", args.archive_url),
                         ("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
                         ("--tls-client-ca", args.tls_client_ca)):
         if value:

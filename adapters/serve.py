@@ -41,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from surgedesk.adapters.archive.archiver import ArchiveConfig
 from surgedesk.adapters.gateway import Gateway, GatewayOptions, run_loop
 from surgedesk.adapters.grpc.limits import Limits
 from surgedesk.adapters.identity.tokens import IdentityConfig
@@ -56,6 +57,7 @@ class DeskConfig:
     rules: ServiceRules = field(default_factory=ServiceRules)
     limits: Limits = field(default_factory=Limits)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
 
 def load_config(path: str | None) -> DeskConfig:
@@ -70,17 +72,18 @@ def load_config(path: str | None) -> DeskConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument("config", f"not valid TOML: {exc}") from None
-    unknown = set(doc) - {"routing", "agents", "service", "limits", "identity"}
+    unknown = set(doc) - {"routing", "agents", "service", "limits", "identity", "archive"}
     if unknown:
-        raise InvalidArgument(sorted(unknown)[0],
-                              "unknown key; expected routing, service, limits, identity, agents")
+        raise InvalidArgument(sorted(unknown)[0], "unknown key; expected routing, service, "
+                                                  "limits, identity, archive, agents")
     routing = doc.get("routing", {})
     for key in set(routing) - {"policy"}:
         raise InvalidArgument(f"routing.{key}", "unknown key; expected policy")
     config = DeskConfig(policy=routing.get("policy", "default"),
                         rules=ServiceRules.from_mapping(doc.get("service", {})),
                         limits=Limits.from_mapping(doc.get("limits", {})),
-                        identity=IdentityConfig.from_mapping(doc.get("identity", {})))
+                        identity=IdentityConfig.from_mapping(doc.get("identity", {})),
+                        archive=ArchiveConfig.from_mapping(doc.get("archive", {})))
     if config.policy not in POLICY_PRESETS:
         raise InvalidArgument("routing.policy", f"unknown policy {config.policy!r}")
     for i, agent in enumerate(doc.get("agents", [])):
@@ -101,6 +104,7 @@ def gateway_options(args: Any, **overrides: Any) -> GatewayOptions:
         redis_fsync=args.redis_fsync, member=bool(getattr(args, "member", False)),
         tick_s=args.tick_s, reconcile_s=args.reconcile_s, drain_grace_s=args.drain_grace_s,
         time_scale=args.time_scale, estimate_scale=args.estimate_scale,
+        archive_url=args.archive_url,
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port)
     values.update(overrides)

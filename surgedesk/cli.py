@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--time-scale", type=float, default=1.0,
                        help="rehearsal only: the engine's clock runs this many times faster "
                             "than wall time (surgedesk surge --speedup)")
+    serve.add_argument("--archive-url",
+                       help="the archive of ended tickets: a SQLAlchemy URL such as "
+                            "postgresql+psycopg://user@host/db (default: SURGEDESK_ARCHIVE_URL, "
+                            "else SQLite in the data directory)")
     serve.add_argument("--estimate-scale", type=float, default=1.0,
                        help="rehearsal only: the waits customers are told are scaled by this "
                             "(below 1: dishonest on purpose, to see the honesty alert fire)")

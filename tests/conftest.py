@@ -33,3 +33,33 @@ def redis_url(redis_server):
 @pytest.fixture
 def run():
     return asyncio.run
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """One real PostgreSQL server for the session (tests/postgres.py)."""
+    from tests.postgres import postgres_server, server_bin
+
+    if server_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; .ci/run installs the Debian package")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request, tmp_path):
+    """An empty archive database of each kind the engine supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.db'}"
+        return
+    import sqlalchemy as sa
+
+    url = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a clean database for each test
+        conn.execute(sa.text("DROP TABLE IF EXISTS archived_events, archived_tickets, "
+                             "alembic_version"))
+    engine.dispose()
+    yield url

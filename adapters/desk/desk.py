@@ -36,6 +36,7 @@ from surgedesk.adapters.desk.routing import RoutingDelivery
 from surgedesk.adapters.desk.watching import Watching
 from surgedesk.adapters.redis.calibration_window import CalibrationWindow
 from surgedesk.adapters.redis.journal import (
+    ArchiveReader,
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
     TicketJournal,
@@ -152,17 +153,23 @@ class Desk:
     """The desk one gateway serves: conversation flows over its parts."""
 
     def __init__(self, actors: ActorHosting, dispatcher: RoutingLink, client: aioredis.Redis,
-                 clock: Any = time.time, rules: ServiceRules | None = None) -> None:
+                 clock: Any = time.time, rules: ServiceRules | None = None,
+                 archive: ArchiveReader | None = None) -> None:
         self.actors = actors
         self.dispatcher = dispatcher
-        self.journal = TicketJournal(client)
+        self.journal = TicketJournal(client, archive)
         self.rules = rules = rules or ServiceRules()
         self.routing = RoutingDelivery(actors, dispatcher, self.journal, clock, rules,
                                        CalibrationWindow(client))
         self.catalogue = Catalogue(actors, self.routing, client, rules)
-        self.watching = Watching(client)
+        self.watching = Watching(client, self.journal)
         self._redis: Any = client
         self._clock = clock
+
+    async def redis_memory_bytes(self) -> float | None:
+        """The memory Redis uses (``INFO memory``'s used_memory), for the metrics."""
+        value = (await self._redis.info("memory")).get("used_memory")
+        return None if value is None else float(value)
 
     async def shutdown(self) -> None:
         """Stop the watchers' reader (the watches themselves end with the server)."""

@@ -15,7 +15,7 @@ from typing import Any
 from surgedesk.adapters.redis.agent_actor import AgentBehaviour, AgentReply
 from surgedesk.adapters.redis.connect import redis_client
 from surgedesk.adapters.redis.dispatch_journal import DispatcherService, RoutingEntry
-from surgedesk.adapters.redis.journal import TicketJournal
+from surgedesk.adapters.redis.journal import ArchiveReader, TicketJournal
 from surgedesk.adapters.redis.ticket_actor import TicketBehaviour, TicketReply
 from surgedesk.engine.actors import ActorHost
 from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, QueueStatus
@@ -32,10 +32,11 @@ class GatewayActors:
 
     def __init__(self, redis_url: str, clock: Any = time.time,
                  rules: ServiceRules | None = None, *, client: Any = None,
-                 shared: bool = False) -> None:
+                 shared: bool = False, archive: ArchiveReader | None = None) -> None:
         client = client if client is not None else redis_client(redis_url)
         self.host: ActorHost[Any] = ActorHost(
-            TicketBehaviour(TicketJournal(client), clock, rules, shared=shared), clock=clock)
+            TicketBehaviour(TicketJournal(client, archive), clock, rules, shared=shared),
+            clock=clock)
         self.agents: ActorHost[Any] = ActorHost(AgentBehaviour(client, clock), clock=clock)
 
     async def ask(self, ticket_id: str, command: object) -> TicketReply:

@@ -10,12 +10,15 @@ gateway, misses nothing and repeats nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from surgedesk.adapters.redis.journal import (
     JournalEntry,
+    TicketJournal,
     agent_stream,
     decode,
     stream_key,
@@ -29,8 +32,10 @@ from surgedesk.engine.ticket import (
 class Watching:
     """The gateway's watches of ticket and agent streams."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, journal: TicketJournal | None = None) -> None:
         self.hub = StreamHub(client)  # the watchers' one reader of Redis streams
+        self._redis: Any = client
+        self._journal = journal  # where an archived ticket's events are read
 
     async def close(self) -> None:
         """Stop the watchers' reader (the watches themselves end with the server)."""
@@ -42,6 +47,16 @@ class Watching:
         ``idle``, ``None`` after each ``block_ms`` that brought nothing (time to look around).
         Live events come through the gateway's one reader of the journal's feed
         (:mod:`surgedesk.adapters.redis.stream_hub`)."""
+        if self._journal is not None and self._journal.archive is not None and not (
+                await self._redis.exists(stream_key(ticket_id))):
+            archived = await self._journal.archived(ticket_id, cursor)
+            if archived:  # an ended ticket moved to the archive: its history, and no more
+                for entry in archived:
+                    yield entry
+                while True:
+                    await asyncio.sleep(block_ms / 1000)
+                    if idle:
+                        yield None
         sub = await self.hub.subscribe(stream_key(ticket_id), cursor)
         try:
             while True:

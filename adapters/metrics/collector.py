@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Histogram
 from prometheus_client.core import (
@@ -34,6 +34,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from surgedesk.adapters.archive.archiver import ArchiverStats
 from surgedesk.adapters.redis.calibration_window import SkillCoverage
 from surgedesk.engine.agent import PRESENCES
 from surgedesk.engine.outcomes import WAIT_BUCKETS_S
@@ -62,6 +63,12 @@ DISPATCH_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
                           5.0, 10.0)
 
 
+class ArchiverView(Protocol):
+    """What the metrics read of the gateway's archiver."""
+
+    stats: ArchiverStats
+
+
 @dataclass
 class Snapshot:
     at_s: float = 0.0
@@ -69,14 +76,18 @@ class Snapshot:
     skills: list[dict[str, Any]] = field(default_factory=list)
     presence: dict[str, int] = field(default_factory=dict)
     calibration: dict[str, SkillCoverage] = field(default_factory=dict)
+    redis_memory_bytes: float | None = None  # Redis's used_memory
+    ended_in_redis: int = 0  # ended tickets still in Redis (in their grace, or not yet moved)
     ok: bool = False
 
 
 class DeskMetrics(Collector):
     """The engine's collector; register it and run :meth:`refresh_forever`."""
 
-    def __init__(self, desk: Any, refresh_s: float = 1.0) -> None:
+    def __init__(self, desk: Any, refresh_s: float = 1.0,
+                 archiver: ArchiverView | None = None) -> None:
         self.desk = desk
+        self.archiver = archiver
         self.refresh_s = refresh_s
         self.snapshot = Snapshot()
         self.dispatch_lag = Histogram(
@@ -92,7 +103,10 @@ class DeskMetrics(Collector):
         skills = await self.desk.dispatcher.skill_report()
         presence = {**dict.fromkeys(PRESENCES, 0), **await self.desk.catalogue.presence_counts()}
         calibration = await self.desk.routing.calibration.coverage()
-        self.snapshot = Snapshot(time.time(), counters, skills, presence, calibration, ok=True)
+        memory = await self.desk.redis_memory_bytes()
+        ended = await self.desk.journal.ended_in_redis()
+        self.snapshot = Snapshot(time.time(), counters, skills, presence, calibration,
+                                 None if memory is None else float(memory), ended, ok=True)
         return self.snapshot
 
     async def refresh_forever(self) -> None:
@@ -153,6 +167,26 @@ class DeskMetrics(Collector):
                 if value is not None:
                     honesty.add_metric([q, skill], value)
         yield from (honesty, outcomes)
+
+        if snap.redis_memory_bytes is not None:
+            yield GaugeMetricFamily(f"{PREFIX}redis_memory_bytes",
+                                    "Memory Redis uses (INFO used_memory): live state, bounded "
+                                    "once ended tickets move to the archive.",
+                                    value=snap.redis_memory_bytes)
+        yield GaugeMetricFamily(f"{PREFIX}archive_pending_tickets",
+                                "Ended tickets still in Redis: in their grace, or not yet moved "
+                                "to the archive.", value=float(snap.ended_in_redis))
+        if self.archiver is not None:
+            stats = self.archiver.stats
+            yield CounterMetricFamily(f"{PREFIX}archived_tickets",
+                                      "Ended tickets this gateway moved to the archive.",
+                                      value=float(stats.archived))
+            yield CounterMetricFamily(f"{PREFIX}archive_failures",
+                                      "Archiver passes that failed (database or Redis away); "
+                                      "the next pass tries again.", value=float(stats.failed))
+            yield GaugeMetricFamily(f"{PREFIX}archive_lag_seconds",
+                                    "How long the oldest ended ticket due for the archive has "
+                                    "waited past its grace.", value=stats.lag_s)
 
         agents = GaugeMetricFamily(f"{PREFIX}agents", "Agents by presence status.",
                                    labels=["status"])

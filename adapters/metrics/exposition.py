@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 
-from surgedesk.adapters.metrics.collector import DeskMetrics
+from surgedesk.adapters.metrics.collector import ArchiverView, DeskMetrics
 from surgedesk.adapters.metrics.grpc_metrics import GrpcMetrics
 
 
@@ -28,13 +28,14 @@ class MetricsEndpoint:
 
 
 async def serve_metrics(desk: Any, host: str = "127.0.0.1", port: int = 9464,
-                        refresh_s: float = 1.0) -> MetricsEndpoint:
+                        refresh_s: float = 1.0,
+                        archiver: ArchiverView | None = None) -> MetricsEndpoint:
     """Start ``http://host:port/metrics`` (port 0: any free port) and the snapshot refresher.
 
     Pass ``endpoint.grpc_metrics`` to :func:`surgedesk.adapters.grpc.server.build_server` as its
     ``metrics``. Runs on the caller's event loop; the HTTP server has its own thread."""
     registry = CollectorRegistry()
-    desk_metrics = DeskMetrics(desk, refresh_s)
+    desk_metrics = DeskMetrics(desk, refresh_s, archiver)
     registry.register(desk_metrics)
     ProcessCollector(registry=registry)
     grpc_metrics = GrpcMetrics(registry)

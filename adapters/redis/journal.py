@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
@@ -58,10 +58,10 @@ FEED_KEEP_MS = 120_000  # the feed keeps about the last two minutes
 
 _APPEND = """
 -- KEYS: stream, open pointer, customer's tickets, timers, counters, feed, routing stream,
---       its counter, mirror streams...
+--       its counter, ended tickets, mirror streams...
 -- ARGV: version, n, events[n], op, ticket id, deadline, m counters, (field, amount)[m],
 --       the customer's previous ticket (an open: the one its history continues),
---       a routing entry ('' for none)
+--       a routing entry ('' for none), when it ended (a close: engine seconds)
 local stream = KEYS[1]
 if redis.call('XLEN', stream) ~= tonumber(ARGV[1]) then
   return redis.error_reply('STALE ' .. redis.call('XLEN', stream))
@@ -78,6 +78,10 @@ if op == 'open' then
   if last ~= ARGV[7 + n + 2 * tonumber(ARGV[6 + n])] then
     return redis.error_reply('PREVIOUS =' .. last)
   end
+  -- an open retried after the ticket was archived (its stream is gone): it exists
+  if redis.call('LPOS', KEYS[3], ARGV[4 + n]) then
+    return redis.error_reply('STALE archived')
+  end
 end
 local ticket = ARGV[4 + n]
 local now = redis.call('TIME')
@@ -86,7 +90,7 @@ local ids = {}
 for i = 1, n do
   ids[i] = redis.call('XADD', stream, '*', 'e', ARGV[2 + i])
   local copies = {}
-  for k = 9, #KEYS do
+  for k = 10, #KEYS do
     -- watch streams are copies: keep about the last AGENT_STREAM_KEEP entries of each
     copies[#copies + 1] = KEYS[k]
     copies[#copies + 1] = redis.call('XADD', KEYS[k], 'MAXLEN', '~', 'AGENT_STREAM_KEEP', '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
@@ -113,6 +117,8 @@ elseif op == 'close' then
   if redis.call('GET', KEYS[2]) == ticket then
     redis.call('DEL', KEYS[2])
   end
+  -- ended: the archiver moves it to the database once its grace has passed
+  redis.call('ZADD', KEYS[9], ARGV[9 + n + 2 * m], ticket)
 end
 -- the routing fact of this change, numbered like every routing entry (dispatch_journal.py)
 local routing = ARGV[8 + n + 2 * m]
@@ -186,6 +192,12 @@ class JournalEntry:
     event: Event
 
 
+def _cursor_key(cursor: str) -> tuple[int, int]:
+    """A stream id ``"ms-seq"`` as a pair that orders as Redis orders ids."""
+    ms, _, seq = cursor.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def encode(event: Event) -> bytes:
     return msgpack.packb(event_to_dict(event), use_bin_type=True)
 
@@ -195,6 +207,7 @@ def decode(payload: bytes) -> Event:
 
 
 TIMERS_KEY = "sd:timers"  # sorted set: ticket id -> when its next timer is due
+ENDED_KEY = "sd:ended"  # sorted set: ended ticket id -> when it ended (the archiver's queue)
 COUNTERS_KEY = "sd:counters"  # hash: counter_field(metric, labels) -> total
 _ROUTING_KEYS = (dispatch_journal.STREAM, dispatch_journal.seq_key())  # where starts queue
 
@@ -229,11 +242,24 @@ def tickets_key(customer_id: str) -> str:
     return f"sd:c:{customer_id}:tickets"
 
 
+class ArchiveReader(Protocol):
+    """Where a ticket's journal is once it has left Redis (:mod:`surgedesk.adapters.archive`)."""
+
+    async def load(self, ticket_id: str) -> list[tuple[str, bytes]] | None:
+        """The ticket's events as ``(cursor, msgpack payload)`` in order; None if absent."""
+        ...
+
+
 class TicketJournal:
-    def __init__(self, client: aioredis.Redis) -> None:
+    """Tickets' journals: in Redis while live, and -- with an ``archive`` -- read from the
+    archive once the archiver has moved them (a stream that is not in Redis is looked for
+    there), so a reader never cares where a ticket lives."""
+
+    def __init__(self, client: aioredis.Redis, archive: ArchiveReader | None = None) -> None:
         # redis-py's reply types are unions over decode_responses; this client never decodes.
         self._redis: Any = client
         self._append = client.register_script(_APPEND)
+        self.archive = archive
 
     async def append(self, ticket_id: str, customer_id: str, version: int,
                      events: Sequence[Event], *, deadline_s: float | None = None,
@@ -266,20 +292,21 @@ class TicketJournal:
         """
         if not events:
             return [], None
-        op, previous = "", ""
+        op, previous, ended = "", "", 0.0
         for e in events:
             if isinstance(e, TicketOpened):
                 op, previous = "open", e.previous_ticket_id
             elif isinstance(e, StateMoved) and e.to_state in ("CLOSED", "SYSTEM_CLOSED"):
-                op = "close"
+                op, ended = "close", e.at_s
         args: list[Any] = [version, len(events), *[encode(e) for e in events], op, ticket_id,
                            "" if deadline_s is None else repr(float(deadline_s)), len(counts)]
         for metric, labels, amount in counts:
             args += [counter_field(metric, labels), repr(float(amount))]
         args.append(previous)
         args.append(dispatch_journal.encode(*routing) if routing is not None else "")
+        args.append(repr(float(ended)))
         keys = [stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
-                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *_ROUTING_KEYS,
+                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *_ROUTING_KEYS, ENDED_KEY,
                 *[agent_stream(a) for a in mirrors]]
         try:
             ids, routed_seq, routed_id = await run_script(self._redis, self._append, keys, args)
@@ -303,9 +330,21 @@ class TicketJournal:
         return int(await self._redis.xlen(stream_key(ticket_id)))
 
     async def load(self, ticket_id: str) -> list[JournalEntry]:
-        """Every event of the ticket, in order. O(events)."""
+        """Every event of the ticket, in order, from Redis or else the archive. O(events)."""
         rows = await self._redis.xrange(stream_key(ticket_id))
+        if not rows:
+            return await self.archived(ticket_id)
         return [JournalEntry(text(cursor), decode(fields[b"e"])) for cursor, fields in rows]
+
+    async def archived(self, ticket_id: str, after: str = "") -> list[JournalEntry]:
+        """The ticket's events after ``after`` as the archive holds them ([] if it does not,
+        or there is no archive). O(events)."""
+        if self.archive is None:
+            return []
+        rows = await self.archive.load(ticket_id)
+        key = _cursor_key(after) if after and after != "0" else (-1, -1)
+        return [JournalEntry(cursor, decode(payload)) for cursor, payload in rows or ()
+                if _cursor_key(cursor) > key]
 
     async def read_after(self, ticket_id: str, cursor: str, *, block_ms: int | None = None,
                          count: int = 500) -> list[JournalEntry]:
@@ -314,6 +353,9 @@ class TicketJournal:
         if block_ms is None:
             rows = await self._redis.xrange(stream_key(ticket_id), min=f"({start}"
                                             if start != "0" else "-", count=count)
+            if not rows and self.archive is not None and not await self._redis.exists(
+                    stream_key(ticket_id)):
+                return (await self.archived(ticket_id, start))[:count]
             return [JournalEntry(text(c), decode(f[b"e"])) for c, f in rows]
         reply = await self._redis.xread({stream_key(ticket_id): start}, count=count,
                                         block=block_ms)
@@ -349,6 +391,10 @@ class TicketJournal:
     async def open_ticket_of(self, customer_id: str) -> str | None:
         value = await self._redis.get(open_key(customer_id))
         return None if value is None else text(value)
+
+    async def ended_in_redis(self) -> int:
+        """Ended tickets still in Redis (in their grace, or not yet archived). O(1)."""
+        return int(await self._redis.zcard(ENDED_KEY))
 
     async def tickets_of(self, customer_id: str) -> list[str]:
         return [v.decode() for v in await self._redis.lrange(tickets_key(customer_id), 0, -1)]

@@ -1,0 +1,1 @@
+"""Ended tickets moved from Redis to a relational database (SQLite or PostgreSQL)."""

@@ -1,0 +1,175 @@
+"""The archiver: ended tickets leave Redis for the archive once their grace has passed.
+
+Who runs this: every gateway, as a background duty; a lease in Redis (``sd:archiver:lease``)
+lets one of them at a time make a pass.
+
+A ticket's journal append that ends it (CLOSED or SYSTEM_CLOSED) also records, in the same
+atomic step, when it ended (the sorted set ``sd:ended``,
+:mod:`surgedesk.adapters.redis.journal`). A pass takes the tickets ended more than ``grace_s``
+ago (the window in which the customer still rates, and in which a watch or a history read is
+served from Redis), oldest first, up to ``batch`` of them:
+
+1. reads each ticket's stream (``XRANGE``),
+2. writes the batch to the archive in **one transaction** (idempotent: rows already there are
+   kept), and reads back how many events the archive holds for each,
+3. releases from Redis, in one script, each ticket whose archived count equals its stream's
+   length now: the stream is deleted and the ticket leaves ``sd:ended``. A stream that grew
+   meanwhile is left for the next pass, which archives its new events too.
+
+Crash-safe at every step: killed before 2, nothing changed; between 2 and 3, the ticket is in
+both places and the next pass writes nothing new and releases it; during 3, the script is atomic.
+A ticket is never in neither place: Redis lets go only of what the archive holds, counted.
+Reads do not care where a ticket is (:class:`~surgedesk.adapters.redis.journal.TicketJournal`
+looks in the archive for a stream Redis no longer has), and an archived ticket takes no more
+changes (its journal's length in Redis is 0 while its actor's version is not: every append is
+refused as stale, and a retried open as ``STALE archived``).
+
+Cost per pass: O(batch x events per ticket) in Redis reads, one database transaction and one
+script; the database work runs on a worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from surgedesk.adapters.archive.store import ArchivedTicket, ArchiveStore
+from surgedesk.adapters.redis.client import run_script, text
+from surgedesk.adapters.redis.journal import ENDED_KEY, stream_key
+from surgedesk.engine.errors import InvalidArgument
+
+LEASE_KEY = "sd:archiver:lease"
+
+_RELEASE = """
+-- KEYS: ended set, streams...; ARGV: tickets..., archived counts...
+local n = #KEYS - 1
+local released = 0
+for i = 1, n do
+  local length = redis.call('XLEN', KEYS[i + 1])
+  if length == tonumber(ARGV[n + i]) or length == 0 then
+    redis.call('DEL', KEYS[i + 1])
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    released = released + 1
+  end
+end
+return released
+"""
+
+_LEASE = """
+-- KEYS: lease; ARGV: holder, ms. Take the lease if free or ours; 1 if held by us now.
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """The desk file's ``[archive]`` table."""
+
+    grace_s: float = 86_400.0  # an ended ticket stays in Redis this long (ratings, reads)
+    every_s: float = 5.0  # how often a gateway makes a pass
+    batch: int = 200  # tickets per pass (one database transaction)
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any]) -> ArchiveConfig:
+        for key in table:
+            if key not in cls.__dataclass_fields__:
+                raise InvalidArgument(f"archive.{key}", "unknown key; expected grace_s, "
+                                                        "every_s, batch")
+        for key in ("grace_s", "every_s"):
+            value = table.get(key, 1.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise InvalidArgument(f"archive.{key}", "must be a number of seconds > 0")
+        batch = table.get("batch", 1)
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
+            raise InvalidArgument("archive.batch", "must be an integer in 1..10000")
+        return cls(**table)
+
+
+@dataclass
+class ArchiverStats:
+    """What the archiver has done, for the metrics."""
+
+    archived: int = 0  # tickets released from Redis into the archive
+    failed: int = 0  # passes that failed (database or Redis away): retried next pass
+    lag_s: float = 0.0  # how long the oldest ticket due has waited past its grace
+
+
+class Archiver:
+    """One gateway's share of archiving (see the module docstring)."""
+
+    def __init__(self, client: Any, store: ArchiveStore, grace_s: float = 86_400.0,
+                 batch: int = 200, clock: Callable[[], float] = time.time,
+                 lease_s: float = 60.0) -> None:
+        self._redis = client
+        self.store = store
+        self.grace_s, self.batch = grace_s, batch
+        self._clock = clock
+        self._lease_ms = int(lease_s * 1000)
+        self._holder = secrets.token_hex(8)
+        self._release = client.register_script(_RELEASE)
+        self._take_lease = client.register_script(_LEASE)
+        self.stats = ArchiverStats()
+
+    async def run_pass(self) -> int:
+        """One pass, if this gateway holds the lease: the number of tickets released."""
+        if not await run_script(self._redis, self._take_lease, [LEASE_KEY],
+                                [self._holder, self._lease_ms]):
+            return 0
+        try:
+            return await self._pass()
+        except Exception:
+            self.stats.failed += 1
+            raise
+
+    async def run_until_done(self, passes: int = 1000) -> int:
+        """Passes until nothing due is left (or ``passes`` made): for tests and drains."""
+        total = 0
+        for _ in range(passes):
+            released = await self.run_pass()
+            total += released
+            if released < self.batch:
+                break
+        return total
+
+    async def _pass(self) -> int:
+        now = self._clock()
+        due = [text(t) for t in await self._redis.zrangebyscore(
+            ENDED_KEY, "-inf", repr(now - self.grace_s), start=0, num=self.batch,
+            withscores=False)]
+        oldest = await self._redis.zrange(ENDED_KEY, 0, 0, withscores=True)
+        self.stats.lag_s = max(0.0, now - self.grace_s - float(oldest[0][1])) if oldest else 0.0
+        if not due:
+            return 0
+        scores = await self._redis.zmscore(ENDED_KEY, due)
+        tickets: list[ArchivedTicket] = []
+        gone: list[str] = []
+        for ticket_id, ended in zip(due, scores, strict=True):
+            rows = await self._redis.xrange(stream_key(ticket_id))
+            if not rows:  # released by a pass that died before its ZREM: only the entry left
+                gone.append(ticket_id)
+                continue
+            events = tuple((text(cursor), bytes(fields[b"e"])) for cursor, fields in rows)
+            opened = msgpack.unpackb(events[0][1], raw=False)
+            tickets.append(ArchivedTicket(ticket_id, str(opened.get("customer_id", "")),
+                                          float(ended or now), events))
+        counts = await self.store.write(tickets, now)
+        held = [(t.ticket_id, counts.get(t.ticket_id, 0)) for t in tickets
+                if counts.get(t.ticket_id, 0) >= len(t.events)]
+        held += [(t, 0) for t in gone]
+        if not held:
+            return 0
+        released = int(await run_script(
+            self._redis, self._release, [ENDED_KEY, *[stream_key(t) for t, _ in held]],
+            [*[t for t, _ in held], *[n for _, n in held]]))
+        self.stats.archived += released
+        return released

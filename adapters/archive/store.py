@@ -1,0 +1,216 @@
+"""The archive: ended tickets' journals in a relational database, event for event.
+
+Who runs this: every gateway -- the archiver (:mod:`surgedesk.adapters.archive.archiver`)
+writes, and reads of a ticket no longer in Redis (GetHistory, continuity, a watch of an old
+ticket) come here through :class:`~surgedesk.adapters.redis.journal.TicketJournal`.
+
+The database is SQLite in the data directory by default (``sqlite:///DATA_DIR/archive.db``,
+in WAL mode) or whatever ``SURGEDESK_ARCHIVE_URL`` names (``postgresql+psycopg://...``). The
+code is SQLAlchemy Core, one dialect-neutral description of the tables, and the schema is
+versioned by Alembic migrations (``adapters/archive/migrations``), applied at start.
+
+Two tables: ``archived_tickets`` (one row per ticket: customer, when it ended, how many events)
+and ``archived_events`` (one row per event: the ticket, its position, its cursor -- the Redis
+stream id it had -- and the event's msgpack bytes, unchanged). A ticket's history read back is
+byte for byte what its stream held. Writes are idempotent: rows that exist are left as they are
+(``ON CONFLICT DO NOTHING``), so a batch written twice (an archiver killed between the write and
+Redis's release) changes nothing, and a ticket whose stream grew after a first write gets its
+new events added.
+
+The driver calls block, so the async methods run them on a worker thread: the gateway's event
+loop never waits on the database. Costs: a batch write is one transaction, O(events); a
+ticket's read is one indexed range scan, O(its events); a customer's tickets, O(page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+ENV_VAR = "SURGEDESK_ARCHIVE_URL"
+metadata = sa.MetaData()
+archived_tickets = sa.Table(
+    "archived_tickets", metadata,
+    sa.Column("ticket_id", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+    sa.Column("ended_at", sa.Float, nullable=False),  # seconds since the epoch
+    sa.Column("archived_at", sa.Float, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+)
+archived_events = sa.Table(
+    "archived_events", metadata,
+    sa.Column("ticket_id", sa.String(128), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),  # 0, 1, ... in the stream's order
+    sa.Column("cursor", sa.String(64), nullable=False),  # the Redis stream id it had
+    sa.Column("payload", sa.LargeBinary, nullable=False),  # the event, msgpack, unchanged
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedTicket:
+    """One ticket's journal as the archiver moves it: its events as ``(cursor, payload)``."""
+
+    ticket_id: str
+    customer_id: str
+    ended_s: float
+    events: tuple[tuple[str, bytes], ...]
+
+
+def archive_url(data_dir: str | Path, url: str | None = None) -> str:
+    """The archive's database: ``url``, else ``SURGEDESK_ARCHIVE_URL``, else SQLite in the
+    data directory."""
+    chosen = url or os.environ.get(ENV_VAR)
+    if chosen:
+        return chosen
+    path = Path(data_dir).resolve() / "archive.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            cursor.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location",
+                           str(resources.files("surgedesk.adapters.archive") / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def _insert(engine: Engine, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING in the engine's dialect."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(table).on_conflict_do_nothing()
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return sqlite_insert(table).on_conflict_do_nothing()
+    raise ValueError(f"the archive supports SQLite and PostgreSQL, not {engine.dialect.name}")
+
+
+def open_archive(url: str, attempts: int = 5) -> ArchiveStore:
+    """The archive at ``url``, its schema migrated. Gateways starting together may migrate at
+    the same moment; the one that loses the race finds the schema made and tries again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return ArchiveStore(url)
+        except sa.exc.OperationalError:
+            raise  # the database cannot be reached or opened: say so at once
+        except sa.exc.SQLAlchemyError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+class ArchiveStore:
+    """The archive's tables, behind async methods (each a transaction on a worker thread)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -------------------------------------------------------------- writes
+    def write_now(self, tickets: Sequence[ArchivedTicket], now_s: float) -> dict[str, int]:
+        """Write ``tickets`` in one transaction; return each one's event count as stored
+        (what the archiver checks before it releases Redis)."""
+        if not tickets:
+            return {}
+        with self.engine.begin() as conn:
+            conn.execute(_insert(self.engine, archived_events), [
+                {"ticket_id": t.ticket_id, "seq": i, "cursor": cursor, "payload": payload}
+                for t in tickets for i, (cursor, payload) in enumerate(t.events)])
+            conn.execute(_insert(self.engine, archived_tickets), [
+                {"ticket_id": t.ticket_id, "customer_id": t.customer_id, "ended_at": t.ended_s,
+                 "archived_at": now_s, "events": len(t.events)} for t in tickets])
+            for t in tickets:  # a ticket archived again with more events: keep the count true
+                conn.execute(archived_tickets.update()
+                             .where(archived_tickets.c.ticket_id == t.ticket_id)
+                             .where(archived_tickets.c.events < len(t.events))
+                             .values(events=len(t.events), archived_at=now_s))
+            return self._counts(conn, [t.ticket_id for t in tickets])
+
+    @staticmethod
+    def _counts(conn: Any, ticket_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(ticket_ids)
+        rows = conn.execute(
+            sa.select(archived_events.c.ticket_id, sa.func.count())
+            .where(archived_events.c.ticket_id.in_(ids))
+            .group_by(archived_events.c.ticket_id)).all()
+        found = {row[0]: int(row[1]) for row in rows}
+        return {t: found.get(t, 0) for t in ids}
+
+    def counts_now(self, ticket_ids: Sequence[str]) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return self._counts(conn, ticket_ids)
+
+    def erase_customer_now(self, customer_id: str) -> list[str]:
+        """Delete every archived ticket of ``customer_id``; the ticket ids deleted."""
+        with self.engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(
+                sa.select(archived_tickets.c.ticket_id)
+                .where(archived_tickets.c.customer_id == customer_id)).all()]
+            if ids:
+                conn.execute(archived_events.delete()
+                             .where(archived_events.c.ticket_id.in_(ids)))
+                conn.execute(archived_tickets.delete()
+                             .where(archived_tickets.c.ticket_id.in_(ids)))
+            return ids
+
+    # -------------------------------------------------------------- reads
+    def load_now(self, ticket_id: str) -> list[tuple[str, bytes]] | None:
+        """The ticket's events in order, or None if it is not archived."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(archived_events.c.cursor, archived_events.c.payload)
+                .where(archived_events.c.ticket_id == ticket_id)
+                .order_by(archived_events.c.seq)).all()
+        return [(r[0], bytes(r[1])) for r in rows] if rows else None
+
+    def tickets_now(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count())
+                                    .select_from(archived_tickets)).scalar_one())
+
+    async def write(self, tickets: Sequence[ArchivedTicket], now_s: float) -> dict[str, int]:
+        return await asyncio.to_thread(self.write_now, tickets, now_s)
+
+    async def counts(self, ticket_ids: Sequence[str]) -> dict[str, int]:
+        return await asyncio.to_thread(self.counts_now, ticket_ids)
+
+    async def load(self, ticket_id: str) -> list[tuple[str, bytes]] | None:
+        return await asyncio.to_thread(self.load_now, ticket_id)
+
+    async def erase_customer(self, customer_id: str) -> list[str]:
+        return await asyncio.to_thread(self.erase_customer_now, customer_id)
