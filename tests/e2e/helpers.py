@@ -118,16 +118,16 @@ CATALOGUE = ("presale", "aftersale", "returns", "billing", "vip")
 
 @contextlib.asynccontextmanager
 async def served(url, *, rules=None, policy="strict", duties_s=None,
-                 with_desk=False, limits=None, estimator=None):
+                 with_desk=False, limits=None, estimator=None, archive=None):
     """A gateway on loopback and a channel to it, both closed afterwards. With ``duties_s`` the
     background duties of ``surgedesk serve`` (dispatcher and ticket timers) run that often."""
     rules = rules or ServiceRules()
     # as a gateway wires it: one client, one connection, for the whole engine
     client = redis_client(url)
-    shards = GatewayActors(url, rules=rules, client=client)
+    shards = GatewayActors(url, rules=rules, client=client, archive=archive)
     dispatcher = await GatewayDispatcher(url, policy_named(policy), estimator=estimator,
                                          client=client).start()
-    desk = Desk(shards, dispatcher, client, rules=rules)
+    desk = Desk(shards, dispatcher, client, rules=rules, archive=archive)
     for skill in CATALOGUE:  # the desk's skills, as serve declares its desk file's
         await desk.catalogue.upsert_skill(SkillProfile(skill))
     gate = Gate(TokenVerifier(SECRET), limits or Limits.unlimited())
