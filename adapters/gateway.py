@@ -137,7 +137,9 @@ class Gateway:
         client = self.client = redis_client(redis_url, max_connections=streams + 1_000)
         self.archive = open_archive(archive_url(o.data_dir, o.archive_url))
         self.archiver = Archiver(client, self.archive, config.archive.grace_s,
-                                 config.archive.batch, clock)
+                                 config.archive.batch, clock,
+                                 retention_s=config.archive.retention_s,
+                                 audit_retention_s=config.archive.audit_retention_s)
         self._archive_every_s = config.archive.every_s
         self._shards = GatewayActors(redis_url, clock, config.rules, client=client,
                                      shared=o.member, archive=self.archive)

@@ -59,7 +59,7 @@ def archive_url(request, tmp_path):
     url = request.getfixturevalue("postgres_url")
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # a clean database for each test
-        conn.execute(sa.text("DROP TABLE IF EXISTS archived_events, archived_tickets, "
+        conn.execute(sa.text("DROP TABLE IF EXISTS archived_events, archived_tickets, audit_log, "
                              "alembic_version"))
     engine.dispose()
     yield url

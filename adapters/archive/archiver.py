@@ -78,17 +78,26 @@ class ArchiveConfig:
     grace_s: float = 86_400.0  # an ended ticket stays in Redis this long (ratings, reads)
     every_s: float = 5.0  # how often a gateway makes a pass
     batch: int = 200  # tickets per pass (one database transaction)
+    retention_s: float = 0.0  # archived conversations are deleted this long after they
+    #                           ended; 0: kept
+    audit_retention_s: float = 0.0  # audit log entries are deleted this long after; 0: kept
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> ArchiveConfig:
         for key in table:
             if key not in cls.__dataclass_fields__:
                 raise InvalidArgument(f"archive.{key}", "unknown key; expected grace_s, "
-                                                        "every_s, batch")
+                                                        "every_s, batch, retention_s, "
+                                                        "audit_retention_s")
         for key in ("grace_s", "every_s"):
             value = table.get(key, 1.0)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InvalidArgument(f"archive.{key}", "must be a number of seconds > 0")
+        for key in ("retention_s", "audit_retention_s"):
+            value = table.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidArgument(f"archive.{key}", "must be a number of seconds >= 0 "
+                                                        "(0: kept)")
         batch = table.get("batch", 1)
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
             raise InvalidArgument("archive.batch", "must be an integer in 1..10000")
@@ -101,6 +110,7 @@ class ArchiverStats:
 
     archived: int = 0  # tickets released from Redis into the archive
     failed: int = 0  # passes that failed (database or Redis away): retried next pass
+    expired: int = 0  # archived tickets deleted at the end of their retention
     lag_s: float = 0.0  # how long the oldest ticket due has waited past its grace
 
 
@@ -109,7 +119,9 @@ class Archiver:
 
     def __init__(self, client: Any, store: ArchiveStore, grace_s: float = 86_400.0,
                  batch: int = 200, clock: Callable[[], float] = time.time,
-                 lease_s: float = 60.0) -> None:
+                 lease_s: float = 60.0, retention_s: float = 0.0,
+                 audit_retention_s: float = 0.0) -> None:
+        self.retention_s, self.audit_retention_s = retention_s, audit_retention_s
         self._redis = client
         self.store = store
         self.grace_s, self.batch = grace_s, batch
@@ -126,7 +138,13 @@ class Archiver:
                                 [self._holder, self._lease_ms]):
             return 0
         try:
-            return await self._pass()
+            released = await self._pass()
+            if self.retention_s > 0:
+                self.stats.expired += await self.store.expire(
+                    self._clock() - self.retention_s, self.batch)
+            if self.audit_retention_s > 0:
+                await self.store.expire_audit(self._clock() - self.audit_retention_s)
+            return released
         except Exception:
             self.stats.failed += 1
             raise

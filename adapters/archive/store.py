@@ -55,6 +55,31 @@ archived_events = sa.Table(
 )
 
 
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry of the audit log."""
+
+    audit_id: str
+    at_s: float
+    actor: str
+    action: str
+    subject: str
+    reason: str
+    detail: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class ArchivedTicket:
     """One ticket's journal as the archiver moves it: its events as ``(cursor, payload)``."""
@@ -188,6 +213,49 @@ class ArchiveStore:
                              .where(archived_tickets.c.ticket_id.in_(ids)))
             return ids
 
+    def audit_now(self, at_s: float, actor: str, action: str, subject: str, reason: str,
+                  detail: str = "") -> AuditEntry:
+        """Record an entry in the audit log; the entry with its id."""
+        with self.engine.begin() as conn:
+            result = conn.execute(audit_log.insert().values(
+                at=at_s, actor=actor, action=action, subject=subject, reason=reason,
+                detail=detail))
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT of one row names its key
+            audit_id = str(key[0])
+        return AuditEntry(audit_id, at_s, actor, action, subject, reason, detail)
+
+    def audit_of_now(self, subject: str) -> list[AuditEntry]:
+        """The audit log's entries about ``subject``, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(audit_log).where(audit_log.c.subject == subject)
+                                .order_by(audit_log.c.audit_id)).all()
+        return [AuditEntry(str(r.audit_id), r.at, r.actor, r.action, r.subject, r.reason,
+                           r.detail) for r in rows]
+
+    def expire_now(self, ended_before_s: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` archived tickets that ended before ``ended_before_s`` (the
+        retention of conversations); how many were deleted."""
+        with self.engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(
+                sa.select(archived_tickets.c.ticket_id)
+                .where(archived_tickets.c.ended_at < ended_before_s).limit(limit)).all()]
+            if ids:
+                conn.execute(archived_events.delete()
+                             .where(archived_events.c.ticket_id.in_(ids)))
+                conn.execute(archived_tickets.delete()
+                             .where(archived_tickets.c.ticket_id.in_(ids)))
+            return len(ids)
+
+    def expire_audit_now(self, before_s: float) -> int:
+        """Delete audit entries older than ``before_s`` (the audit log's retention)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(audit_log.delete().where(audit_log.c.at < before_s))
+                       .rowcount or 0)
+
+    async def expire_audit(self, before_s: float) -> int:
+        return await asyncio.to_thread(self.expire_audit_now, before_s)
+
     # -------------------------------------------------------------- reads
     def load_now(self, ticket_id: str) -> list[tuple[str, bytes]] | None:
         """The ticket's events in order, or None if it is not archived."""
@@ -214,3 +282,11 @@ class ArchiveStore:
 
     async def erase_customer(self, customer_id: str) -> list[str]:
         return await asyncio.to_thread(self.erase_customer_now, customer_id)
+
+    async def audit(self, at_s: float, actor: str, action: str, subject: str, reason: str,
+                    detail: str = "") -> AuditEntry:
+        return await asyncio.to_thread(self.audit_now, at_s, actor, action, subject, reason,
+                                       detail)
+
+    async def expire(self, ended_before_s: float, limit: int = 1000) -> int:
+        return await asyncio.to_thread(self.expire_now, ended_before_s, limit)

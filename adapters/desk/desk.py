@@ -30,13 +30,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from surgedesk.adapters.archive.store import AuditEntry
 from surgedesk.adapters.desk.catalogue import Catalogue
-from surgedesk.adapters.desk.ports import ActorHosting, RoutingLink
+from surgedesk.adapters.desk.ports import ActorHosting, Archive, RoutingLink
 from surgedesk.adapters.desk.routing import RoutingDelivery
 from surgedesk.adapters.desk.watching import Watching
 from surgedesk.adapters.redis.calibration_window import CalibrationWindow
+from surgedesk.adapters.redis.client import text
 from surgedesk.adapters.redis.journal import (
-    ArchiveReader,
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
     TicketJournal,
@@ -61,6 +62,7 @@ from surgedesk.engine.events import (
     TicketQueued,
     TicketRequeued,
 )
+from surgedesk.engine.identifiers import check_id
 from surgedesk.engine.service_rules import WORK_ORDER_PRIORITIES, ServiceRules
 from surgedesk.engine.ticket import (
     AcceptOffer,
@@ -81,6 +83,8 @@ from surgedesk.engine.ticket import (
     check_transfer,
 )
 
+AUDIT_KEY = "sd:audit"  # the audit log of a desk without an archive (a Redis stream)
+MAX_REASON_CHARS = 4000
 HISTORY_PAGE_DEFAULT = 10
 HISTORY_PAGE_MAX = 50
 
@@ -154,10 +158,11 @@ class Desk:
 
     def __init__(self, actors: ActorHosting, dispatcher: RoutingLink, client: aioredis.Redis,
                  clock: Any = time.time, rules: ServiceRules | None = None,
-                 archive: ArchiveReader | None = None) -> None:
+                 archive: Archive | None = None) -> None:
         self.actors = actors
         self.dispatcher = dispatcher
         self.journal = TicketJournal(client, archive)
+        self.archive = archive
         self.rules = rules = rules or ServiceRules()
         self.routing = RoutingDelivery(actors, dispatcher, self.journal, clock, rules,
                                        CalibrationWindow(client))
@@ -165,6 +170,52 @@ class Desk:
         self.watching = Watching(client, self.journal)
         self._redis: Any = client
         self._clock = clock
+
+    async def erase_customer(self, customer_id: str, actor: str,
+                             reason: str) -> tuple[int, AuditEntry]:
+        """Erase the customer's conversations everywhere -- their journals in Redis and in the
+        archive, and the copies of their events on the feed and on every watch stream they
+        reached (the agents named in them, and the supervisors) -- then record the erasure in
+        the audit log (the archive's, or Redis's ``sd:audit`` stream without an archive). The
+        customer must have no open conversation. O(the customer's events + the watch streams
+        concerned). Returns the tickets erased and the audit entry."""
+        check_id("customer_id", customer_id)
+        if not reason.strip() or len(reason) > MAX_REASON_CHARS:
+            raise InvalidArgument("reason", f"must say why, in 1..{MAX_REASON_CHARS} "
+                                            "characters (it is kept in the audit log)")
+        open_ticket = await self.journal.open_ticket_of(customer_id)
+        if open_ticket is not None:
+            raise IllegalTransition(f"customer {customer_id!r}",
+                                    f"an open conversation ({open_ticket})", "ERASE")
+        erased: set[str] = set()
+        for ticket_id in await self.journal.tickets_of(customer_id):
+            entries = await self.journal.load(ticket_id)
+            reached = set(self.rules.supervisors)
+            for journaled in entries:
+                for name in ("agent_id", "collaborator_id", "to_agent_id", "from_agent_id",
+                             "invited_by"):
+                    value = getattr(journaled.event, name, "")
+                    if value:
+                        reached.add(value)
+            await self.journal.erase(ticket_id, sorted(reached))
+            await self.routing.calibration.forget(ticket_id)
+            if entries:
+                erased.add(ticket_id)
+        if self.archive is not None:
+            erased.update(await self.archive.erase_customer(customer_id))
+        await self.journal.forget_customer(customer_id)
+        now = float(self._clock())
+        detail = f"{len(erased)} conversations erased"
+        if self.archive is not None:
+            entry = await self.archive.audit(now, actor, "erase_customer", customer_id, reason,
+                                             detail)
+        else:
+            audit_id = await self._redis.xadd(AUDIT_KEY, {
+                "at": repr(now), "actor": actor, "action": "erase_customer",
+                "subject": customer_id, "reason": reason, "detail": detail})
+            entry = AuditEntry(text(audit_id), now, actor, "erase_customer", customer_id,
+                               reason, detail)
+        return len(erased), entry
 
     async def redis_memory_bytes(self) -> float | None:
         """The memory Redis uses (``INFO memory``'s used_memory), for the metrics."""
@@ -433,8 +484,15 @@ class Desk:
                 raise InvalidArgument("page_token", "belongs to a request without a ticket_id")
             current = chain or ticket_id
             while current and len(records) < size:
-                record = await self._customer_ticket(customer_id, current,
-                                                     "page_token" if chain else "ticket_id")
+                try:
+                    record = await self._customer_ticket(customer_id, current,
+                                                         "page_token" if chain or records
+                                                         else "ticket_id")
+                except InvalidArgument:
+                    if not records and not chain:
+                        raise
+                    current = ""  # the chain's older end was deleted (retention)
+                    break
                 records.append(record)
                 current = record.previous_ticket_id
             next_token = _token("c", current) if current else ""
@@ -443,7 +501,10 @@ class Desk:
             end = len(ids) if position is None else min(position, len(ids))
             start = max(0, end - size)
             for tid in reversed(ids[start:end]):
-                records.append((await self.actors.ask(tid, ReadTicket())).record)
+                try:
+                    records.append((await self.actors.ask(tid, ReadTicket())).record)
+                except NotFound:  # deleted at the end of its retention
+                    continue
             next_token = _token("o", str(start)) if start > 0 else ""
         messages = [(r.ticket_id, e.event) for r in records
                     for e in await self.journal.load(r.ticket_id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from surgedesk.adapters.archive.store import AuditEntry
 from surgedesk.adapters.redis.agent_actor import AgentReply
 from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
 from surgedesk.adapters.redis.ticket_actor import TicketReply
@@ -40,6 +41,24 @@ class ActorHosting(Protocol):
 
     async def ask_agent(self, agent_id: str, command: object) -> AgentReply:
         """The agent actor's reply to ``command`` (an agent command or ``ReadAgent``)."""
+        ...
+
+
+class Archive(Protocol):
+    """The archive of ended tickets (:mod:`surgedesk.adapters.archive.store`), as the desk
+    uses it: reads (through the journal), erasure and the audit log."""
+
+    async def load(self, ticket_id: str) -> list[tuple[str, bytes]] | None:
+        """An archived ticket's events, ``(cursor, payload)`` in order; None if absent."""
+        ...
+
+    async def erase_customer(self, customer_id: str) -> list[str]:
+        """Delete every archived ticket of the customer; their ids."""
+        ...
+
+    async def audit(self, at_s: float, actor: str, action: str, subject: str, reason: str,
+                    detail: str = "") -> AuditEntry:
+        """Record who did what to whose data."""
         ...
 
 

@@ -392,6 +392,15 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             agents_online=presence.get("online", 0))
 
     @rpc
+    async def EraseCustomer(self, request: Any, context: Any, caller: Caller) -> Any:
+        caller.require("admin")
+        erased, entry = await self.desk.erase_customer(request.customer_id, caller.subject,
+                                                       request.reason)
+        return admin_pb2.EraseCustomerResponse(tickets_erased=erased, audit=admin_pb2.AuditEntry(
+            audit_id=entry.audit_id, at=timestamp(entry.at_s), actor=entry.actor,
+            action=entry.action, subject=entry.subject, reason=entry.reason))
+
+    @rpc
     async def PlanStaffing(self, request: Any, context: Any, caller: Caller) -> Any:
         caller.require("admin")
         if not request.intervals:

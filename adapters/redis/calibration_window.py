@@ -67,6 +67,10 @@ class CalibrationWindow:
         self.window = window
         self._script = client.register_script(_ENDED)
 
+    async def forget(self, ticket_id: str) -> None:
+        """Drop what the ticket was shown (an erasure)."""
+        await self._redis.delete(shown_key(ticket_id))
+
     async def shown(self, ticket_id: str, p50_s: float, p90_s: float) -> None:
         """The estimate a queued customer was shown (finite values only)."""
         await self._redis.set(shown_key(ticket_id), f"{p50_s!r} {p90_s!r}", ex=SHOWN_TTL_S)

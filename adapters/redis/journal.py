@@ -131,6 +131,30 @@ return {ids, 0, ''}
     "FEED_KEEP_MS", str(FEED_KEEP_MS))
 
 
+_ERASE = """
+-- KEYS: the ticket's stream, ended set, timers, feed, agent streams...; ARGV: ticket id.
+-- Every copy of the ticket's events on the feed and the agents' watch streams goes, then the
+-- ticket's own stream and its places in the ended set and the timers.
+local ticket = ARGV[1]
+local removed = 0
+for k = 4, #KEYS do
+  local rows = redis.call('XRANGE', KEYS[k], '-', '+')
+  for _, row in ipairs(rows) do
+    local fields = row[2]
+    for f = 1, #fields, 2 do
+      if fields[f] == 't' and fields[f + 1] == ticket then
+        removed = removed + redis.call('XDEL', KEYS[k], row[1])
+        break
+      end
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ticket)
+redis.call('ZREM', KEYS[3], ticket)
+return removed
+"""
+
 DECIDE_ATTEMPTS = 3  # an owner refused as stale loads and decides again, at most this often
 
 
@@ -391,6 +415,19 @@ class TicketJournal:
     async def open_ticket_of(self, customer_id: str) -> str | None:
         value = await self._redis.get(open_key(customer_id))
         return None if value is None else text(value)
+
+    async def erase(self, ticket_id: str, agent_ids: Sequence[str]) -> int:
+        """Erase the ticket from Redis: its stream, its timer and ended entries, and every copy
+        of its events on the feed and on the watch streams of ``agent_ids``. Returns the copies
+        removed. O(entries of those streams): an operator's rare call."""
+        script = self._redis.register_script(_ERASE)
+        keys = [stream_key(ticket_id), ENDED_KEY, TIMERS_KEY, FEED_KEY,
+                *[agent_stream(a) for a in agent_ids]]
+        return int(await run_script(self._redis, script, keys, [ticket_id]))
+
+    async def forget_customer(self, customer_id: str) -> None:
+        """Remove the customer's ticket list and open pointer (after its tickets' erasure)."""
+        await self._redis.delete(tickets_key(customer_id), open_key(customer_id))
 
     async def ended_in_redis(self) -> int:
         """Ended tickets still in Redis (in their grace, or not yet archived). O(1)."""

@@ -489,6 +489,22 @@ async def plan_staffing_fields(w):
     assert (await plan(capacity_per_agent=3)).agents < base.agents
 
 
+async def erase_fields(w):
+    ticket, agent_id, skill = await w.held()
+    await w.agents.CloseTicket(A.CloseTicketRequest(ticket_id=ticket.ticket_id),
+                               metadata=as_agent(agent_id))
+    kept = (await w.start(skill)).ticket
+    reply = await w.admin.EraseCustomer(ADM.EraseCustomerRequest(
+        customer_id=ticket.customer_id, reason="request 9"))
+    assert reply.tickets_erased == 1 and reply.audit.reason == "request 9"
+    assert reply.audit.subject == ticket.customer_id
+    history = await w.customers.GetHistory(C.GetHistoryRequest(customer_id=ticket.customer_id))
+    assert not history.tickets
+    assert (await w.status(kept.ticket_id)).ticket_id == kept.ticket_id  # another's stays
+    await refused(w.admin.EraseCustomer(ADM.EraseCustomerRequest(
+        customer_id=ticket.customer_id)))
+
+
 PROBES = {
     "StartConversationRequest.customer_id": start_fields,
     "StartConversationRequest.channel": start_fields,
@@ -569,6 +585,8 @@ PROBES = {
     "StaffingInterval.arrival_rate_per_second": plan_staffing_fields,
     "StaffingInterval.handle_seconds": plan_staffing_fields,
     "StaffingInterval.patience_seconds": plan_staffing_fields,
+    "EraseCustomerRequest.customer_id": erase_fields,
+    "EraseCustomerRequest.reason": erase_fields,
 }
 OFFER_MODE = {offer_fields}
 

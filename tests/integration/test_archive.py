@@ -4,11 +4,12 @@ a batch in both places, or a stream that grew after its write, is settled by the
 a ticket is never in neither place, and an archived ticket takes no more changes."""
 
 import asyncio
+import time
 
 import pytest
 import redis.asyncio as aioredis
 
-from surgedesk.adapters.archive.archiver import Archiver
+from surgedesk.adapters.archive.archiver import LEASE_KEY, Archiver
 from surgedesk.adapters.archive.store import ArchivedTicket, open_archive
 from surgedesk.adapters.desk.catalogue import AgentProfile, SkillProfile
 from surgedesk.adapters.desk.desk import Desk
@@ -166,3 +167,29 @@ def test_the_archive_table_and_its_defaults(tmp_path, monkeypatch):
     assert archive_url(tmp_path) == "postgresql+psycopg://desk@db/archive"
     assert archive_url(tmp_path, "sqlite:///x.db") == "sqlite:///x.db"
     asyncio.run(asyncio.sleep(0))
+
+
+def test_retention_deletes_old_conversations_and_audit_entries(redis_url, archive_url, run):
+    async def scenario():
+        store = open_archive(archive_url)
+        desk, client = await a_desk(redis_url, store)
+        old = await conversation(desk, "c1", "long ago")
+        clock = [time.time()]
+        await Archiver(client, store, grace_s=0.0).run_until_done()
+        store.audit_now(clock[0] - 10, "ops", "erase_customer", "x", "old request")
+        newer = await conversation(desk, "c1", "recently")
+        # A year later: the retention of conversations and of the audit log has passed for the
+        # first ticket and the old entry, not for what ended since.
+        clock[0] += 5.0
+        keep_s = 4.0
+        expiring = Archiver(client, store, grace_s=1e9, clock=lambda: clock[0],
+                            retention_s=keep_s, audit_retention_s=keep_s)
+        await client.delete(LEASE_KEY)  # another gateway's turn
+        await expiring.run_pass()
+        assert expiring.stats.expired == 1 and store.load_now(old) is None
+        assert store.audit_of_now("x") == []
+        page = await desk.history("c1")
+        assert [r.ticket_id for r in page.records] == [newer]  # the deleted one is skipped
+        store.close()
+
+    run(scenario())

@@ -40,7 +40,8 @@ def test_the_contract_names_the_services_and_rpcs_of_the_api():
         "SetPresence", "WatchAssignments", "SendMessage", "Transfer", "InviteCollaborator",
         "RequestClose", "CloseTicket", "EndShift", "CreateWorkOrder"}
     assert rpcs(admin_pb2, "AdminService") >= {
-        "GetQueueStats", "UpsertAgent", "UpsertSkill", "SetPolicy", "PlanStaffing"}
+        "GetQueueStats", "UpsertAgent", "UpsertSkill", "SetPolicy", "PlanStaffing",
+        "EraseCustomer"}
     watch = customer_pb2.DESCRIPTOR.services_by_name["CustomerService"].methods_by_name[
         "WatchTicket"]
     assert watch.server_streaming and not watch.client_streaming

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surgedesk/v1/admin.proto\x12\x0csurgedesk.v1\"%\n\x14GetQueueStatsRequest\x12\r\n\x05skill\x18\x01 \x01(\t\"\xf9\x01\n\nSkillStats\x12\r\n\x05skill\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x03\x12\x12\n\nbusy_slots\x18\x03 \x01(\x03\x12\x15\n\rserving_slots\x18\x04 \x01(\x03\x12\x16\n\x0e\x61gents_serving\x18\x05 \x01(\x05\x12\"\n\x1a\x65stimated_wait_p50_seconds\x18\x06 \x01(\x01\x12\"\n\x1a\x65stimated_wait_p90_seconds\x18\x07 \x01(\x01\x12\x1f\n\x17service_rate_per_second\x18\x08 \x01(\x01\x12\x1f\n\x17\x61\x62\x61ndon_rate_per_second\x18\t \x01(\x01\"i\n\x15GetQueueStatsResponse\x12(\n\x06skills\x18\x01 \x03(\x0b\x32\x18.surgedesk.v1.SkillStats\x12\x0f\n\x07waiting\x18\x02 \x01(\x03\x12\x15\n\ragents_online\x18\x03 \x01(\x05\"\xc6\x01\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x06skills\x18\x03 \x03(\x0b\x32\x1f.surgedesk.v1.Agent.SkillsEntry\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x1a-\n\x0bSkillsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07R\x0b\x64\x65partmentsR\nsupervisor\"8\n\x12UpsertAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Agent\"9\n\x13UpsertAgentResponse\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Agent\"\x80\x01\n\x05Skill\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1f\n\x17\x65xpected_handle_seconds\x18\x03 \x01(\x01\x12\x1b\n\x13target_wait_seconds\x18\x04 \x01(\x01\x12\x16\n\x0etopic_keywords\x18\x05 \x03(\t\"8\n\x12UpsertSkillRequest\x12\"\n\x05skill\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Skill\"9\n\x13UpsertSkillResponse\x12\"\n\x05skill\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Skill\"@\n\x0eRelaxationStep\x12\x15\n\rafter_seconds\x18\x01 \x01(\x01\x12\x17\n\x0fmin_proficiency\x18\x02 \x01(\x01\"\xe3\x01\n\rRoutingPolicy\x12+\n\x06preset\x18\x01 \x01(\x0e\x32\x1b.surgedesk.v1.RoutingPreset\x12\x30\n\nrelaxation\x18\x02 \x03(\x0b\x32\x1c.surgedesk.v1.RelaxationStep\x12\x35\n\x0f\x61gent_selection\x18\x03 \x01(\x0e\x32\x1c.surgedesk.v1.AgentSelection\x12\"\n\x15sticky_window_seconds\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x18\n\x16_sticky_window_seconds\"?\n\x10SetPolicyRequest\x12+\n\x06policy\x18\x01 \x01(\x0b\x32\x1b.surgedesk.v1.RoutingPolicy\"@\n\x11SetPolicyResponse\x12+\n\x06policy\x18\x01 \x01(\x0b\x32\x1b.surgedesk.v1.RoutingPolicy\"\x9e\x01\n\x10StaffingInterval\x12\x14\n\x0c\x66rom_seconds\x18\x01 \x01(\x01\x12\x12\n\nto_seconds\x18\x02 \x01(\x01\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x1f\n\x17\x61rrival_rate_per_second\x18\x04 \x01(\x01\x12\x16\n\x0ehandle_seconds\x18\x05 \x01(\x01\x12\x18\n\x10patience_seconds\x18\x06 \x01(\x01\"\xad\x01\n\x13PlanStaffingRequest\x12\x31\n\tintervals\x18\x01 \x03(\x0b\x32\x1e.surgedesk.v1.StaffingInterval\x12\x1b\n\x13target_wait_seconds\x18\x02 \x01(\x01\x12\x15\n\rservice_level\x18\x03 \x01(\x01\x12\x13\n\x0bmax_abandon\x18\x04 \x01(\x01\x12\x1a\n\x12\x63\x61pacity_per_agent\x18\x05 \x01(\x05\"\xbe\x01\n\x16StaffingRecommendation\x12\x30\n\x08interval\x18\x01 \x01(\x0b\x32\x1e.surgedesk.v1.StaffingInterval\x12\r\n\x05slots\x18\x02 \x01(\x05\x12\x0e\n\x06\x61gents\x18\x03 \x01(\x05\x12\x15\n\rservice_level\x18\x04 \x01(\x01\x12\x0e\n\x06p_wait\x18\x05 \x01(\x01\x12\x19\n\x11mean_wait_seconds\x18\x06 \x01(\x01\x12\x11\n\tp_abandon\x18\x07 \x01(\x01\"U\n\x14PlanStaffingResponse\x12=\n\x0frecommendations\x18\x01 \x03(\x0b\x32$.surgedesk.v1.StaffingRecommendation*\xbf\x01\n\rRoutingPreset\x12\x1e\n\x1aROUTING_PRESET_UNSPECIFIED\x10\x00\x12\x1a\n\x16ROUTING_PRESET_DEFAULT\x10\x01\x12\x1b\n\x17ROUTING_PRESET_BULLSEYE\x10\x02\x12\x19\n\x15ROUTING_PRESET_POOLED\x10\x03\x12\x19\n\x15ROUTING_PRESET_STRICT\x10\x04\x12\x1f\n\x1bROUTING_PRESET_LONGEST_IDLE\x10\x05*\x96\x01\n\x0e\x41gentSelection\x12\x1f\n\x1b\x41GENT_SELECTION_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41GENT_SELECTION_PROFICIENCY\x10\x01\x12 \n\x1c\x41GENT_SELECTION_LONGEST_IDLE\x10\x02\x12 \n\x1c\x41GENT_SELECTION_LEAST_LOADED\x10\x03\x32\xb5\x03\n\x0c\x41\x64minService\x12X\n\rGetQueueStats\x12\".surgedesk.v1.GetQueueStatsRequest\x1a#.surgedesk.v1.GetQueueStatsResponse\x12R\n\x0bUpsertAgent\x12 .surgedesk.v1.UpsertAgentRequest\x1a!.surgedesk.v1.UpsertAgentResponse\x12R\n\x0bUpsertSkill\x12 .surgedesk.v1.UpsertSkillRequest\x1a!.surgedesk.v1.UpsertSkillResponse\x12L\n\tSetPolicy\x12\x1e.surgedesk.v1.SetPolicyRequest\x1a\x1f.surgedesk.v1.SetPolicyResponse\x12U\n\x0cPlanStaffing\x12!.surgedesk.v1.PlanStaffingRequest\x1a\".surgedesk.v1.PlanStaffingResponseBn\n\x0fio.surgedesk.v1B\nAdminProtoP\x01Z>github.com/surgedesk/surgedesk/gen/go/surgedesk/v1;surgedeskv1\xaa\x02\x0cSurgedesk.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surgedesk/v1/admin.proto\x12\x0csurgedesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x14GetQueueStatsRequest\x12\r\n\x05skill\x18\x01 \x01(\t\"\xf9\x01\n\nSkillStats\x12\r\n\x05skill\x18\x01 \x01(\t\x12\x0f\n\x07waiting\x18\x02 \x01(\x03\x12\x12\n\nbusy_slots\x18\x03 \x01(\x03\x12\x15\n\rserving_slots\x18\x04 \x01(\x03\x12\x16\n\x0e\x61gents_serving\x18\x05 \x01(\x05\x12\"\n\x1a\x65stimated_wait_p50_seconds\x18\x06 \x01(\x01\x12\"\n\x1a\x65stimated_wait_p90_seconds\x18\x07 \x01(\x01\x12\x1f\n\x17service_rate_per_second\x18\x08 \x01(\x01\x12\x1f\n\x17\x61\x62\x61ndon_rate_per_second\x18\t \x01(\x01\"i\n\x15GetQueueStatsResponse\x12(\n\x06skills\x18\x01 \x03(\x0b\x32\x18.surgedesk.v1.SkillStats\x12\x0f\n\x07waiting\x18\x02 \x01(\x03\x12\x15\n\ragents_online\x18\x03 \x01(\x05\"\xc6\x01\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x06skills\x18\x03 \x03(\x0b\x32\x1f.surgedesk.v1.Agent.SkillsEntry\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x1a-\n\x0bSkillsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07R\x0b\x64\x65partmentsR\nsupervisor\"8\n\x12UpsertAgentRequest\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Agent\"9\n\x13UpsertAgentResponse\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Agent\"\x80\x01\n\x05Skill\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1f\n\x17\x65xpected_handle_seconds\x18\x03 \x01(\x01\x12\x1b\n\x13target_wait_seconds\x18\x04 \x01(\x01\x12\x16\n\x0etopic_keywords\x18\x05 \x03(\t\"8\n\x12UpsertSkillRequest\x12\"\n\x05skill\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Skill\"9\n\x13UpsertSkillResponse\x12\"\n\x05skill\x18\x01 \x01(\x0b\x32\x13.surgedesk.v1.Skill\"@\n\x0eRelaxationStep\x12\x15\n\rafter_seconds\x18\x01 \x01(\x01\x12\x17\n\x0fmin_proficiency\x18\x02 \x01(\x01\"\xe3\x01\n\rRoutingPolicy\x12+\n\x06preset\x18\x01 \x01(\x0e\x32\x1b.surgedesk.v1.RoutingPreset\x12\x30\n\nrelaxation\x18\x02 \x03(\x0b\x32\x1c.surgedesk.v1.RelaxationStep\x12\x35\n\x0f\x61gent_selection\x18\x03 \x01(\x0e\x32\x1c.surgedesk.v1.AgentSelection\x12\"\n\x15sticky_window_seconds\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x18\n\x16_sticky_window_seconds\"?\n\x10SetPolicyRequest\x12+\n\x06policy\x18\x01 \x01(\x0b\x32\x1b.surgedesk.v1.RoutingPolicy\"@\n\x11SetPolicyResponse\x12+\n\x06policy\x18\x01 \x01(\x0b\x32\x1b.surgedesk.v1.RoutingPolicy\"\x9e\x01\n\x10StaffingInterval\x12\x14\n\x0c\x66rom_seconds\x18\x01 \x01(\x01\x12\x12\n\nto_seconds\x18\x02 \x01(\x01\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x1f\n\x17\x61rrival_rate_per_second\x18\x04 \x01(\x01\x12\x16\n\x0ehandle_seconds\x18\x05 \x01(\x01\x12\x18\n\x10patience_seconds\x18\x06 \x01(\x01\"\xad\x01\n\x13PlanStaffingRequest\x12\x31\n\tintervals\x18\x01 \x03(\x0b\x32\x1e.surgedesk.v1.StaffingInterval\x12\x1b\n\x13target_wait_seconds\x18\x02 \x01(\x01\x12\x15\n\rservice_level\x18\x03 \x01(\x01\x12\x13\n\x0bmax_abandon\x18\x04 \x01(\x01\x12\x1a\n\x12\x63\x61pacity_per_agent\x18\x05 \x01(\x05\"\xbe\x01\n\x16StaffingRecommendation\x12\x30\n\x08interval\x18\x01 \x01(\x0b\x32\x1e.surgedesk.v1.StaffingInterval\x12\r\n\x05slots\x18\x02 \x01(\x05\x12\x0e\n\x06\x61gents\x18\x03 \x01(\x05\x12\x15\n\rservice_level\x18\x04 \x01(\x01\x12\x0e\n\x06p_wait\x18\x05 \x01(\x01\x12\x19\n\x11mean_wait_seconds\x18\x06 \x01(\x01\x12\x11\n\tp_abandon\x18\x07 \x01(\x01\"U\n\x14PlanStaffingResponse\x12=\n\x0frecommendations\x18\x01 \x03(\x0b\x32$.surgedesk.v1.StaffingRecommendation\";\n\x14\x45raseCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\x15\x45raseCustomerResponse\x12\x16\n\x0etickets_erased\x18\x01 \x01(\x05\x12\'\n\x05\x61udit\x18\x02 \x01(\x0b\x32\x18.surgedesk.v1.AuditEntry\"\x86\x01\n\nAuditEntry\x12\x10\n\x08\x61udit_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t*\xbf\x01\n\rRoutingPreset\x12\x1e\n\x1aROUTING_PRESET_UNSPECIFIED\x10\x00\x12\x1a\n\x16ROUTING_PRESET_DEFAULT\x10\x01\x12\x1b\n\x17ROUTING_PRESET_BULLSEYE\x10\x02\x12\x19\n\x15ROUTING_PRESET_POOLED\x10\x03\x12\x19\n\x15ROUTING_PRESET_STRICT\x10\x04\x12\x1f\n\x1bROUTING_PRESET_LONGEST_IDLE\x10\x05*\x96\x01\n\x0e\x41gentSelection\x12\x1f\n\x1b\x41GENT_SELECTION_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41GENT_SELECTION_PROFICIENCY\x10\x01\x12 \n\x1c\x41GENT_SELECTION_LONGEST_IDLE\x10\x02\x12 \n\x1c\x41GENT_SELECTION_LEAST_LOADED\x10\x03\x32\x8f\x04\n\x0c\x41\x64minService\x12X\n\rGetQueueStats\x12\".surgedesk.v1.GetQueueStatsRequest\x1a#.surgedesk.v1.GetQueueStatsResponse\x12R\n\x0bUpsertAgent\x12 .surgedesk.v1.UpsertAgentRequest\x1a!.surgedesk.v1.UpsertAgentResponse\x12R\n\x0bUpsertSkill\x12 .surgedesk.v1.UpsertSkillRequest\x1a!.surgedesk.v1.UpsertSkillResponse\x12L\n\tSetPolicy\x12\x1e.surgedesk.v1.SetPolicyRequest\x1a\x1f.surgedesk.v1.SetPolicyResponse\x12U\n\x0cPlanStaffing\x12!.surgedesk.v1.PlanStaffingRequest\x1a\".surgedesk.v1.PlanStaffingResponse\x12X\n\rEraseCustomer\x12\".surgedesk.v1.EraseCustomerRequest\x1a#.surgedesk.v1.EraseCustomerResponseBn\n\x0fio.surgedesk.v1B\nAdminProtoP\x01Z>github.com/surgedesk/surgedesk/gen/go/surgedesk/v1;surgedeskv1\xaa\x02\x0cSurgedesk.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,46 +35,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\017io.surgedesk.v1B\nAdminProtoP\001Z>github.com/surgedesk/surgedesk/gen/go/surgedesk/v1;surgedeskv1\252\002\014Surgedesk.V1'
   _globals['_AGENT_SKILLSENTRY']._loaded_options = None
   _globals['_AGENT_SKILLSENTRY']._serialized_options = b'8\001'
-  _globals['_ROUTINGPRESET']._serialized_start=2051
-  _globals['_ROUTINGPRESET']._serialized_end=2242
-  _globals['_AGENTSELECTION']._serialized_start=2245
-  _globals['_AGENTSELECTION']._serialized_end=2395
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=42
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=79
-  _globals['_SKILLSTATS']._serialized_start=82
-  _globals['_SKILLSTATS']._serialized_end=331
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=333
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=438
-  _globals['_AGENT']._serialized_start=441
-  _globals['_AGENT']._serialized_end=639
-  _globals['_AGENT_SKILLSENTRY']._serialized_start=557
-  _globals['_AGENT_SKILLSENTRY']._serialized_end=602
-  _globals['_UPSERTAGENTREQUEST']._serialized_start=641
-  _globals['_UPSERTAGENTREQUEST']._serialized_end=697
-  _globals['_UPSERTAGENTRESPONSE']._serialized_start=699
-  _globals['_UPSERTAGENTRESPONSE']._serialized_end=756
-  _globals['_SKILL']._serialized_start=759
-  _globals['_SKILL']._serialized_end=887
-  _globals['_UPSERTSKILLREQUEST']._serialized_start=889
-  _globals['_UPSERTSKILLREQUEST']._serialized_end=945
-  _globals['_UPSERTSKILLRESPONSE']._serialized_start=947
-  _globals['_UPSERTSKILLRESPONSE']._serialized_end=1004
-  _globals['_RELAXATIONSTEP']._serialized_start=1006
-  _globals['_RELAXATIONSTEP']._serialized_end=1070
-  _globals['_ROUTINGPOLICY']._serialized_start=1073
-  _globals['_ROUTINGPOLICY']._serialized_end=1300
-  _globals['_SETPOLICYREQUEST']._serialized_start=1302
-  _globals['_SETPOLICYREQUEST']._serialized_end=1365
-  _globals['_SETPOLICYRESPONSE']._serialized_start=1367
-  _globals['_SETPOLICYRESPONSE']._serialized_end=1431
-  _globals['_STAFFINGINTERVAL']._serialized_start=1434
-  _globals['_STAFFINGINTERVAL']._serialized_end=1592
-  _globals['_PLANSTAFFINGREQUEST']._serialized_start=1595
-  _globals['_PLANSTAFFINGREQUEST']._serialized_end=1768
-  _globals['_STAFFINGRECOMMENDATION']._serialized_start=1771
-  _globals['_STAFFINGRECOMMENDATION']._serialized_end=1961
-  _globals['_PLANSTAFFINGRESPONSE']._serialized_start=1963
-  _globals['_PLANSTAFFINGRESPONSE']._serialized_end=2048
-  _globals['_ADMINSERVICE']._serialized_start=2398
-  _globals['_ADMINSERVICE']._serialized_end=2835
+  _globals['_ROUTINGPRESET']._serialized_start=2372
+  _globals['_ROUTINGPRESET']._serialized_end=2563
+  _globals['_AGENTSELECTION']._serialized_start=2566
+  _globals['_AGENTSELECTION']._serialized_end=2716
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=75
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=112
+  _globals['_SKILLSTATS']._serialized_start=115
+  _globals['_SKILLSTATS']._serialized_end=364
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=366
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=471
+  _globals['_AGENT']._serialized_start=474
+  _globals['_AGENT']._serialized_end=672
+  _globals['_AGENT_SKILLSENTRY']._serialized_start=590
+  _globals['_AGENT_SKILLSENTRY']._serialized_end=635
+  _globals['_UPSERTAGENTREQUEST']._serialized_start=674
+  _globals['_UPSERTAGENTREQUEST']._serialized_end=730
+  _globals['_UPSERTAGENTRESPONSE']._serialized_start=732
+  _globals['_UPSERTAGENTRESPONSE']._serialized_end=789
+  _globals['_SKILL']._serialized_start=792
+  _globals['_SKILL']._serialized_end=920
+  _globals['_UPSERTSKILLREQUEST']._serialized_start=922
+  _globals['_UPSERTSKILLREQUEST']._serialized_end=978
+  _globals['_UPSERTSKILLRESPONSE']._serialized_start=980
+  _globals['_UPSERTSKILLRESPONSE']._serialized_end=1037
+  _globals['_RELAXATIONSTEP']._serialized_start=1039
+  _globals['_RELAXATIONSTEP']._serialized_end=1103
+  _globals['_ROUTINGPOLICY']._serialized_start=1106
+  _globals['_ROUTINGPOLICY']._serialized_end=1333
+  _globals['_SETPOLICYREQUEST']._serialized_start=1335
+  _globals['_SETPOLICYREQUEST']._serialized_end=1398
+  _globals['_SETPOLICYRESPONSE']._serialized_start=1400
+  _globals['_SETPOLICYRESPONSE']._serialized_end=1464
+  _globals['_STAFFINGINTERVAL']._serialized_start=1467
+  _globals['_STAFFINGINTERVAL']._serialized_end=1625
+  _globals['_PLANSTAFFINGREQUEST']._serialized_start=1628
+  _globals['_PLANSTAFFINGREQUEST']._serialized_end=1801
+  _globals['_STAFFINGRECOMMENDATION']._serialized_start=1804
+  _globals['_STAFFINGRECOMMENDATION']._serialized_end=1994
+  _globals['_PLANSTAFFINGRESPONSE']._serialized_start=1996
+  _globals['_PLANSTAFFINGRESPONSE']._serialized_end=2081
+  _globals['_ERASECUSTOMERREQUEST']._serialized_start=2083
+  _globals['_ERASECUSTOMERREQUEST']._serialized_end=2142
+  _globals['_ERASECUSTOMERRESPONSE']._serialized_start=2144
+  _globals['_ERASECUSTOMERRESPONSE']._serialized_end=2232
+  _globals['_AUDITENTRY']._serialized_start=2235
+  _globals['_AUDITENTRY']._serialized_end=2369
+  _globals['_ADMINSERVICE']._serialized_start=2719
+  _globals['_ADMINSERVICE']._serialized_end=3246
 # @@protoc_insertion_point(module_scope)

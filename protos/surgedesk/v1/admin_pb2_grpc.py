@@ -61,6 +61,11 @@ class AdminServiceStub:
                 request_serializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingRequest.SerializeToString,
                 response_deserializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingResponse.FromString,
                 _registered_method=True)
+        self.EraseCustomer = channel.unary_unary(
+                '/surgedesk.v1.AdminService/EraseCustomer',
+                request_serializer=surgedesk_dot_v1_dot_admin__pb2.EraseCustomerRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.EraseCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -104,6 +109,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseCustomer(self, request, context):
+        """Erases one customer's conversations everywhere -- Redis, the archive, the copies on the
+        watch streams -- and records the erasure in the audit log. The customer must have no
+        open conversation (FAILED_PRECONDITION). Safe to retry: a repeat erases nothing more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +145,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.PlanStaffing,
                     request_deserializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingRequest.FromString,
                     response_serializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingResponse.SerializeToString,
+            ),
+            'EraseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCustomer,
+                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.EraseCustomerRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.EraseCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +289,33 @@ class AdminService:
             '/surgedesk.v1.AdminService/PlanStaffing',
             surgedesk_dot_v1_dot_admin__pb2.PlanStaffingRequest.SerializeToString,
             surgedesk_dot_v1_dot_admin__pb2.PlanStaffingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surgedesk.v1.AdminService/EraseCustomer',
+            surgedesk_dot_v1_dot_admin__pb2.EraseCustomerRequest.SerializeToString,
+            surgedesk_dot_v1_dot_admin__pb2.EraseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,
