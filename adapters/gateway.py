@@ -139,7 +139,8 @@ class Gateway:
         self.archiver = Archiver(client, self.archive, config.archive.grace_s,
                                  config.archive.batch, clock,
                                  retention_s=config.archive.retention_s,
-                                 audit_retention_s=config.archive.audit_retention_s)
+                                 audit_retention_s=config.archive.audit_retention_s,
+                                 time_scale=o.time_scale)
         self._archive_every_s = config.archive.every_s
         self._shards = GatewayActors(redis_url, clock, config.rules, client=client,
                                      shared=o.member, archive=self.archive)
@@ -213,8 +214,9 @@ class Gateway:
                 await self.desk.routing.tick()
             with contextlib.suppress(Exception):
                 await self.desk.routing.run_timers()
+            # every_s is wall time even in a rehearsal: a pass's cost is the machine's
             if self.archiver is not None and beats % max(
-                    1, int(self._archive_every_s / o.time_scale / tick_s)) == 0:
+                    1, int(self._archive_every_s / tick_s)) == 0:
                 with contextlib.suppress(Exception):  # the database away: next pass
                     await self.archiver.run_pass()
             if beats % max(1, int(o.reconcile_s / tick_s)) == 0:

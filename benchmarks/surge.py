@@ -69,6 +69,7 @@ class SurgeOptions:
     engine_log: str | None = None  # keep the started engine's output here
     greet: bool = True
     estimate_scale: float = 1.0  # the engine this starts tells waits scaled by this
+    archive_grace_s: float | None = None  # the engine's [archive] grace_s (None: default)
 
 
 # ---------------------------------------------------------------- the engine
@@ -83,6 +84,10 @@ class OwnEngine:
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
         self.metrics_url = ""
+
+    def redis_socket(self) -> str:
+        """The unix socket of the engine's embedded Redis."""
+        return str(Path(self._dir.name) / "data" / "redis" / "redis.sock")
 
     def desk_file(self) -> Path:
         """The desk: the scenario's policy and service process. Customers in a scenario are
@@ -100,6 +105,8 @@ slow_reply_alarm_s = 0
 confirmation_timeout_s = 0
 wrap_up_s = {proc.wrap_up_s}
 """
+        if self.options.archive_grace_s is not None:
+            text += f"\n[archive]\ngrace_s = {self.options.archive_grace_s!r}\nevery_s = 2\n"
         path = Path(self._dir.name) / "desk.toml"
         path.write_text(text)
         return path

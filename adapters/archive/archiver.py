@@ -40,7 +40,7 @@ import msgpack
 
 from surgedesk.adapters.archive.store import ArchivedTicket, ArchiveStore
 from surgedesk.adapters.redis.client import run_script, text
-from surgedesk.adapters.redis.journal import ENDED_KEY, stream_key
+from surgedesk.adapters.redis.journal import ENDED_KEY, agent_stream, stream_key
 from surgedesk.engine.errors import InvalidArgument
 
 LEASE_KEY = "sd:archiver:lease"
@@ -111,6 +111,7 @@ class ArchiverStats:
     archived: int = 0  # tickets released from Redis into the archive
     failed: int = 0  # passes that failed (database or Redis away): retried next pass
     expired: int = 0  # archived tickets deleted at the end of their retention
+    trimmed: int = 0  # watch-stream copies older than the grace, trimmed
     lag_s: float = 0.0  # how long the oldest ticket due has waited past its grace
 
 
@@ -120,8 +121,14 @@ class Archiver:
     def __init__(self, client: Any, store: ArchiveStore, grace_s: float = 86_400.0,
                  batch: int = 200, clock: Callable[[], float] = time.time,
                  lease_s: float = 60.0, retention_s: float = 0.0,
-                 audit_retention_s: float = 0.0) -> None:
+                 audit_retention_s: float = 0.0, time_scale: float = 1.0,
+                 sweep_every: int = 60) -> None:
         self.retention_s, self.audit_retention_s = retention_s, audit_retention_s
+        # The agents' watch streams hold copies of their tickets' events for resumes; copies
+        # older than the grace (in wall time: stream ids are Redis's clock) are trimmed every
+        # ``sweep_every`` passes, so an agent who left stops costing memory.
+        self._wall_keep_ms = int(grace_s / time_scale * 1000)
+        self._sweep_every, self._passes = sweep_every, 0
         self._redis = client
         self.store = store
         self.grace_s, self.batch = grace_s, batch
@@ -139,6 +146,9 @@ class Archiver:
             return 0
         try:
             released = await self._pass()
+            self._passes += 1
+            if self._passes % self._sweep_every == 1 or self._sweep_every == 1:
+                self.stats.trimmed += await self.trim_watch_streams()
             if self.retention_s > 0:
                 self.stats.expired += await self.store.expire(
                     self._clock() - self.retention_s, self.batch)
@@ -158,6 +168,16 @@ class Archiver:
             if released < self.batch:
                 break
         return total
+
+    async def trim_watch_streams(self) -> int:
+        """Trim every agent's watch stream to the copies of the last grace (wall time):
+        O(agents) commands. The number of entries removed."""
+        seconds, micros = await self._redis.time()
+        cutoff = int(seconds) * 1000 + int(micros) // 1000 - self._wall_keep_ms
+        removed = 0
+        async for key in self._redis.scan_iter(match=f"{agent_stream('')}*", count=1000):
+            removed += int(await self._redis.xtrim(key, minid=cutoff, approximate=False))
+        return removed
 
     async def _pass(self) -> int:
         now = self._clock()

@@ -193,3 +193,22 @@ def test_retention_deletes_old_conversations_and_audit_entries(redis_url, archiv
         store.close()
 
     run(scenario())
+
+
+def test_watch_stream_copies_older_than_the_grace_are_trimmed(redis_url, tmp_path, run):
+    async def scenario():
+        store = open_archive(f"sqlite:///{tmp_path / 'a.db'}")
+        desk, client = await a_desk(redis_url, store)
+        await conversation(desk, "c1")
+        copies = await client.xlen("sd:a:ann")
+        assert copies > 0
+        fresh = Archiver(client, store, grace_s=3600.0)
+        assert await fresh.trim_watch_streams() == 0  # within the grace: kept
+        await asyncio.sleep(0.05)
+        await client.delete(LEASE_KEY)
+        old = Archiver(client, store, grace_s=0.01, sweep_every=1)
+        await old.run_pass()
+        assert old.stats.trimmed == copies and await client.xlen("sd:a:ann") == 0
+        store.close()
+
+    run(scenario())
