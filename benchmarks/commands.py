@@ -110,6 +110,7 @@ def surge_command(args: argparse.Namespace) -> int:
         agreement,
         client_summary,
         engine_usage,
+        engine_waits_of,
         latency_summary,
         latency_timeline,
         records_of,
@@ -165,7 +166,7 @@ def surge_command(args: argparse.Namespace) -> int:
     report["simulate"] = sim_summary
     report["agreement"] = agreement(report, sim_report)
     if raw["engine_coverage"]:  # the live metric against the same window of this run
-        window = latest_window(records, CALIBRATION_WINDOW)
+        window = latest_window(engine_waits_of(records, raw), CALIBRATION_WINDOW)
         report["engine"]["estimate_coverage_report_window"] = window
         report["engine"]["estimate_coverage_agreement"] = live_agreement(
             window, raw["engine_coverage"])

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -432,6 +433,18 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
             "engine_lag_ms": engine_lag, "engine_coverage": engine_coverage,
             "target": options.target or "own engine",
             "policy": policy, "usage": usage}
+
+
+def engine_waits_of(records: Sequence[CustomerRecord],
+                    raw: dict[str, Any]) -> list[CustomerRecord]:
+    """The records with each served customer's wait as the engine measured it (from its
+    queueing to its assignment, in engine seconds; ``Assigned.waited_seconds``) instead of as
+    the client saw it (which adds the round trips and the stream's delivery, 60 times longer
+    in scenario seconds at 60x): the population the engine's live coverage metric judges."""
+    s = raw["shared"]
+    return [dataclasses.replace(r, wait_s=s.engine_wait[i])
+            if r.outcome == "served" and s.engine_wait[i] > 0 else r
+            for i, r in enumerate(records)]
 
 
 def records_of(population: Population, raw: dict[str, Any], speedup: float) -> list[CustomerRecord]:

@@ -62,6 +62,7 @@ class Shared:
     acked: Any  # b: 1 the engine acknowledged the ticket, -1 it never did
     ready_at: Any  # d: when the ticket last became assignable (start, back to the line)
     served_at: Any  # d: when an agent first received it
+    engine_wait: Any  # d: the wait the engine measured for that first assignment (engine s)
     served_by: Any  # i: that agent's index + 1
     left_at: Any  # d: when LeaveQueue succeeded
     holder: Any  # i: agent index + 1 holding it now, 0 none
@@ -78,6 +79,7 @@ class Shared:
         n = len(customers)
         arrays = {name: ctx.RawArray(code, n) for name, code in (
             ("start_sent", "d"), ("acked", "b"), ("ready_at", "d"), ("served_at", "d"),
+            ("engine_wait", "d"),
             ("served_by", "i"), ("left_at", "d"), ("holder", "i"), ("assignments", "i"),
             ("remaining", "d"), ("phase", "b"), ("est_p50", "d"), ("est_p90", "d"),
             ("ahead", "i"), ("queued", "b"))}
@@ -333,7 +335,7 @@ class Worker:
                 agent_pb2.CloseTicketRequest(ticket_id=ticket_id, summary="served"),
                 metadata=md, timeout=10), ok=let_go)
 
-        def assigned(ticket: Any) -> None:
+        def assigned(ticket: Any, engine_waited_s: float = 0.0) -> None:
             received = time.time()
             i = self.index.get(ticket.customer_id.removeprefix(f"{p.run_id}-"))
             if i is None or ticket.ticket_id in holding:
@@ -362,6 +364,7 @@ class Worker:
             self.result.dispatch_lag_s.append(max(0.0, received - max(slot_free, ready)))
             if not self.s.served_at[i]:
                 self.s.served_at[i] = received
+                self.s.engine_wait[i] = engine_waited_s
                 self.s.served_by[i] = a + 1
             task = self.spawn(converse(ticket.ticket_id, i, received))
             holding[ticket.ticket_id] = (i, received, task)
@@ -377,7 +380,7 @@ class Worker:
                         self.result.events += 1
                         te = event.ticket_event
                         if te.HasField("assigned") and te.assigned.agent_id == agent_id:
-                            assigned(event.ticket)
+                            assigned(event.ticket, te.assigned.waited_seconds)
                 except grpc.aio.AioRpcError as exc:
                     key = f"WatchAssignments:{exc.code().name}"
                     self.result.retries[key] += 1
