@@ -181,17 +181,16 @@ class Archiver:
 
     async def _pass(self) -> int:
         now = self._clock()
-        due = [text(t) for t in await self._redis.zrangebyscore(
+        due = [(text(t), float(ended)) for t, ended in await self._redis.zrangebyscore(
             ENDED_KEY, "-inf", repr(now - self.grace_s), start=0, num=self.batch,
-            withscores=False)]
-        oldest = await self._redis.zrange(ENDED_KEY, 0, 0, withscores=True)
-        self.stats.lag_s = max(0.0, now - self.grace_s - float(oldest[0][1])) if oldest else 0.0
+            withscores=True)]
+        # the oldest due is the set's first: how far behind the archive is
+        self.stats.lag_s = max(0.0, now - self.grace_s - due[0][1]) if due else 0.0
         if not due:
             return 0
-        scores = await self._redis.zmscore(ENDED_KEY, due)
         tickets: list[ArchivedTicket] = []
         gone: list[str] = []
-        for ticket_id, ended in zip(due, scores, strict=True):
+        for ticket_id, ended in due:
             rows = await self._redis.xrange(stream_key(ticket_id))
             if not rows:  # released by a pass that died before its ZREM: only the entry left
                 gone.append(ticket_id)
@@ -199,7 +198,7 @@ class Archiver:
             events = tuple((text(cursor), bytes(fields[b"e"])) for cursor, fields in rows)
             opened = msgpack.unpackb(events[0][1], raw=False)
             tickets.append(ArchivedTicket(ticket_id, str(opened.get("customer_id", "")),
-                                          float(ended or now), events))
+                                          ended, events))
         counts = await self.store.write(tickets, now)
         held = [(t.ticket_id, counts.get(t.ticket_id, 0)) for t in tickets
                 if counts.get(t.ticket_id, 0) >= len(t.events)]

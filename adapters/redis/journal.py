@@ -283,6 +283,7 @@ class TicketJournal:
         # redis-py's reply types are unions over decode_responses; this client never decodes.
         self._redis: Any = client
         self._append = client.register_script(_APPEND)
+        self._erase = client.register_script(_ERASE)
         self.archive = archive
 
     async def append(self, ticket_id: str, customer_id: str, version: int,
@@ -377,9 +378,6 @@ class TicketJournal:
         if block_ms is None:
             rows = await self._redis.xrange(stream_key(ticket_id), min=f"({start}"
                                             if start != "0" else "-", count=count)
-            if not rows and self.archive is not None and not await self._redis.exists(
-                    stream_key(ticket_id)):
-                return (await self.archived(ticket_id, start))[:count]
             return [JournalEntry(text(c), decode(f[b"e"])) for c, f in rows]
         reply = await self._redis.xread({stream_key(ticket_id): start}, count=count,
                                         block=block_ms)
@@ -420,10 +418,9 @@ class TicketJournal:
         """Erase the ticket from Redis: its stream, its timer and ended entries, and every copy
         of its events on the feed and on the watch streams of ``agent_ids``. Returns the copies
         removed. O(entries of those streams): an operator's rare call."""
-        script = self._redis.register_script(_ERASE)
         keys = [stream_key(ticket_id), ENDED_KEY, TIMERS_KEY, FEED_KEY,
                 *[agent_stream(a) for a in agent_ids]]
-        return int(await run_script(self._redis, script, keys, [ticket_id]))
+        return int(await run_script(self._redis, self._erase, keys, [ticket_id]))
 
     async def forget_customer(self, customer_id: str) -> None:
         """Remove the customer's ticket list and open pointer (after its tickets' erasure)."""
