@@ -19,7 +19,10 @@ the whole engine but Redis), Redis's CPU per call, and the rate:
 * **durable** -- the real gateway of :mod:`surgedesk.benchmarks.throughput` (in-process hosting).
 
 And, without gRPC at all, **desk alone**: ``Desk.start_conversation`` called by as many
-concurrent callers in this process -- the engine's own CPU per durable start.
+concurrent callers in this process -- the engine's own CPU per durable start -- without an
+archive and with one (SQLite, as the embedded default: each new customer's start reads it,
+:meth:`surgedesk.adapters.desk.desk.Desk.start_conversation`), side by side
+(``--desk-only`` runs just these two).
 
 The difference between two neighbours is what that layer costs under this load. Rates and CPU
 move with the machine's load; compare within one run.
@@ -110,45 +113,58 @@ async def _layer_server(layer: str, redis_url: str = "") -> tuple[grpc.aio.Serve
 LAYERS = ("servicer", "gate", "answer", "answer+yield", "answer+redis", "durable")
 
 
-async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[str, Any]:
+async def desk_alone(seconds: float, concurrency: int, data_dir: str,
+                     archived: bool = False) -> dict[str, Any]:
     """The durable start without gRPC: ``concurrency`` callers of ``Desk.start_conversation``
     in this process (in-process hosting, one Redis client), for ``seconds``; CPU per start of
-    this process and of Redis."""
+    this process (its threads included: the archive's reads run on one) and of Redis, and the
+    start's latency. ``archived``: with an archive (SQLite in ``data_dir``)."""
     import time
 
+    from surgedesk.adapters.archive.store import ArchiveStore, archive_url, open_archive
     from surgedesk.adapters.desk.catalogue import SkillProfile
     from surgedesk.adapters.desk.desk import Desk
     from surgedesk.adapters.desk.hosting import GatewayActors, GatewayDispatcher
     from surgedesk.adapters.redis.connect import redis_client
     from surgedesk.adapters.redis.embedded import EmbeddedRedis
 
-    redis_server = EmbeddedRedis(Path(data_dir) / "desk").start()
+    name = "desk-archive" if archived else "desk"
+    redis_server = EmbeddedRedis(Path(data_dir) / name).start()
+    store: ArchiveStore | None = (open_archive(archive_url(Path(data_dir) / name))
+                                  if archived else None)
     try:
         client = redis_client(redis_server.url)
         dispatcher = await GatewayDispatcher(redis_server.url, client=client).start()
-        desk = Desk(GatewayActors(redis_server.url, client=client), dispatcher, client)
+        desk = Desk(GatewayActors(redis_server.url, client=client, archive=store), dispatcher,
+                    client, archive=store)
         await desk.catalogue.upsert_skill(SkillProfile("presale"))
         run_id = time.time_ns()
         starts = 0
+        latencies: list[float] = []
 
         async def caller(c: int, until: float) -> None:
             nonlocal starts
             i = 0
             while time.perf_counter() < until:
+                began = time.perf_counter()
                 await desk.start_conversation(f"alone-{run_id}-{c}-{i}", "app", "presale", 0,
                                               "hello")
+                latencies.append(time.perf_counter() - began)
                 i += 1
                 starts += 1
 
         await asyncio.gather(*[caller(c, time.perf_counter() + min(seconds, 1.0))
                                for c in range(concurrency)])  # warm up
-        starts = 0
+        starts, latencies[:] = 0, []
         pid = redis_server.process.pid if redis_server.process else None
         cpu, redis_cpu, began = time.process_time(), tp._cpu_s_of(pid), time.perf_counter()
         await asyncio.gather(*[caller(c, began + seconds) for c in range(concurrency)])
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        latencies.sort()
         result: dict[str, Any] = {"requests": starts, "errors": 0, "per_s": starts / elapsed,
-                                  "server_cpu_us": cpu / max(1, starts) * 1e6}
+                                  "server_cpu_us": cpu / max(1, starts) * 1e6,
+                                  "p50_ms": latencies[len(latencies) // 2] * 1e3,
+                                  "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3}
         after = tp._cpu_s_of(pid)
         if redis_cpu is not None and after is not None:
             result["redis_cpu_us"] = (after - redis_cpu) / max(1, starts) * 1e6
@@ -156,7 +172,19 @@ async def desk_alone(seconds: float, concurrency: int, data_dir: str) -> dict[st
         await dispatcher.service.stop()
         return result
     finally:
+        if store is not None:
+            store.close()
         redis_server.stop()
+
+
+async def run_desk_alone(seconds: float, concurrency: int) -> dict[str, Any]:
+    """The two desk-alone runs, without an archive and with one, in this process."""
+    report: dict[str, Any] = {"seconds": seconds, "concurrency": concurrency}
+    with tempfile.TemporaryDirectory() as data_dir:
+        report["desk_alone"] = await desk_alone(seconds, concurrency, data_dir)
+        report["desk_alone_archive"] = await desk_alone(seconds, concurrency, data_dir,
+                                                        archived=True)
+    return report
 
 
 async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[str, Any]:
@@ -192,6 +220,8 @@ async def run(seconds: float, concurrency: int, warmup_s: float = 2.0) -> dict[s
             if redis_server is not None:
                 redis_server.stop()
         report["desk_alone"] = await desk_alone(seconds, concurrency, data_dir)
+        report["desk_alone_archive"] = await desk_alone(seconds, concurrency, data_dir,
+                                                        archived=True)
     await echo.stop(None)
     return report
 
@@ -201,10 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", default="out/gateway-cost.json")
+    parser.add_argument("--desk-only", action="store_true",
+                        help="only the desk-alone runs (without and with an archive)")
     args = parser.parse_args(argv)
     from surgedesk.adapters.gateway import run_loop
     from surgedesk.benchmarks.report import write_report
 
+    if args.desk_only:
+        report = run_loop(run_desk_alone(args.seconds, args.concurrency))
+        write_report(report, args.json)
+        _print_desk_alone(report)
+        return 0
     report = run_loop(run(args.seconds, args.concurrency))
     write_report(report, args.json)
     print("| layer | rate (echo beside it) | ratio | server CPU/call | Redis CPU/call |"
@@ -215,10 +252,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {layer} | {r['per_s']:,.0f}/s ({r['echo']['per_s']:,.0f}/s) | "
               f"{r['ratio']:.2f} | {r['server_cpu_us']:.0f} us (echo {r['echo']['server_cpu_us']:.0f}) | "
               f"{redis} | {r['client_cpu_us']:.0f} us |")
-    alone = report["desk_alone"]
-    print(f"desk alone (no gRPC): {alone['per_s']:,.0f} starts/s, {alone['server_cpu_us']:.0f} us "
-          f"CPU per start, Redis {alone.get('redis_cpu_us', 0):.0f} us")
+    _print_desk_alone(report)
     return 0
+
+
+def _print_desk_alone(report: dict[str, Any]) -> None:
+    for key, what in (("desk_alone", "no archive"), ("desk_alone_archive", "SQLite archive")):
+        alone = report[key]
+        print(f"desk alone (no gRPC, {what}): {alone['per_s']:,.0f} starts/s, "
+              f"{alone['server_cpu_us']:.0f} us CPU per start, Redis "
+              f"{alone.get('redis_cpu_us', 0):.0f} us, latency p50 {alone['p50_ms']:.2f} ms "
+              f"p99 {alone['p99_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

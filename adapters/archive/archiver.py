@@ -13,8 +13,16 @@ served from Redis), oldest first, up to ``batch`` of them:
 2. writes the batch to the archive in **one transaction** (idempotent: rows already there are
    kept), and reads back how many events the archive holds for each,
 3. releases from Redis, in one script, each ticket whose archived count equals its stream's
-   length now: the stream is deleted and the ticket leaves ``sd:ended``. A stream that grew
-   meanwhile is left for the next pass, which archives its new events too.
+   length now: the stream is deleted, the ticket leaves ``sd:ended`` and its customer's
+   ticket list (which is deleted with the customer's last ticket in Redis, so that Redis
+   holds nothing of a customer whose conversations are all archived but four bits of a
+   fixed-size filter, ``sd:archive:customers``; while some remain, a ``*`` at the list's
+   head says the others are archived). A customer's latest ticket leaves
+   after their earlier ones: continuity checks a new ticket against it. A stream that grew
+   meanwhile is left for the next pass, which archives its new events too. Every release
+   counts in ``sd:archive:released``: an open that read the customer's tickets in the
+   archive names the count it read at, and Redis refuses it if tickets were released since
+   (:mod:`surgedesk.adapters.redis.journal`).
 
 Crash-safe at every step: killed before 2, nothing changed; between 2 and 3, the ticket is in
 both places and the next pass writes nothing new and releases it; during 3, the script is atomic.
@@ -22,7 +30,8 @@ A ticket is never in neither place: Redis lets go only of what the archive holds
 Reads do not care where a ticket is (:class:`~surgedesk.adapters.redis.journal.TicketJournal`
 looks in the archive for a stream Redis no longer has), and an archived ticket takes no more
 changes (its journal's length in Redis is 0 while its actor's version is not: every append is
-refused as stale, and a retried open as ``STALE archived``).
+refused as stale, and a keyed start retried after archiving finds its ticket in the archive
+before it opens anything: :meth:`~surgedesk.adapters.desk.desk.Desk.start_conversation`).
 
 Cost per pass: O(batch x events per ticket) in Redis reads, one database transaction and one
 script; the database work runs on a worker thread, off the event loop.
@@ -40,22 +49,52 @@ import msgpack
 
 from surgedesk.adapters.archive.store import ArchivedTicket, ArchiveStore
 from surgedesk.adapters.redis.client import run_script, text
-from surgedesk.adapters.redis.journal import ENDED_KEY, agent_stream, stream_key
+from surgedesk.adapters.redis.journal import (
+    ARCHIVED_FILTER_KEY,
+    ARCHIVED_FILTER_LUA,
+    ENDED_KEY,
+    RELEASED_KEY,
+    agent_stream,
+    stream_key,
+    tickets_key,
+)
 from surgedesk.engine.errors import InvalidArgument
 
 LEASE_KEY = "sd:archiver:lease"
 
-_RELEASE = """
--- KEYS: ended set, streams...; ARGV: tickets..., archived counts...
-local n = #KEYS - 1
+_RELEASE = ARCHIVED_FILTER_LUA + """
+-- KEYS: ended set, release count, filter of archived customers, streams[n], the tickets'
+--       customers' lists[n]; ARGV: tickets[n], archived counts[n], customers[n]
+local n = (#KEYS - 3) / 2
 local released = 0
 for i = 1, n do
-  local length = redis.call('XLEN', KEYS[i + 1])
+  local ticket, stream, list = ARGV[i], KEYS[3 + i], KEYS[3 + n + i]
+  local length = redis.call('XLEN', stream)
   if length == tonumber(ARGV[n + i]) or length == 0 then
-    redis.call('DEL', KEYS[i + 1])
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    released = released + 1
+    local listed = redis.call('LLEN', list)
+    local marked = listed > 0 and redis.call('LINDEX', list, 0) == '*'
+    local tickets = listed - (marked and 1 or 0)
+    -- the customer's latest ticket is what continuity checks a new one against: it leaves
+    -- Redis after the customer's earlier ones (which ended first, so are due first)
+    if not (tickets > 1 and redis.call('LINDEX', list, -1) == ticket) then
+      redis.call('DEL', stream)
+      redis.call('ZREM', KEYS[1], ticket)
+      local removed = redis.call('LREM', list, 0, ticket)
+      if removed > 0 then
+        if tickets - removed <= 0 then
+          -- none left in Redis: the archive holds the customer, and the filter says so
+          redis.call('DEL', list)
+          mark_archived(KEYS[3], ARGV[2 * n + i])
+        elseif not marked then
+          redis.call('LPUSH', list, '*')  -- some of the customer's tickets are archived
+        end
+      end
+      released = released + 1
+    end
   end
+end
+if released > 0 then
+  redis.call('INCR', KEYS[2])  -- what an open that read the archive checks (journal.py)
 end
 return released
 """
@@ -200,13 +239,15 @@ class Archiver:
             tickets.append(ArchivedTicket(ticket_id, str(opened.get("customer_id", "")),
                                           ended, events))
         counts = await self.store.write(tickets, now)
-        held = [(t.ticket_id, counts.get(t.ticket_id, 0)) for t in tickets
+        held = [(t.ticket_id, t.customer_id, counts.get(t.ticket_id, 0)) for t in tickets
                 if counts.get(t.ticket_id, 0) >= len(t.events)]
-        held += [(t, 0) for t in gone]
+        held += [(t, "", 0) for t in gone]  # its customer unknown: no list named ("")
         if not held:
             return 0
         released = int(await run_script(
-            self._redis, self._release, [ENDED_KEY, *[stream_key(t) for t, _ in held]],
-            [*[t for t, _ in held], *[n for _, n in held]]))
+            self._redis, self._release,
+            [ENDED_KEY, RELEASED_KEY, ARCHIVED_FILTER_KEY, *[stream_key(t) for t, _, _ in held],
+             *[tickets_key(c) for _, c, _ in held]],
+            [*[t for t, _, _ in held], *[n for _, _, n in held], *[c for _, c, _ in held]]))
         self.stats.archived += released
         return released

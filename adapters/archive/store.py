@@ -25,9 +25,11 @@ ticket's read is one indexed range scan, O(its events); a customer's tickets, O(
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -46,6 +48,9 @@ archived_tickets = sa.Table(
     sa.Column("archived_at", sa.Float, nullable=False),
     sa.Column("events", sa.Integer, nullable=False),
 )
+# a customer's tickets in the order they ended (migration 0003): continuity and history pages
+sa.Index("ix_archived_tickets_customer_ended", archived_tickets.c.customer_id,
+         archived_tickets.c.ended_at, archived_tickets.c.ticket_id)
 archived_events = sa.Table(
     "archived_events", metadata,
     sa.Column("ticket_id", sa.String(128), primary_key=True),
@@ -116,8 +121,17 @@ def _engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+_MIGRATION_LOCK = 0x5D_A4C1  # PostgreSQL advisory lock: one gateway migrates at a time
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
+    """Bring the schema to the newest Alembic revision (idempotent). Gateways starting
+    together take turns: an advisory lock on PostgreSQL, a file lock beside a SQLite file."""
+    with _migration_lock(engine):
+        _upgrade(engine)
+
+
+def _upgrade(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -125,8 +139,27 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location",
                            str(resources.files("surgedesk.adapters.archive") / "migrations"))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                         {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Held while this process migrates a SQLite file (``flock`` on ``<file>.migrate``);
+    nothing for other databases, which lock inside the migration's transaction."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _insert(engine: Engine, table: sa.Table) -> Any:
@@ -141,27 +174,46 @@ def _insert(engine: Engine, table: sa.Table) -> Any:
 
 
 def open_archive(url: str, attempts: int = 5) -> ArchiveStore:
-    """The archive at ``url``, its schema migrated. Gateways starting together may migrate at
-    the same moment; the one that loses the race finds the schema made and tries again."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return ArchiveStore(url)
-        except sa.exc.OperationalError:
-            raise  # the database cannot be reached or opened: say so at once
-        except sa.exc.SQLAlchemyError:
-            if attempt == attempts:
-                raise
-            time.sleep(0.2 * attempt)
+    """The archive at ``url``, its schema migrated. A database that cannot be reached or
+    opened is said at once; one busy (SQLite locked by another process), or a migration that
+    fails (another process's, not taking turns: an older surgedesk), is tried again,
+    ``attempts`` times in all. The first connection is made holding the migration's turn, so
+    gateways starting together do not race to put a new SQLite file into WAL mode."""
+    engine = _engine(url)
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                with _migration_lock(engine):
+                    with engine.connect() as conn:  # reachable? opened?
+                        conn.execute(sa.text("SELECT 1"))
+                    _upgrade(engine)
+                return ArchiveStore(url, engine)
+            except sa.exc.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or attempt == attempts:
+                    raise  # cannot be reached or opened: say so at once
+                time.sleep(0.2 * attempt)
+            except sa.exc.SQLAlchemyError:
+                if attempt == attempts:
+                    raise
+                time.sleep(0.2 * attempt)
+    except BaseException:
+        engine.dispose()
+        raise
     raise AssertionError("unreachable")
 
 
 class ArchiveStore:
     """The archive's tables, behind async methods (each a transaction on a worker thread)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        """The archive at ``url`` (``engine``: one made for it, its schema migrated; without
+        it, one is made and migrated here)."""
         self.url = url
-        self.engine = _engine(url)
-        migrate(self.engine)
+        if engine is None:
+            engine = _engine(url)
+            migrate(engine)
+        self.engine = engine
 
     def close(self) -> None:
         self.engine.dispose()
@@ -265,6 +317,57 @@ class ArchiveStore:
                 .where(archived_events.c.ticket_id == ticket_id)
                 .order_by(archived_events.c.seq)).all()
         return [(r[0], bytes(r[1])) for r in rows] if rows else None
+
+    def latest_of_now(self, customer_id: str, ticket_id: str = "") -> tuple[str, bool]:
+        """The customer's latest archived ticket ("" for none) and whether ``ticket_id`` is
+        archived (a keyed start retried after its ticket left Redis). Two index lookups."""
+        with self.engine.connect() as conn:
+            latest = conn.execute(
+                sa.select(archived_tickets.c.ticket_id)
+                .where(archived_tickets.c.customer_id == customer_id)
+                .order_by(archived_tickets.c.ended_at.desc(), archived_tickets.c.ticket_id.desc())
+                .limit(1)).scalar_one_or_none()
+            known = ticket_id != "" and conn.execute(
+                sa.select(archived_tickets.c.ticket_id)
+                .where(archived_tickets.c.ticket_id == ticket_id)).first() is not None
+        return latest or "", known
+
+    def customer_page_now(self, customer_id: str, offset: int,
+                          limit: int) -> tuple[int, list[str]]:
+        """How many tickets of the customer the archive holds, and ``limit`` of their ids
+        from position ``offset`` in the order they ended (oldest first). One count and one
+        index range scan: O(offset + limit)."""
+        with self.engine.connect() as conn:
+            total = int(conn.execute(
+                sa.select(sa.func.count()).select_from(archived_tickets)
+                .where(archived_tickets.c.customer_id == customer_id)).scalar_one())
+            ids: list[str] = []
+            if limit > 0 and offset < total:
+                ids = [r[0] for r in conn.execute(
+                    sa.select(archived_tickets.c.ticket_id)
+                    .where(archived_tickets.c.customer_id == customer_id)
+                    .order_by(archived_tickets.c.ended_at, archived_tickets.c.ticket_id)
+                    .offset(offset).limit(limit)).all()]
+        return total, ids
+
+    def archived_among_now(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of ``ticket_ids`` the archive holds."""
+        if not ticket_ids:
+            return set()
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(
+                sa.select(archived_tickets.c.ticket_id)
+                .where(archived_tickets.c.ticket_id.in_(list(ticket_ids)))).all()}
+
+    async def latest_of(self, customer_id: str, ticket_id: str = "") -> tuple[str, bool]:
+        return await asyncio.to_thread(self.latest_of_now, customer_id, ticket_id)
+
+    async def customer_page(self, customer_id: str, offset: int,
+                            limit: int) -> tuple[int, list[str]]:
+        return await asyncio.to_thread(self.customer_page_now, customer_id, offset, limit)
+
+    async def archived_among(self, ticket_ids: Sequence[str]) -> set[str]:
+        return await asyncio.to_thread(self.archived_among_now, ticket_ids)
 
     def tickets_now(self) -> int:
         with self.engine.connect() as conn:

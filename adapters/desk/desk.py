@@ -40,6 +40,7 @@ from surgedesk.adapters.redis.client import text
 from surgedesk.adapters.redis.journal import (
     CustomerHasEarlierTicket,
     CustomerHasOpenTicket,
+    CustomerInArchive,
     TicketJournal,
 )
 from surgedesk.adapters.redis.ticket_actor import OpenQueued, ReadTicket, TicketReply
@@ -188,7 +189,8 @@ class Desk:
             raise IllegalTransition(f"customer {customer_id!r}",
                                     f"an open conversation ({open_ticket})", "ERASE")
         erased: set[str] = set()
-        for ticket_id in await self.journal.tickets_of(customer_id):
+        _, everywhere = await self.journal.customer_tickets(customer_id, 0, None)
+        for ticket_id in everywhere:
             entries = await self.journal.load(ticket_id)
             reached = set(self.rules.supervisors)
             for journaled in entries:
@@ -252,17 +254,27 @@ class Desk:
         append refuses it if the customer has an open ticket (that one is resumed) or a
         latest ticket it does not name (then it is opened again naming that one, with its
         agent asked for). The ticket's ``TicketQueued`` goes to the routing journal in the
-        same append, and the dispatcher applies that entry without reading Redis: a new
-        customer's start is one round trip to Redis."""
+        same append, and the dispatcher applies that entry without reading Redis: a returning
+        customer's start, with their latest ticket in Redis, is one round trip to Redis.
+
+        With an archive, a customer Redis holds no ticket of who may be in the archive (back
+        after their tickets were archived: a filter in Redis says so, never wrongly "no";
+        a new customer's start stays one round trip) -- and a keyed start of a customer some
+        of whose tickets are archived -- is refused once (:class:`CustomerInArchive`): the archive is read for their latest
+        ticket and for the opened one (a keyed start retried after its ticket was archived
+        answers that ticket), and the open is made again naming the archiver's release count
+        the read was made at, which Redis checks (a release since: read again). So that start
+        costs two round trips to Redis and one indexed read of the archive."""
         await self.catalogue.require_skill(skill)
         ticket_id = self._ticket_id(customer_id, idempotency_key)
-        previous_id, last_agent = "", ""
+        previous_id, last_agent, read_at = "", "", ""
         for attempt in itertools.count(1):
             # A returning customer asks for their last agent (the sticky window of the policy).
             command = OpenQueued(
                 OpenTicket(ticket_id, customer_id, channel, skill, vip_tier, first_message,
                            previous_ticket_id=previous_id, idempotency_key=idempotency_key),
-                TicketQueued(ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None))
+                TicketQueued(ticket_id, skill, vip_tier, preferred_agent_id=last_agent or None),
+                archive_read_at=read_at)
             try:
                 reply: TicketReply = await self.actors.ask(ticket_id, command)
                 break
@@ -274,6 +286,17 @@ class Desk:
                     raise
                 previous_id = exc.ticket_id
                 last_agent = await self._last_agent(previous_id)
+            except CustomerInArchive as exc:  # Redis holds none (or not all) of their tickets
+                if attempt >= _START_ATTEMPTS or self.archive is None:
+                    raise
+                latest, archived = await self.archive.latest_of(
+                    customer_id, ticket_id if idempotency_key else "")
+                if archived:  # a keyed start retried after its ticket was archived
+                    return await self.view(ticket_id)
+                read_at = exc.released
+                if not previous_id and latest:  # what Redis said of the latest stands first
+                    previous_id = latest
+                    last_agent = await self._last_agent(previous_id)
         if reply.routed is None:  # a retried start: the first one queued the ticket
             return await self.view(ticket_id)
         since = time.monotonic()
@@ -465,9 +488,11 @@ class Desk:
                       page_token: str = "") -> HistoryPage:
         """One page of the customer's tickets, newest first, with their messages.
 
-        Without ``ticket_id`` the pages walk the customer's ticket list (appended to as tickets
-        open, so a position counted from its oldest end stays valid while new tickets arrive:
-        the token names the position of the next ticket to show). With ``ticket_id`` they
+        Without ``ticket_id`` the pages walk all the customer's tickets, the archived and then
+        those in Redis (:meth:`TicketJournal.customer_tickets`; a position counted from the
+        oldest end stays valid while new tickets arrive and old ones are archived: the token
+        names the position of the next ticket to show; tickets deleted at the end of their
+        retention shift it). With ``ticket_id`` they
         walk that ticket and the earlier ones it continues (``previous_ticket_id``), and the
         token names the next one. Cost: O(page_size) ticket reads and journal loads."""
         size = page_size or HISTORY_PAGE_DEFAULT
@@ -497,10 +522,12 @@ class Desk:
                 current = record.previous_ticket_id
             next_token = _token("c", current) if current else ""
         else:
-            ids = await self.journal.tickets_of(customer_id)
-            end = len(ids) if position is None else min(position, len(ids))
+            end = position
+            if end is None:
+                end, _ = await self.journal.customer_tickets(customer_id, 0, 0)
             start = max(0, end - size)
-            for tid in reversed(ids[start:end]):
+            _, ids = await self.journal.customer_tickets(customer_id, start, end)
+            for tid in reversed(ids):
                 try:
                     records.append((await self.actors.ask(tid, ReadTicket())).record)
                 except NotFound:  # deleted at the end of its retention

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from surgedesk.adapters.archive.store import AuditEntry
 from surgedesk.adapters.redis.agent_actor import AgentReply
 from surgedesk.adapters.redis.dispatch_journal import RoutingEntry
+from surgedesk.adapters.redis.journal import ArchiveReader
 from surgedesk.adapters.redis.ticket_actor import TicketReply
 from surgedesk.engine.dispatcher import QueueStatus
 from surgedesk.engine.events import Command, Event, TicketQueued
@@ -44,13 +45,10 @@ class ActorHosting(Protocol):
         ...
 
 
-class Archive(Protocol):
+class Archive(ArchiveReader, Protocol):
     """The archive of ended tickets (:mod:`surgedesk.adapters.archive.store`), as the desk
-    uses it: reads (through the journal), erasure and the audit log."""
-
-    async def load(self, ticket_id: str) -> list[tuple[str, bytes]] | None:
-        """An archived ticket's events, ``(cursor, payload)`` in order; None if absent."""
-        ...
+    uses it: reads (its own, and the journal's: :class:`ArchiveReader`), erasure and the
+    audit log."""
 
     async def erase_customer(self, customer_id: str) -> list[str]:
         """Delete every archived ticket of the customer; their ids."""

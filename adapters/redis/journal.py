@@ -31,6 +31,16 @@ So is an open whose ``previous_ticket_id`` is not the customer's latest ticket
 (:class:`CustomerHasEarlierTicket`, naming it): a start needs no read of the customer's
 tickets before it writes -- the common case, a new customer, is one round trip, and a
 returning customer's history is linked to the right ticket even when starts race.
+
+With an archive (:mod:`surgedesk.adapters.archive`), a customer's ticket list holds only the
+tickets Redis still has; the archiver takes the rest out of it, and the list itself once none
+is left. The open script then refuses once (:class:`CustomerInArchive`) an open that needs the
+archive's word -- a customer of whom Redis holds nothing but whom the filter of archived
+customers (:data:`ARCHIVED_FILTER_KEY`, a Bloom filter of fixed size) may hold, or a keyed open
+(a deterministic id) of a customer with archived tickets -- and takes it when it names the archiver's release count
+(``sd:archive:released``) at which the caller read the archive: if nothing was released since,
+what the caller read (the customer's latest ticket; that the opened one is not archived) still
+holds. A new customer's start stays one round trip.
 """
 
 from __future__ import annotations
@@ -56,31 +66,77 @@ FEED_KEY = "sd:feed"  # every appended event, with where it went: what watchers 
 FEED_SEQ_KEY = FEED_KEY + ":seq"  # how many entries the feed has had (they are numbered)
 FEED_KEEP_MS = 120_000  # the feed keeps about the last two minutes
 
-_APPEND = """
+# A Bloom filter of the customers whose tickets all left Redis for the archive: 2^24 bits
+# (2 MiB, fixed), four bit positions per customer from the SHA-1 of their id. A new customer is
+# told apart from one the archive holds without reading the archive: with a million such
+# customers 0.2% of new customers' starts (four million: 2%) read it for nothing; it is never
+# wrong the other way. Erasure leaves the bits (they are shared and name no one).
+ARCHIVED_FILTER_KEY = "sd:archive:customers"
+ARCHIVED_FILTER_LUA = """
+local function filter_bits(customer)
+  local h = redis.sha1hex(customer)
+  return {tonumber(string.sub(h, 1, 6), 16), tonumber(string.sub(h, 7, 12), 16),
+          tonumber(string.sub(h, 13, 18), 16), tonumber(string.sub(h, 19, 24), 16)}
+end
+local function maybe_archived(filter, customer)
+  for _, bit in ipairs(filter_bits(customer)) do
+    if redis.call('GETBIT', filter, bit) == 0 then return false end
+  end
+  return true
+end
+local function mark_archived(filter, customer)
+  for _, bit in ipairs(filter_bits(customer)) do redis.call('SETBIT', filter, bit, 1) end
+end
+"""
+
+_APPEND = ARCHIVED_FILTER_LUA + """
 -- KEYS: stream, open pointer, customer's tickets, timers, counters, feed, routing stream,
---       its counter, ended tickets, mirror streams...
+--       its counter, ended tickets, the archiver's release count, the filter of archived
+--       customers, mirror streams...
 -- ARGV: version, n, events[n], op, ticket id, deadline, m counters, (field, amount)[m],
 --       the customer's previous ticket (an open: the one its history continues),
---       a routing entry ('' for none), when it ended (a close: engine seconds)
+--       a routing entry ('' for none), when it ended (a close: engine seconds),
+--       (an open:) the release count the archive was read at ('' for not read), '1' if
+--       tickets are archived, '1' if the ticket's id is deterministic (an idempotency key),
+--       the customer
 local stream = KEYS[1]
 if redis.call('XLEN', stream) ~= tonumber(ARGV[1]) then
   return redis.error_reply('STALE ' .. redis.call('XLEN', stream))
 end
 local n = tonumber(ARGV[2])
+local m = tonumber(ARGV[6 + n])
 local op = ARGV[3 + n]
 if op == 'open' then
+  local listed = redis.call('LLEN', KEYS[3])
+  local read_at = ARGV[10 + n + 2 * m]
+  if ARGV[11 + n + 2 * m] == '1' then
+    -- Tickets leave Redis for the archive. A customer Redis holds no ticket of who may be in
+    -- the archive (the filter says so), or a keyed open of a customer some of whose tickets
+    -- are archived ('*' heads the list), needs what the archive says (their latest ticket;
+    -- whether this one is there), read with no release since: the caller reads it and opens
+    -- again naming the release count it read at.
+    local ask
+    if listed == 0 then
+      ask = maybe_archived(KEYS[11], ARGV[13 + n + 2 * m])
+    else
+      ask = ARGV[12 + n + 2 * m] == '1' and redis.call('LINDEX', KEYS[3], 0) == '*'
+    end
+    local released = redis.call('GET', KEYS[10]) or '0'
+    if ask and read_at ~= released then
+      return redis.error_reply('READARCHIVE ' .. released)
+    end
+  end
   local current = redis.call('GET', KEYS[2])
   if current and current ~= ARGV[4 + n] then
     return redis.error_reply('OPEN ' .. current)
   end
-  -- continuity: the new ticket names the customer's latest one as its previous
-  local last = redis.call('LINDEX', KEYS[3], -1) or ''
-  if last ~= ARGV[7 + n + 2 * tonumber(ARGV[6 + n])] then
-    return redis.error_reply('PREVIOUS =' .. last)
-  end
-  -- an open retried after the ticket was archived (its stream is gone): it exists
-  if redis.call('LPOS', KEYS[3], ARGV[4 + n]) then
-    return redis.error_reply('STALE archived')
+  -- continuity: the new ticket names the customer's latest one as its previous (with no
+  -- ticket in Redis, the archive's latest, which the caller read)
+  if listed > 0 or read_at == '' then
+    local last = redis.call('LINDEX', KEYS[3], -1) or ''
+    if last ~= ARGV[7 + n + 2 * m] then
+      return redis.error_reply('PREVIOUS =' .. last)
+    end
   end
 end
 local ticket = ARGV[4 + n]
@@ -90,7 +146,7 @@ local ids = {}
 for i = 1, n do
   ids[i] = redis.call('XADD', stream, '*', 'e', ARGV[2 + i])
   local copies = {}
-  for k = 10, #KEYS do
+  for k = 12, #KEYS do
     -- watch streams are copies: keep about the last AGENT_STREAM_KEEP entries of each
     copies[#copies + 1] = KEYS[k]
     copies[#copies + 1] = redis.call('XADD', KEYS[k], 'MAXLEN', '~', 'AGENT_STREAM_KEEP', '*', 't', ticket, 'c', ids[i], 'e', ARGV[2 + i])
@@ -106,12 +162,15 @@ if deadline == '' then
 else
   redis.call('ZADD', KEYS[4], deadline, ticket)
 end
-local m = tonumber(ARGV[6 + n])
 for j = 0, m - 1 do
   redis.call('HINCRBYFLOAT', KEYS[5], ARGV[7 + n + 2 * j], ARGV[8 + n + 2 * j])
 end
 if op == 'open' then
   redis.call('SET', KEYS[2], ticket)
+  if ARGV[11 + n + 2 * m] == '1' and ARGV[7 + n + 2 * m] ~= '' and
+      redis.call('LLEN', KEYS[3]) == 0 then
+    redis.call('RPUSH', KEYS[3], '*')  -- back after their tickets were archived
+  end
   redis.call('RPUSH', KEYS[3], ticket)
 elseif op == 'close' then
   if redis.call('GET', KEYS[2]) == ticket then
@@ -204,6 +263,20 @@ class CustomerHasEarlierTicket(_CustomersTicket):
     template = "customer {customer!r}'s latest ticket is {ticket!r}"
 
 
+class CustomerInArchive(WorldChangedError):
+    """An open that needs what the archive says of the customer first (their latest ticket,
+    and whether the ticket opened is archived already): read it and open again naming
+    ``released``, the archiver's release count the read is valid at."""
+
+    def __init__(self, customer_id: str, released: str) -> None:
+        super().__init__(f"customer {customer_id!r}: read the archive at release {released}")
+        self.customer_id = customer_id
+        self.released = released
+
+    def __reduce__(self):  # crosses process boundaries (Ray) by pickle
+        return (type(self), (self.customer_id, self.released))
+
+
 class CustomerHasOpenTicket(_CustomersTicket):
     """The customer already has an open ticket (continuity): use that one."""
 
@@ -232,6 +305,8 @@ def decode(payload: bytes) -> Event:
 
 TIMERS_KEY = "sd:timers"  # sorted set: ticket id -> when its next timer is due
 ENDED_KEY = "sd:ended"  # sorted set: ended ticket id -> when it ended (the archiver's queue)
+RELEASED_KEY = "sd:archive:released"  # how many times the archiver has released tickets
+ARCHIVED_MARK = "*"  # heads a customer's ticket list once some of their tickets are archived
 COUNTERS_KEY = "sd:counters"  # hash: counter_field(metric, labels) -> total
 _ROUTING_KEYS = (dispatch_journal.STREAM, dispatch_journal.seq_key())  # where starts queue
 
@@ -273,6 +348,21 @@ class ArchiveReader(Protocol):
         """The ticket's events as ``(cursor, msgpack payload)`` in order; None if absent."""
         ...
 
+    async def latest_of(self, customer_id: str, ticket_id: str = "") -> tuple[str, bool]:
+        """The customer's latest archived ticket ("" for none), and whether ``ticket_id``
+        is archived."""
+        ...
+
+    async def customer_page(self, customer_id: str, offset: int,
+                            limit: int) -> tuple[int, list[str]]:
+        """How many tickets of the customer are archived, and ``limit`` ids from ``offset``
+        in the order they ended."""
+        ...
+
+    async def archived_among(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of ``ticket_ids`` are archived."""
+        ...
+
 
 class TicketJournal:
     """Tickets' journals: in Redis while live, and -- with an ``archive`` -- read from the
@@ -299,6 +389,7 @@ class TicketJournal:
                             events: Sequence[Event], *, deadline_s: float | None = None,
                             counts: Sequence[Count] = (), mirrors: Sequence[str] = (),
                             routing: tuple[RoutingEvent, float] | None = None,
+                            archive_read_at: str = "", keyed: bool = False,
                             ) -> tuple[list[str], RoutingEntry | None]:
         """Append ``events`` if the stream holds exactly ``version`` events.
         O(len(events) * (1 + len(mirrors)) + len(counts) + log tickets with timers).
@@ -313,7 +404,12 @@ class TicketJournal:
         Raises :class:`StaleWriter` (and writes nothing) if another writer got there first;
         for an open, :class:`CustomerHasOpenTicket` or :class:`CustomerHasEarlierTicket` (and
         writes nothing) if the customer has an open ticket or a latest ticket other than the
-        opened one's ``previous_ticket_id``.
+        opened one's ``previous_ticket_id``; and, with an archive, :class:`CustomerInArchive`
+        if the open needs what the archive says of the customer -- a customer Redis holds no
+        ticket of, or a ``keyed`` open (the ticket's id derived from an idempotency key) of one
+        with archived tickets -- unless ``archive_read_at``
+        names the archiver's release count that reading was made at and nothing was released
+        since (then ``previous_ticket_id`` is taken as read there).
         """
         if not events:
             return [], None
@@ -330,14 +426,18 @@ class TicketJournal:
         args.append(previous)
         args.append(dispatch_journal.encode(*routing) if routing is not None else "")
         args.append(repr(float(ended)))
+        args += [archive_read_at, "1" if self.archive is not None else "0",
+                 "1" if keyed else "0", customer_id]
         keys = [stream_key(ticket_id), open_key(customer_id), tickets_key(customer_id),
-                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *_ROUTING_KEYS, ENDED_KEY,
-                *[agent_stream(a) for a in mirrors]]
+                TIMERS_KEY, COUNTERS_KEY, FEED_KEY, *_ROUTING_KEYS, ENDED_KEY, RELEASED_KEY,
+                ARCHIVED_FILTER_KEY, *[agent_stream(a) for a in mirrors]]
         try:
             ids, routed_seq, routed_id = await run_script(self._redis, self._append, keys, args)
         except aioredis.ResponseError as exc:
             if str(exc).startswith("OPEN "):
                 raise CustomerHasOpenTicket(customer_id, str(exc)[5:]) from None
+            if str(exc).startswith("READARCHIVE "):
+                raise CustomerInArchive(customer_id, str(exc)[12:]) from None
             if str(exc).startswith("PREVIOUS ="):
                 raise CustomerHasEarlierTicket(customer_id, str(exc)[10:]) from None
             if str(exc).startswith("STALE"):
@@ -431,4 +531,34 @@ class TicketJournal:
         return int(await self._redis.zcard(ENDED_KEY))
 
     async def tickets_of(self, customer_id: str) -> list[str]:
-        return [v.decode() for v in await self._redis.lrange(tickets_key(customer_id), 0, -1)]
+        """The customer's tickets Redis holds, oldest first (with an archive, the rest are
+        there: :meth:`customer_tickets`). O(their number)."""
+        return [t for t in (v.decode() for v in
+                            await self._redis.lrange(tickets_key(customer_id), 0, -1))
+                if t != ARCHIVED_MARK]
+
+    async def customer_tickets(self, customer_id: str, start: int,
+                               end: int | None) -> tuple[int, list[str]]:
+        """The customer's tickets at positions ``start``..``end`` (``None``: the last) of all
+        they have had, oldest first, wherever each lives, and how many there are. The archived
+        come first (in the order they ended: a customer has one open ticket at a time, so that
+        is the order they were opened, and the archiver takes the oldest first); then those
+        only Redis holds. A ticket keeps its position as it moves. Cost: the customer's list in
+        Redis (the tickets of the last grace), and with an archive one page read there,
+        O(start + page) by index."""
+        in_redis = await self.tickets_of(customer_id)
+        if self.archive is None:
+            end = len(in_redis) if end is None else min(end, len(in_redis))
+            return len(in_redis), in_redis[max(0, start):end]
+        both = await self.archive.archived_among(in_redis) if in_redis else set()
+        only_redis = [t for t in in_redis if t not in both]
+        archived, _ = await self.archive.customer_page(customer_id, 0, 0)
+        total = archived + len(only_redis)
+        end = total if end is None else min(end, total)
+        start = max(0, start)
+        ids: list[str] = []
+        if start < min(end, archived):
+            _, ids = await self.archive.customer_page(customer_id, start,
+                                                      min(end, archived) - start)
+        ids += only_redis[max(0, start - archived):max(0, end - archived)]
+        return total, ids

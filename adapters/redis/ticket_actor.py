@@ -57,6 +57,8 @@ class OpenQueued:
 
     open: OpenTicket
     queued: TicketQueued
+    archive_read_at: str = ""  # the archiver's release count the customer's archive was read
+    #                            at ("": not read; see TicketJournal.append_routed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +140,9 @@ class TicketBehaviour:
                          message: Any) -> tuple[TicketActorState, TicketReply]:
         now_s = float(self._clock())
         record = state.record
-        routing = None
+        routing, read_at, keyed = None, "", False
         if isinstance(message, OpenQueued):
-            message, routing = message.open, message.queued
+            message, routing, read_at = message.open, message.queued, message.archive_read_at
         if isinstance(message, ReadTicket):
             if record is None:
                 raise NotFound("ticket", entity_id)
@@ -151,7 +153,7 @@ class TicketBehaviour:
             if record is not None:  # a retried open: the ticket is there already
                 return state, TicketReply(record)
             events = open_ticket(message, now_s)
-            customer_id = message.customer_id
+            customer_id, keyed = message.customer_id, bool(message.idempotency_key)
         elif isinstance(message, CheckTimers):
             if record is None:
                 raise NotFound("ticket", entity_id)
@@ -177,7 +179,8 @@ class TicketBehaviour:
             deadline_s=next_deadline(record, self.rules),
             counts=counts(before, events, record),
             mirrors=self._mirrors(before, events, record),
-            routing=(routing, now_s) if routing is not None else None)
+            routing=(routing, now_s) if routing is not None else None,
+            archive_read_at=read_at, keyed=keyed)
         new_state = TicketActorState(record, state.version + len(events))
         return new_state, TicketReply(record, tuple(events), tuple(cursors), routed)
 
