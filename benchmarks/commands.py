@@ -58,7 +58,7 @@ def simulate_command(args: argparse.Namespace) -> int:
     with _progress(args, f"simulate {scenario.name}", "virtual s",
                    population.duration_s) as progress:
         result = simulate(population, policy, process=scenario.process, seed=scenario.seed,
-                          progress=progress)
+                          progress=progress, plan_known=not getattr(args, "no_plan", False))
     report = build_report(
         scenario=scenario.name,
         mode="simulate",

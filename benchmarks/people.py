@@ -35,6 +35,8 @@ class AgentPlan:
     capacity: int
     from_s: float
     to_s: float  # math.inf: until the run ends
+    planned_to_s: float | None = None  # the end the staffing plan says (None: to_s); an
+    #                                    earlier to_s is a dropout the desk did not plan
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def build_population(scenario: Scenario) -> Population:
     for gi, group in enumerate(scenario.agent_groups):
         for j in range(group.count):
             agents.append(AgentPlan(f"g{gi}-a{j}", dict(group.skills), group.capacity,
-                                    group.from_s, group.to_s))
+                                    group.from_s, group.to_s, group.planned_to_s))
     return Population(
         customers=tuple(customers),
         agents=tuple(agents),

@@ -11,7 +11,11 @@ wait estimate) -- two routing decisions, so the line stays at ``queued``. Both r
 :meth:`DispatcherCore.handle`, the production entry point.
 
 Reports decisions/s for each size and the slowdown of each size against the smallest, measured
-in the same process so the ratio is robust to a noisy machine. Writes JSON and a PNG curve.
+in the same process so the ratio is robust to a noisy machine, and the estimator's cost per
+customer: the mean time of one ``queue_status`` (position and p50/p90) of a new arrival.
+``--roster`` gives the desk a staffing plan (every agent's shift ends in 8 hours, and an evening
+shift of half as many starts in 4), so that every estimate is also stretched by it
+(:mod:`surgedesk.engine.roster`). Writes JSON and a PNG curve.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ from surgedesk.engine.events import (
     AgentPresenceChanged,
     ClockTicked,
     ConversationEnded,
+    RosterPlanned,
     TicketQueued,
 )
+from surgedesk.engine.roster import PlannedShift
 
 
 def build_desk(queued: int, agents: int, skills: int, capacity: int, seed: int,
-               progress=None) -> tuple[DispatcherCore, list[tuple[str, str]], random.Random, float]:
+               progress=None, roster: bool = False,
+               ) -> tuple[DispatcherCore, list[tuple[str, str]], random.Random, float]:
     rng = random.Random(seed)
     core = DispatcherCore()
     names = [f"s{i}" for i in range(skills)]
@@ -56,12 +63,19 @@ def build_desk(queued: int, agents: int, skills: int, capacity: int, seed: int,
     now += 3600.0
     out = core.handle(ClockTicked(), now)
     busy.extend((cmd.agent_id, cmd.ticket_id) for cmd in out)
+    if roster:
+        shifts = [PlannedShift(a.agent_id, dict(a.skills), a.capacity, 0.0, now + 8 * 3600.0)
+                  for a in core.capacity.agents()]
+        shifts += [PlannedShift(f"evening{i}", {names[i % skills]: 1.0}, capacity,
+                                now + 4 * 3600.0, now + 12 * 3600.0) for i in range(agents // 2)]
+        core.handle(RosterPlanned(tuple(shifts)), now)
     return core, busy, rng, now
 
 
 def measure(core: DispatcherCore, busy: list[tuple[str, str]], rng: random.Random, now: float,
-            steps: int, skills: int, prefix: str) -> tuple[float, float]:
-    """Run ``steps`` (end, arrival) pairs; return (decisions per second, end time).
+            steps: int, skills: int, prefix: str) -> tuple[float, float, float]:
+    """Run ``steps`` (end, arrival) pairs; return (decisions per second, end time, mean
+    microseconds of one estimate).
 
     The random draws and ids are made before the clock starts: only the core is timed (and
     the building of the events it is fed, which every caller pays too).
@@ -70,6 +84,8 @@ def measure(core: DispatcherCore, busy: list[tuple[str, str]], rng: random.Rando
     arrivals = [(f"{prefix}{i}", names[rng.randrange(skills)], rng.choice((0, 0, 0, 1, 2)))
                 for i in range(steps)]
     picks = [rng.random() for _ in range(steps)]
+    clock = time.perf_counter
+    estimates, estimate_s = 0, 0.0
     gc.collect()
     gc.disable()
     try:
@@ -86,15 +102,18 @@ def measure(core: DispatcherCore, busy: list[tuple[str, str]], rng: random.Rando
             for cmd in core.handle(TicketQueued(tid, skill, tier), now):
                 busy.append((cmd.agent_id, cmd.ticket_id))
             if core.is_waiting(tid):
+                t0 = clock()
                 core.queue_status(tid, now)
+                estimate_s += clock() - t0
+                estimates += 1
         elapsed = time.perf_counter() - started
     finally:
         gc.enable()
-    return 2 * steps / elapsed, now
+    return 2 * steps / elapsed, now, estimate_s / max(1, estimates) * 1e6
 
 
 def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, rounds: int,
-        seed: int, show_progress: bool = True) -> dict:
+        seed: int, show_progress: bool = True, roster: bool = False) -> dict:
     results: list[dict[str, Any]] = []
     progress_cm = None
     if show_progress:
@@ -109,24 +128,26 @@ def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, r
                 if bar:
                     bar.update(task, completed=n)
 
-            core, busy, rng, now = build_desk(size, agents, skills, capacity, seed, tick)
+            core, busy, rng, now = build_desk(size, agents, skills, capacity, seed, tick, roster)
             if bar is not None and task is not None:
                 bar.remove_task(task)
-            rates = []
+            rates, estimate_us = [], []
             for round_no in range(rounds):
-                rate, now = measure(core, busy, rng, now, steps, skills, f"r{round_no}-")
+                rate, now, us = measure(core, busy, rng, now, steps, skills, f"r{round_no}-")
                 rates.append(rate)
+                estimate_us.append(us)
             # An agent freed when no ticket it qualifies for waits takes the next arrival at
             # once, so the line drifts a little around its size; the report shows by how much.
             results.append({"queued": size, "decisions_per_s": statistics.median(rates),
-                            "rounds": rates, "queued_at_end": core.waiting_count()})
+                            "rounds": rates, "queued_at_end": core.waiting_count(),
+                            "estimate_us": statistics.median(estimate_us)})
             del core, busy
             gc.collect()
     base = results[0]["decisions_per_s"]
     for r in results:
         r["slowdown_vs_smallest"] = base / r["decisions_per_s"]
     return {"agents": agents, "skills": skills, "capacity": capacity, "steps": steps,
-            "rounds": rounds, "results": results}
+            "rounds": rounds, "roster": roster, "results": results}
 
 
 class _Null:
@@ -170,16 +191,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", default="out/scale.json")
+    parser.add_argument("--roster", action="store_true",
+                        help="give the desk a staffing plan that every estimate is stretched by")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.queued.split(",")]
-    report = run(sizes, args.agents, args.skills, args.capacity, args.steps, args.rounds, args.seed)
+    report = run(sizes, args.agents, args.skills, args.capacity, args.steps, args.rounds, args.seed,
+                 roster=args.roster)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     plot(report, out.with_suffix(".png"))
-    print(f"{'queued':>10} {'decisions/s':>12} {'slowdown':>9}")
+    print(f"{'queued':>10} {'decisions/s':>12} {'slowdown':>9} {'estimate':>10}")
     for r in report["results"]:
-        print(f"{r['queued']:>10,} {r['decisions_per_s']:>12,.0f} {r['slowdown_vs_smallest']:>9.2f}x")
+        print(f"{r['queued']:>10,} {r['decisions_per_s']:>12,.0f} "
+              f"{r['slowdown_vs_smallest']:>9.2f}x {r['estimate_us']:>8.1f}us")
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
 

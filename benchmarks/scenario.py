@@ -108,6 +108,7 @@ class AgentGroup:
     capacity: int
     from_s: float
     to_s: float  # math.inf: until the run ends
+    planned_to_s: float | None = None  # the plan's end when the group leaves unplanned
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,8 @@ def parse_scenario(doc: Mapping[str, Any], *, base_dir: Path = Path("."),
     groups = []
     for i, g in enumerate(_tables(doc, "agent_groups")):
         where = f"agent_groups[{i}]"
-        _check_keys(g, where, {"count", "skills", "capacity", "from_s", "to_s"}, {"count", "skills"})
+        _check_keys(g, where, {"count", "skills", "capacity", "from_s", "to_s",
+                                 "planned_to_s"}, {"count", "skills"})
         gskills = _table(g["skills"], f"{where}.skills")
         if not gskills:
             raise InvalidArgument(f"{where}.skills", "must name at least one skill")
@@ -334,12 +336,18 @@ def parse_scenario(doc: Mapping[str, Any], *, base_dir: Path = Path("."),
         hi = _number(g, "to_s", where, positive=True) if "to_s" in g else math.inf
         if hi <= lo:
             raise InvalidArgument(f"{where}.to_s", f"must be greater than from_s ({lo:g})")
+        planned = _number(g, "planned_to_s", where, positive=True) if "planned_to_s" in g \
+            else None
+        if planned is not None and planned <= lo:
+            raise InvalidArgument(f"{where}.planned_to_s",
+                                  f"must be greater than from_s ({lo:g})")
         groups.append(AgentGroup(
             count=_integer(g, "count", where),
             skills=prof,
             capacity=_integer(g, "capacity", where, default=1, minimum=1),
             from_s=lo,
             to_s=hi,
+            planned_to_s=planned,
         ))
     if trace is not None and trace.agents is None and not groups:
         raise InvalidArgument("agent_groups", "is required unless trace.agents = \"from-trace\"")

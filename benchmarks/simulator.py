@@ -40,12 +40,14 @@ from surgedesk.engine.events import (
     ConversationEnded,
     Event,
     ReturnTicket,
+    RosterPlanned,
     TicketLeft,
     TicketQueued,
     TicketRequeued,
 )
 from surgedesk.engine.lifecycle import TicketEvent, TicketState, next_state
 from surgedesk.engine.policies import RoutingPolicy
+from surgedesk.engine.roster import PlannedShift
 
 # Event kinds; at equal times, lower kinds go first: capacity is freed before new customers
 # arrive, so a customer arriving at the very instant a slot frees is served.
@@ -105,12 +107,18 @@ def simulate(
     check_invariants: bool = False,
     process: ProcessSpec | None = None,
     seed: int = 0,
+    plan_known: bool = True,
 ) -> SimulationResult:
     """Run the population through a fresh :class:`DispatcherCore` in virtual time.
 
     ``process`` adds the service process that shapes waits: offers accepted, declined or
     missed (and agents set away after misses), wrap-up, shift ends that hand conversations
-    over, and each customer's transfer or work order (drawn in the population)."""
+    over, and each customer's transfer or work order (drawn in the population).
+
+    ``plan_known``: the desk knows its staffing plan -- every agent's shift, ending when the
+    plan says (``planned_to_s``; an agent who leaves earlier drops out unannounced) -- and
+    tells the core at the start (:class:`RosterPlanned`), as a workforce-management roster
+    would."""
     if estimator is None:
         estimator = EstimatorConfig(handle_s_by_skill=dict(population.handle_mean_s))
     proc = process or ProcessSpec()
@@ -235,6 +243,12 @@ def simulate(
 
     def offer_still_open(i: int, agent_id: str, at_epoch: int) -> bool:
         return offered.get(i) == (agent_id, at_epoch)
+
+    if plan_known and population.agents and heap:
+        apply(feed(RosterPlanned(tuple(
+            PlannedShift(a.agent_id, dict(a.skills), a.capacity, a.from_s,
+                         a.to_s if a.planned_to_s is None else a.planned_to_s)
+            for a in population.agents)), heap[0][0]), heap[0][0])
 
     while heap:
         now, kind, _, payload = heapq.heappop(heap)

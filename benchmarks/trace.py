@@ -104,7 +104,8 @@ def trace_population(scenario: Scenario) -> Population:
         )
     else:
         agents = tuple(
-            AgentPlan(f"g{gi}-a{j}", dict(g.skills), g.capacity, g.from_s, g.to_s)
+            AgentPlan(f"g{gi}-a{j}", dict(g.skills), g.capacity, g.from_s, g.to_s,
+                      g.planned_to_s)
             for gi, g in enumerate(scenario.agent_groups)
             for j in range(g.count)
         )

@@ -68,6 +68,7 @@ from surgedesk.engine.events import (
     Event,
     PolicyChanged,
     ReturnTicket,
+    RosterPlanned,
     SkillConfigured,
     TicketHandedOver,
     TicketLeft,
@@ -76,11 +77,18 @@ from surgedesk.engine.events import (
 )
 from surgedesk.engine.policies import AgentSelection, RelaxationSteps, RoutingPolicy, StickyPolicy
 from surgedesk.engine.queues import TicketQueue, pack_key
+from surgedesk.engine.roster import Roster
 
 _WAKE_TIMER = 0  # ident: a skill
 _PREFER_TIMER = 1  # ident: a ticket
 _WRAP_TIMER = 2  # ident: an agent whose wrap-up of one conversation ends
 _PAUSE_TIMER = 3  # ident: an agent whose pause after a declined offer ends
+
+
+# In overload a customer with at least this many ahead is told at least what the head of
+# their class has waited (DispatcherCore._at_least_head_wait); with fewer, the queue length
+# says more than one head's wait does.
+HEAD_WAIT_MIN_AHEAD = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +179,7 @@ class DispatcherCore:
         self._wrapping: dict[str, list[float]] = {}  # agent -> wrap-up end times
         self._paused_until: dict[str, float] = {}
         self.assignments_total = 0
+        self.roster = Roster()  # the staffing plan ahead: estimates are stretched by it
 
     # ================================================================ the one entry point
     def handle(self, event: Event, now_s: float) -> list[Command]:
@@ -207,6 +216,8 @@ class DispatcherCore:
                 self._on_handed_over(event, now_s, out)
             elif isinstance(event, AgentShiftEnded):
                 self._on_shift_ended(event, now_s, out)
+            elif isinstance(event, RosterPlanned):
+                self._on_roster(event)
             elif not isinstance(event, ClockTicked):
                 raise InvalidArgument("event", f"unknown event type {type(event).__name__}")
         except Exception:
@@ -257,7 +268,7 @@ class DispatcherCore:
                                 rate_cv=self.estimator.rate_cv)
             rest = max(0.0, t.prefer_until_s - now_s)
             # After the window the ticket joins the line at its arrival place.
-            line = self._estimate(flow, self._line_rank(t), t.vip_tier)
+            line = self._estimate(flow, self._line_rank(t), t.vip_tier, max(now_s, self._now_s))
             est = WaitEstimate(
                 ahead=ahead,
                 position=min(own.position, line.position),
@@ -266,7 +277,7 @@ class DispatcherCore:
                 p90_s=min(own.p90_s, rest + line.p90_s),
             )
         else:
-            est = self._estimate(flow, self._line_rank(t), t.vip_tier)
+            est = self._estimate(flow, self._line_rank(t), t.vip_tier, max(now_s, self._now_s))
         if self.estimator.shown_scale != 1.0:
             k = self.estimator.shown_scale
             est = dataclasses.replace(est, mean_s=est.mean_s * k, p50_s=est.p50_s * k,
@@ -287,7 +298,7 @@ class DispatcherCore:
             return WaitEstimate(0, 0, 0.0, 0.0, 0.0)
         line = self._lines.get(skill)
         ahead = line.rank(pack_key((-vip_tier, now_s, self._seq))) if line else 0
-        return self._estimate(flow, ahead, vip_tier)
+        return self._estimate(flow, ahead, vip_tier, max(now_s, self._now_s))
 
     def skill_report(self, now_s: float) -> list[dict[str, float | int | str]]:
         """Per skill: line, capacity, measured rates and a new regular customer's estimate."""
@@ -529,6 +540,17 @@ class DispatcherCore:
             still_waiting = self._tickets.get(tid)
             if still_waiting is not None:
                 self._offer(still_waiting, now_s, out)
+
+    def _on_roster(self, ev: RosterPlanned) -> None:
+        """O(m log m) for m planned shifts; checks first, so a refusal changes nothing."""
+        for i, shift in enumerate(ev.shifts):
+            if not (math.isfinite(shift.start_s) and shift.end_s > shift.start_s):
+                raise InvalidArgument(f"shifts[{i}]", "must start at a finite time and end "
+                                                      "after it starts")
+            if shift.capacity < 0 or any(not (0.0 <= p <= 1.0) for p in shift.skills.values()):
+                raise InvalidArgument(f"shifts[{i}]", "capacity must be >= 0 and proficiencies "
+                                                      "in [0, 1]")
+        self.roster = Roster(ev.shifts)
 
     def _on_skill(self, ev: SkillConfigured) -> None:
         if not ev.skill:
@@ -786,17 +808,46 @@ class DispatcherCore:
         line = self._lines.get(t.skill)
         return line.rank(t.key) if line else 0
 
-    def _estimate(self, flow: SkillFlow, ahead: int, vip_tier: int) -> WaitEstimate:
+    def _estimate(self, flow: SkillFlow, ahead: int, vip_tier: int,
+                  now_s: float) -> WaitEstimate:
+        """The wait model's estimate at the drain of ``now_s`` (``flow`` is the skill's flow
+        then), stretched by the staffing plan ahead if there is one (a shift that ends
+        before the customer is reached slows the line down, one that begins speeds it up:
+        :mod:`surgedesk.engine.roster`). O(1), plus O(log shifts) with a plan."""
         if flow.busy == 0 and self.capacity.serving_slots(flow.skill) == 0:
             # Nobody serves this skill: an honest estimate is "unknown", not a number.
             return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
-        return estimate_wait(
-            ahead,
-            flow.service_rate(vip_tier, self.capacity.primary_busy(flow.skill)),
-            flow.abandon_rate(),
-            flow.overtake_rate(vip_tier),
-            rate_cv=self.estimator.rate_cv,
-        )
+        service_rate = flow.service_rate(vip_tier, self.capacity.primary_busy(flow.skill))
+        overtake_rate = flow.overtake_rate(vip_tier)
+        est = estimate_wait(ahead, service_rate, flow.abandon_rate(), overtake_rate,
+                            rate_cv=self.estimator.rate_cv)
+        if ahead >= HEAD_WAIT_MIN_AHEAD and flow.arrival_rate(vip_tier) >= service_rate:
+            est = self._at_least_head_wait(est, flow.skill, vip_tier, now_s)
+        if not self.roster:
+            return est
+        skill, stretch = flow.skill, self.roster.stretch
+        return dataclasses.replace(est, mean_s=stretch(skill, now_s, est.mean_s),
+                                   p50_s=stretch(skill, now_s, est.p50_s),
+                                   p90_s=stretch(skill, now_s, est.p90_s))
+
+    def _at_least_head_wait(self, est: WaitEstimate, skill: str, vip_tier: int,
+                            now_s: float) -> WaitEstimate:
+        """In overload (tickets of this tier and above arrive at least as fast as they are
+        served, so the line grows or is held only by those who give up) a new customer waits
+        at least about as long as the head of their class has waited so far: Ibrahim and
+        Whitt's head-of-line delay predictor, which holds in overload whatever the patience
+        and however the drain rate moves -- exactly where the drain model is weakest. The
+        estimate is raised to it, the p90 by the model's own p90 / p50. O(1)."""
+        line = self._lines.get(skill)
+        head = line.class_head(-vip_tier) if line else None
+        if head is None or head[1] not in self._tickets:
+            return est
+        waited = now_s - self._tickets[head[1]].queued_s
+        if not (waited > est.p50_s and est.p50_s > 0 and math.isfinite(est.p90_s)):
+            return est
+        spread = est.p90_s / est.p50_s
+        return dataclasses.replace(est, mean_s=max(est.mean_s, waited), p50_s=waited,
+                                   p90_s=max(est.p90_s, waited * spread))
 
     # ================================================================ self-checks
     def iter_waiting(self) -> Iterator[WaitingTicket]:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 _Z90 = 1.2815515655446004
 _DIRECT_SUM_MAX = 8  # beyond this the digamma closed form is cheaper
+CHANGE_SHRINK_SLOTS = 20.0  # SkillFlow.capacity_change: a desk this size gets half the change
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ class SkillFlow:
     backlog_ge: dict[int, float] = field(default_factory=dict)
     observed_s: float = 0.0
     top_tier: int = -1  # highest tier with a ticket waiting, -1 for an empty line
+    busy_backlog_time: float = 0.0  # busy slots integrated over the time some ticket waited
 
     def advance(self, now_s: float) -> None:
         last = self.last_s
@@ -203,6 +205,8 @@ class SkillFlow:
         backlog = self.backlog_ge
         for tier in backlog:
             backlog[tier] = backlog[tier] * f + (held if top >= tier else 0.0)
+        self.busy_backlog_time = (self.busy_backlog_time * f
+                                  + (self.busy * held if top >= 0 else 0.0))
 
     def at(self, now_s: float) -> SkillFlow:
         """The flow as it will be at ``now_s``, as a copy; this one is left as it is. A query
@@ -215,7 +219,8 @@ class SkillFlow:
             self.skill, self.tau_s, self.prior_handle_s, self.prior_weight, self.prior_backlog_s,
             self.last_s, self.busy, self.waiting, dict(self.waiting_by_tier), self.completions,
             self.busy_time, self.abandons, self.wait_time, dict(self.arrivals_by_tier),
-            dict(self.dequeues), dict(self.backlog_ge), self.observed_s, self.top_tier)
+            dict(self.dequeues), dict(self.backlog_ge), self.observed_s, self.top_tier,
+            self.busy_backlog_time)
         out.advance(now_s)
         return out
 
@@ -251,11 +256,33 @@ class SkillFlow:
         prior = max(self.busy, freeing_slots, 1) * self.completion_rate_per_slot()
         w = self.prior_backlog_s
         served = sum(n for t, n in self.dequeues.items() if t >= tier)
-        return (served + w * prior) / (self.backlog_ge.get(tier, 0.0) + w)
+        measured = (served + w * prior) / (self.backlog_ge.get(tier, 0.0) + w)
+        return measured * self.capacity_change()
+
+    def capacity_change(self) -> float:
+        """How the capacity serving this line now compares with the capacity the drain rate
+        was measured under: busy slots now over their average while tickets waited (with a
+        line, the slots that serve it are busy). Agents who leave (a shift's end, a dropout)
+        or arrive change the drain at once; the measured rate forgets them only over
+        ``tau_s``. On a small desk a few slots coming and going are noise rather than a
+        change of staffing, so the ratio is shrunk towards 1 by the weight
+        ``slots / (slots + CHANGE_SHRINK_SLOTS)``. 1 until a minute of line has been seen;
+        within [0.1, 10]. O(1)."""
+        backlog = self.backlog_ge.get(0, 0.0)
+        if backlog < 60.0 or self.busy_backlog_time <= 0.0:
+            return 1.0
+        average = self.busy_backlog_time / backlog
+        weight = average / (average + CHANGE_SHRINK_SLOTS)
+        return min(10.0, max(0.1, 1.0 + weight * (self.busy / average - 1.0)))
 
     def abandon_rate(self) -> float:
         """theta: abandonments per customer per second of waiting."""
         return self.abandons / (self.wait_time + 60.0)
+
+    def arrival_rate(self, tier: int) -> float:
+        """Arrival rate of tickets of ``tier`` or above (padded as :meth:`overtake_rate`)."""
+        arrived = sum(n for t, n in self.arrivals_by_tier.items() if t >= tier)
+        return arrived / (self.observed_s + 30.0)
 
     def overtake_rate(self, tier: int) -> float:
         """Arrival rate of tickets in tiers above ``tier`` (served first although later).

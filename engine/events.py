@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from surgedesk.engine.roster import PlannedShift
+
 
 @dataclass(frozen=True, slots=True)
 class AgentPresenceChanged:
@@ -115,8 +117,17 @@ class PolicyChanged:
     sticky_window_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class RosterPlanned:
+    """The staffing plan ahead, replacing the one before (empty: none): estimates are
+    stretched by the capacity it plans (:mod:`surgedesk.engine.roster`)."""
+
+    shifts: tuple[PlannedShift, ...]
+
+
 Event = (AgentPresenceChanged | TicketQueued | TicketLeft | ConversationEnded | ClockTicked
-         | SkillConfigured | PolicyChanged | TicketRequeued | TicketHandedOver | AgentShiftEnded)
+         | SkillConfigured | PolicyChanged | TicketRequeued | TicketHandedOver | AgentShiftEnded
+         | RosterPlanned)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,14 @@ strings, lists and string-keyed dicts -- what msgpack (and, but for ``inf``, JSO
 and :func:`core_from` turns one back. It is not pickle: a document is data that any version
 can read, and loading one runs no code of its choosing.
 
-Format ``surgedesk.dispatcher``, version 1 (:data:`VERSION`). Only the facts are kept; every
+Format ``surgedesk.dispatcher``, version 2 (:data:`VERSION`; version 1 is read too, see below). Only the facts are kept; every
 index derived from them (lines, the per-agent sticky lines, the capacity index's free lists and
 per-skill totals) is rebuilt on load, in O(n log n + a k log a):
 
 ==================  =======================================================================
 key                 value
 ==================  =======================================================================
-format, version     ``"surgedesk.dispatcher"``, ``1``
+format, version     ``"surgedesk.dispatcher"``, ``2``
 now_s               the core's clock (``-inf`` before the first event)
 seq, timer_seq      the next ticket sequence number and timer sequence number
 assignments_total   assignments made so far
@@ -39,15 +39,24 @@ waiting, held       tickets in line (or waiting for a preferred agent) and ticke
                     deadline_s or None]; the key's parts are those of
                     :func:`surgedesk.engine.queues.pack_key`
 flows               each skill's measured flow (:class:`SkillFlow` fields; per-tier maps as
-                    [tier, value] pairs)
+                    [tier, value] pairs), with ``busy_backlog_time`` (version 2)
 timers              the pending timers, [at_s, seq, kind, ident], in order (a sorted list is
                     a heap); timers already stale are left out, so that two cores in the same
                     state save the same document however often each looked at its next
                     wake-up (which drops stale timers); wake_at: skill -> its live wake timer
+roster              (version 2) the staffing plan ahead: [agent_id, {skill: proficiency},
+                    capacity, start_s, end_s] per planned shift (:mod:`surgedesk.engine.roster`)
 undelivered         assignments made by timers of a call that then failed, still to be
                     returned: ["AssignTicket", ticket_id, agent_id, skill, waited_s,
                     from_agent_id] or ["ReturnTicket", ticket_id, agent_id, skill]
 ==================  =======================================================================
+
+Version 2 adds each flow's ``busy_backlog_time`` (the busy slots integrated over the time a
+ticket waited, which :meth:`SkillFlow.capacity_change` compares the busy slots of now with) and
+the ``roster``. A version-1 document restores with no roster and each flow's
+``busy_backlog_time`` taken as its average busy slots times its backlog time (the average while
+a ticket waited taken to be the average overall), from which the flow's own measurement then
+carries on.
 
 A later version adds keys or a new version number; :func:`core_from` refuses a document of a
 format or version it does not know (``InvalidArgument`` naming ``snapshot.version``) rather than
@@ -72,9 +81,11 @@ from surgedesk.engine.policies import (
     StickyPolicy,
 )
 from surgedesk.engine.queues import key_from_parts, key_parts
+from surgedesk.engine.roster import PlannedShift, Roster
 
 FORMAT = "surgedesk.dispatcher"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 Document = dict[str, Any]
 
@@ -85,7 +96,7 @@ _FLOW_TIER_MAPS = ("waiting_by_tier", "arrivals_by_tier", "dequeues", "backlog_g
 
 
 def snapshot_of(core: DispatcherCore) -> Document:
-    """The core's state as a version-1 document. O(waiting + held + agents k + timers log
+    """The core's state as a version-2 document. O(waiting + held + agents k + timers log
     timers)."""
     policy, estimator, capacity = core.policy, core.estimator, core.capacity
     return {
@@ -123,6 +134,8 @@ def snapshot_of(core: DispatcherCore) -> Document:
         "timers": [list(timer) for timer in sorted(core._timers) if core._timer_live(timer)],
         "wake_at": dict(core._wake_at),
         "undelivered": [command_row(c) for c in core._undelivered],
+        "roster": [[p.agent_id, dict(p.skills), p.capacity, p.start_s, p.end_s]
+                   for p in core.roster.shifts],
     }
 
 
@@ -132,9 +145,10 @@ def core_from(doc: Document) -> DispatcherCore:
     Raises :class:`InvalidArgument` for a document of another format or an unknown version."""
     if doc.get("format") != FORMAT:
         raise InvalidArgument("snapshot.format", f"expected {FORMAT!r}, got {doc.get('format')!r}")
-    if doc.get("version") != VERSION:
-        raise InvalidArgument("snapshot.version",
-                              f"this engine reads version {VERSION}, got {doc.get('version')!r}")
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise InvalidArgument("snapshot.version", f"this engine reads versions "
+                              f"{', '.join(map(str, READABLE_VERSIONS))}, got {version!r}")
     p, e = doc["policy"], doc["estimator"]
     policy = RoutingPolicy(
         priority=PriorityPolicy(int(p["max_vip_tier"])),
@@ -181,6 +195,9 @@ def core_from(doc: Document) -> DispatcherCore:
     core._timers = timers
     core._wake_at = {str(k): float(v) for k, v in doc["wake_at"].items()}
     core._undelivered = [command_from(row) for row in doc["undelivered"]]
+    core.roster = Roster(PlannedShift(str(agent_id), {str(k): float(v) for k, v in skills.items()},
+                                      int(capacity), float(start_s), float(end_s))
+                         for agent_id, skills, capacity, start_s, end_s in doc.get("roster", ()))
     return core
 
 
@@ -202,6 +219,7 @@ def _ticket_from(row: list[Any]) -> WaitingTicket:
 
 def _flow_doc(flow: SkillFlow) -> dict[str, Any]:
     doc: dict[str, Any] = {name: getattr(flow, name) for name in _FLOW_SCALARS}
+    doc["busy_backlog_time"] = flow.busy_backlog_time
     for name in _FLOW_TIER_MAPS:
         doc[name] = [[tier, value] for tier, value in getattr(flow, name).items()]
     return doc
@@ -209,6 +227,12 @@ def _flow_doc(flow: SkillFlow) -> dict[str, Any]:
 
 def _flow_from(doc: dict[str, Any]) -> SkillFlow:
     flow = SkillFlow()
+    if "busy_backlog_time" in doc:
+        flow.busy_backlog_time = float(doc["busy_backlog_time"])
+    else:  # version 1: the average busy slots while tickets waited taken as the average
+        observed, backlog = float(doc["observed_s"]), dict(doc["backlog_ge"]).get(0, 0.0)
+        flow.busy_backlog_time = (float(doc["busy_time"]) / observed * float(backlog)
+                                  if observed > 0 else 0.0)
     for name in _FLOW_SCALARS:
         value = doc[name]
         if name == "skill":

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--policy", help="routing policy preset (default, bullseye, pooled, strict, "
                                       "longest-idle)")
     sim.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    sim.add_argument("--no-plan", action="store_true",
+                     help="the desk does not know its staffing plan: estimates are not "
+                          "stretched by the shifts ahead")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--progress", action="store_true",
                      help="show the progress bar even when stderr is not a terminal")

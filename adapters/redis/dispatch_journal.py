@@ -97,19 +97,22 @@ from surgedesk.engine.events import (
     ConversationEnded,
     Event,
     PolicyChanged,
+    RosterPlanned,
     SkillConfigured,
     TicketHandedOver,
     TicketLeft,
     TicketQueued,
     TicketRequeued,
 )
+from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.snapshot import core_from, snapshot_of
 
 STREAM = "sd:dispatch"
 _TYPES: dict[str, type] = {c.__name__: c for c in (AgentPresenceChanged, TicketQueued, TicketLeft,
                                                    ConversationEnded, ClockTicked,
                                                    SkillConfigured, PolicyChanged, TicketRequeued,
-                                                   TicketHandedOver, AgentShiftEnded)}
+                                                   TicketHandedOver, AgentShiftEnded,
+                                                   RosterPlanned)}
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {
@@ -121,6 +124,9 @@ def encode(event: Event, now_s: float) -> bytes:
     fields = {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
     if isinstance(event, AgentPresenceChanged):
         fields["skills"] = dict(event.skills)
+    elif isinstance(event, RosterPlanned):
+        fields["shifts"] = [[p.agent_id, dict(p.skills), p.capacity, p.start_s, p.end_s]
+                            for p in event.shifts]
     return msgpack.packb({"type": type(event).__name__, "now_s": now_s, "f": fields},
                          use_bin_type=True)
 
@@ -134,6 +140,8 @@ def decode(payload: bytes) -> tuple[Event, float]:
     fields = data["f"]
     if cls is PolicyChanged:  # msgpack turns tuples into lists
         fields["relaxation"] = tuple(tuple(step) for step in fields["relaxation"])
+    elif cls is RosterPlanned:
+        fields["shifts"] = tuple(PlannedShift(*row) for row in fields["shifts"])
     return cls(**fields), float(data["now_s"])
 
 

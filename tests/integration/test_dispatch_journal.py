@@ -1,6 +1,7 @@
 """A journaled dispatcher on a real Redis: killed and rebuilt, it has lost nothing."""
 
 import asyncio
+import math
 import random
 
 import pytest
@@ -16,10 +17,12 @@ from surgedesk.engine.events import (
     AgentPresenceChanged,
     ConversationEnded,
     PolicyChanged,
+    RosterPlanned,
     SkillConfigured,
     TicketLeft,
     TicketQueued,
 )
+from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.ticket import OpenTicket, open_ticket
 from tests.core_driver import FakeClock
 
@@ -40,7 +43,10 @@ def test_routing_events_round_trip_through_msgpack():
     for event in (AgentPresenceChanged("a", {"s": 0.5}, 3, False),
                   TicketQueued("t", "s", 2, 1.0, 9.0, "a", 30.0), TicketLeft("t"),
                   ConversationEnded("a", "t"), SkillConfigured("s", 120.0),
-                  PolicyChanged(((0.0, 1.0), (30.0, 0.5)), "longest_idle", 45.0)):
+                  PolicyChanged(((0.0, 1.0), (30.0, 0.5)), "longest_idle", 45.0),
+                  RosterPlanned((PlannedShift("a", {"s": 1.0, "v": 0.5}, 3, 0.0, 3600.0),
+                                 PlannedShift("b", {"s": 1.0}, 2, 1800.0, math.inf))),
+                  RosterPlanned(())):
         again, now = decode(encode(event, 12.5))
         assert again == event and now == 12.5
 

@@ -1,9 +1,10 @@
 """The dispatcher's snapshot document (``surgedesk.engine.snapshot``): plain data, versioned, and
-the committed version-1 fixture restores to the desk it was taken of.
+the committed fixture of each version restores to the desk it was taken of.
 
-The fixture ``tests/fixtures/dispatcher-snapshot-v1.msgpack`` was made once by
-:func:`fixture_desk` (``python -m tests.unit.test_dispatcher_snapshot``) and is never
-regenerated: a later version of the engine must restore it as it is.
+The fixtures ``tests/fixtures/dispatcher-snapshot-v<N>.msgpack`` were made once each by
+:func:`fixture_desk` (version 1) and :func:`fixture_desk_v2`
+(``python -m tests.unit.test_dispatcher_snapshot``) and are never regenerated: a later version
+of the engine must restore them as they are.
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ from surgedesk.engine.events import (
     AgentPresenceChanged,
     ConversationEnded,
     PolicyChanged,
+    RosterPlanned,
     SkillConfigured,
     TicketQueued,
     TicketRequeued,
 )
 from surgedesk.engine.policies import POLICY_PRESETS
 from surgedesk.engine.queues import key_from_parts, key_parts, pack_key
+from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.snapshot import VERSION, core_from, snapshot_of
 from tests.core_driver import CoreDriver
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "dispatcher-snapshot-v1.msgpack"
+FIXTURE_V2 = FIXTURE.with_name("dispatcher-snapshot-v2.msgpack")
 
 
 def fixture_desk() -> CoreDriver:
@@ -67,6 +71,20 @@ def fixture_desk() -> CoreDriver:
     return d
 
 
+def fixture_desk_v2() -> CoreDriver:
+    """The version-1 desk with what version 2 adds: a staffing plan (ann's shift ends soon,
+    an evening shift comes) and a capacity change measured since."""
+    d = fixture_desk()
+    now = d.clock.now_s
+    d.send(RosterPlanned((PlannedShift("ann", {"presale": 1.0, "aftersale": 0.5}, 2, 0.0,
+                                       now + 120.0),
+                          PlannedShift("bob", {"presale": 1.0}, 1, 0.0, math.inf),
+                          PlannedShift("eve", {"presale": 1.0}, 3, now + 600.0, now + 4000.0))))
+    d.clock.advance(30.0)
+    d.ticket("p-late", "presale")
+    return d
+
+
 def test_a_snapshot_is_plain_data_that_restores_to_the_same_core():
     d = fixture_desk()
     doc = snapshot_of(d.core)
@@ -89,6 +107,11 @@ def test_the_version_1_fixture_restores_to_the_desk_it_was_taken_of():
     core = core_from(doc)
     core.check_invariants()
     expected = fixture_desk().core
+    # what version 2 measures and version 1 did not carry: derived as the snapshot says
+    for skill, flow in expected._flows.items():
+        flow.busy_backlog_time = core.flow(skill).busy_backlog_time
+        assert flow.busy_backlog_time == pytest.approx(
+            flow.busy_time / flow.observed_s * flow.backlog_ge.get(0, 0.0))
     assert core.queue_order("presale") == expected.queue_order("presale")
     assert core.queue_order("billing") == expected.queue_order("billing") == ["b3", "b2", "b1", "b0"]
     assert {a.agent_id: sorted(a.active) for a in core.capacity.agents()} == {
@@ -104,6 +127,23 @@ def test_the_version_1_fixture_restores_to_the_desk_it_was_taken_of():
     for event in (TicketQueued("late", "presale", 0), ConversationEnded("erin", "p4", 0.0),
                   ConversationEnded("ann", "p2", 0.0), AgentPresenceChanged(
                       "dana", {"billing": 1.0}, 1, True)):
+        assert core.handle(event, now) == expected.handle(event, now)
+        now += 40.0
+    assert snapshot_of(core) == snapshot_of(expected)
+
+
+def test_the_version_2_fixture_restores_to_the_desk_it_was_taken_of():
+    doc = msgpack.unpackb(FIXTURE_V2.read_bytes(), raw=False)
+    assert (doc["format"], doc["version"]) == ("surgedesk.dispatcher", 2)
+    core = core_from(doc)
+    core.check_invariants()
+    expected = fixture_desk_v2().core
+    assert snapshot_of(core) == snapshot_of(expected)
+    assert [s.agent_id for s in core.roster.shifts] == ["ann", "bob", "eve"]
+    now = expected.statistics().now_s + 1.0
+    for t in list(expected.iter_waiting()):
+        assert core.queue_status(t.ticket_id, now) == expected.queue_status(t.ticket_id, now)
+    for event in (TicketQueued("late", "presale", 0), ConversationEnded("ann", "p2", 0.0)):
         assert core.handle(event, now) == expected.handle(event, now)
         now += 40.0
     assert snapshot_of(core) == snapshot_of(expected)
@@ -160,9 +200,14 @@ def test_the_snapshot_benchmark_reports_save_and_load_beside_pickle(tmp_path):
         assert row[key] > 0, key
 
 
-if __name__ == "__main__":  # made once; a later version must restore it as it is
-    if FIXTURE.exists() and "--force" not in sys.argv:
-        raise SystemExit(f"{FIXTURE} exists: a committed fixture is never regenerated")
-    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    FIXTURE.write_bytes(msgpack.packb(snapshot_of(fixture_desk().core), use_bin_type=True))
-    print(f"wrote {FIXTURE}")
+if __name__ == "__main__":  # each made once; a later version must restore them as they are
+    made = False
+    for path, desk in ((FIXTURE, fixture_desk), (FIXTURE_V2, fixture_desk_v2)):
+        if path.exists() and "--force" not in sys.argv:
+            continue  # a committed fixture is never regenerated
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(msgpack.packb(snapshot_of(desk().core), use_bin_type=True))
+        print(f"wrote {path}")
+        made = True
+    if not made:
+        raise SystemExit("every fixture exists: a committed fixture is never regenerated")

@@ -72,12 +72,23 @@ def test_a_valid_scenario_parses_with_the_documented_defaults():
         (["agent_groups", 0, "count"], "many", "agent_groups[0].count"),
         (["agent_groups", 1, "to_s"], 50, "agent_groups[1].to_s"),
         (["agent_groups", 1, "shift"], "night", "agent_groups[1].shift"),
+        (["agent_groups", 1, "planned_to_s"], 100, "agent_groups[1].planned_to_s"),
+        (["agent_groups", 1, "planned_to_s"], "late", "agent_groups[1].planned_to_s"),
     ],
 )
 def test_a_bad_scenario_is_rejected_naming_the_key(path, value, field):
     with pytest.raises(InvalidArgument) as info:
         parse_scenario(mutate(path, value))
     assert info.value.field == field
+
+
+def test_a_group_that_leaves_before_the_plan_says_drops_out_unannounced():
+    doc = mutate(["agent_groups", 1, "planned_to_s"], 550)
+    sc = parse_scenario(doc)
+    assert (sc.agent_groups[1].to_s, sc.agent_groups[1].planned_to_s) == (500, 550)
+    assert sc.agent_groups[0].planned_to_s is None
+    pop = build_population(sc)
+    assert (pop.agents[3].to_s, pop.agents[3].planned_to_s) == (500, 550)
 
 
 def test_a_file_that_is_not_toml_is_rejected(tmp_path):
