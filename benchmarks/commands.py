@@ -58,7 +58,7 @@ def simulate_command(args: argparse.Namespace) -> int:
     with _progress(args, f"simulate {scenario.name}", "virtual s",
                    population.duration_s) as progress:
         result = simulate(population, policy, process=scenario.process, seed=scenario.seed,
-                          progress=progress, plan_known=not getattr(args, "no_plan", False))
+                          progress=progress, plan_known=not args.no_plan)
     report = build_report(
         scenario=scenario.name,
         mode="simulate",
@@ -133,10 +133,11 @@ def surge_command(args: argparse.Namespace) -> int:
                            hosting=args.hosting, gateways=args.gateways, secret=secret,
                            drain_s=args.drain_s,
                            policy=args.policy, engine_log=args.engine_log,
-                           greet=not args.no_greeting, estimate_scale=args.estimate_scale)
+                           greet=not args.no_greeting, estimate_scale=args.estimate_scale,
+                           plan_known=not args.no_plan)
     policy_name = args.policy or scenario.policy or "default"
     simulated = simulate(population, policy_named(policy_name), process=scenario.process,
-                         seed=scenario.seed)
+                         seed=scenario.seed, plan_known=not args.no_plan)
     sim_report = build_report(scenario=scenario.name, mode="simulate",
                               target_wait_s=scenario.target_wait_s, records=simulated.records,
                               timeline=simulated.timeline, dispatch_lag_ms=simulated.decision_ms)

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from surgedesk.adapters.clock import ORIGIN_S
 from surgedesk.benchmarks.people import Population
 from surgedesk.benchmarks.report import quantile
 from surgedesk.benchmarks.scenario import Scenario
@@ -71,6 +72,7 @@ class SurgeOptions:
     greet: bool = True
     estimate_scale: float = 1.0  # the engine this starts tells waits scaled by this
     archive_grace_s: float | None = None  # the engine's [archive] grace_s (None: default)
+    plan_known: bool = True  # the desk is given its staffing plan (AdminService.SetRoster)
 
 
 # ---------------------------------------------------------------- the engine
@@ -201,6 +203,33 @@ async def configure_desk(target: str, secret: bytes, population: Population, pol
                     skills=dict(a.skills), capacity=a.capacity)))
 
         await asyncio.gather(*[agent(a) for a in population.agents])
+
+
+async def set_roster(target: str, secret: bytes, population: Population, run_id: str,
+                     zero_s: float) -> None:
+    """The staffing plan, as a workforce-management roster gives it: every agent's shift
+    (``from_s`` to ``planned_to_s``, else ``to_s``), in engine time from ``zero_s``, the
+    engine time of the scenario's start (AdminService.SetRoster)."""
+    import grpc
+
+    from surgedesk.adapters.identity.tokens import bearer_metadata
+    from surgedesk.v1 import admin_pb2, admin_pb2_grpc
+
+    shifts = []
+    for a in population.agents:
+        shift = admin_pb2.PlannedShift(agent_id=f"{run_id}-{a.agent_id}", skills=dict(a.skills),
+                                       capacity=a.capacity)
+        shift.start_time.FromNanoseconds(int((zero_s + a.from_s) * 1e9))
+        end = a.to_s if a.planned_to_s is None else a.planned_to_s
+        if math.isfinite(end):
+            shift.end_time.FromNanoseconds(int((zero_s + end) * 1e9))
+        shifts.append(shift)
+    md = bearer_metadata(secret, "admin", "surge")
+    async with grpc.aio.insecure_channel(target) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        await until_accepted(lambda: admin.SetRoster(admin_pb2.SetRosterRequest(shifts=shifts),
+                                                     metadata=md, timeout=30))
 
 
 async def engine_knows(target: str, secret: bytes, customer_ids: Sequence[str]) -> set[str]:
@@ -378,6 +407,9 @@ def run_surge(scenario: Scenario, population: Population, options: SurgeOptions,
         n = options.workers
         lead_s = 4.0 + 0.5 * n  # workers start and the first shift signs on before time 0
         t0 = time.time() + lead_s
+        if options.plan_known:  # the engine's clock runs k times faster from ORIGIN_S
+            asyncio.run(set_roster(target, secret, population, run_id,
+                                   ORIGIN_S + (t0 - ORIGIN_S) * k))
         end_s = t0 + duration_wall
         give_up_at = end_s + options.drain_s
         out = ctx.Queue()

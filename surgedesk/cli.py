@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "dishonest run, to check the live coverage metric and its alert)")
     surge.add_argument("--drain-s", type=float, default=60.0,
                        help="wall seconds to wait for the last customers after the arrivals end")
+    surge.add_argument("--no-plan", action="store_true",
+                       help="the desk is not given its staffing plan (AdminService.SetRoster)")
     surge.add_argument("--no-greeting", action="store_true",
                        help="agents do not write to the customer before closing (fewer calls)")
     surge.add_argument("--engine-log", help="keep the output of the engine this starts here")

@@ -30,6 +30,7 @@ from surgedesk.adapters.desk.ports import ActorHosting
 from surgedesk.adapters.desk.routing import RoutingDelivery
 from surgedesk.adapters.redis.agent_actor import PRESENCE_KEY
 from surgedesk.engine.agent import (
+    MAX_CAPACITY,
     AgentRecord,
     ChangePresence,
     ProfileAgent,
@@ -40,6 +41,7 @@ from surgedesk.engine.errors import (
 )
 from surgedesk.engine.events import (
     PolicyChanged,
+    RosterPlanned,
     SkillConfigured,
 )
 from surgedesk.engine.identifiers import check_id
@@ -50,8 +52,10 @@ from surgedesk.engine.policies import (
     StickyPolicy,
     policy_named,
 )
+from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.service_rules import ServiceRules
 
+MAX_ROSTER_SHIFTS = 100_000  # planned shifts in one SetRoster
 
 @dataclass(frozen=True, slots=True)
 class SkillProfile:
@@ -199,6 +203,33 @@ class Catalogue:
         return RoutingPolicy(priority=base.priority, selection=AgentSelection(event.selection),
                              relaxation=RelaxationSteps(event.relaxation),
                              sticky=StickyPolicy(event.sticky_window_s))
+
+    async def set_roster(self, shifts: list[PlannedShift]) -> int:
+        """Replace the staffing plan ahead (:class:`RosterPlanned`; empty: none). Every field
+        is checked first, naming the shift (``shifts[i].capacity``), and a refusal changes
+        nothing. O(shifts x skills) checks, one routing fact."""
+        if len(shifts) > MAX_ROSTER_SHIFTS:
+            raise InvalidArgument("shifts", f"at most {MAX_ROSTER_SHIFTS:,} shifts")
+        for i, shift in enumerate(shifts):
+            where = f"shifts[{i}]"
+            check_id(f"{where}.agent_id", shift.agent_id)
+            if not shift.skills:
+                raise InvalidArgument(f"{where}.skills", "must name at least one skill")
+            for skill, proficiency in shift.skills.items():
+                await self.require_skill(skill, f"{where}.skills")
+                if not (math.isfinite(proficiency) and 0.0 < proficiency <= 1.0):
+                    raise InvalidArgument(f"{where}.skills", f"proficiency of {skill!r} must "
+                                                             "be in (0, 1]")
+            if not 1 <= shift.capacity <= MAX_CAPACITY:
+                raise InvalidArgument(f"{where}.capacity", f"must be 1..{MAX_CAPACITY}")
+            if not math.isfinite(shift.start_s):
+                raise InvalidArgument(f"{where}.start_time", "must be set")
+            if not shift.end_s > shift.start_s:
+                raise InvalidArgument(f"{where}.end_time", "must be after start_time (unset: "
+                                                           "the shift does not end)")
+        out = await self.routing.dispatcher.submit(RosterPlanned(tuple(shifts)))
+        await self.routing.deliver(out)
+        return len(shifts)
 
     def target_s(self, skill: str) -> float:
         return self._targets.get(skill) or self.rules.queue_target_s

@@ -94,6 +94,11 @@ def timestamp(seconds: float) -> Timestamp:
     return ts
 
 
+def seconds_of(ts: Timestamp) -> float:
+    """A Timestamp as seconds since the epoch (engine time)."""
+    return ts.seconds + ts.nanos / 1e9
+
+
 def set_timestamp(ts: Timestamp, seconds: float) -> None:
     """``ts`` to ``seconds`` (left unset if infinite), in place: no message built and copied."""
     if math.isfinite(seconds):

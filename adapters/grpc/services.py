@@ -37,6 +37,7 @@ from surgedesk.adapters.grpc.conversion import (
     estimate_pb,
     event_pb,
     message_pb,
+    seconds_of,
     set_send_reply,
     set_ticket,
     ticket_pb,
@@ -47,6 +48,7 @@ from surgedesk.adapters.grpc.conversion import (
 from surgedesk.adapters.grpc.errors import rich_status
 from surgedesk.engine.errors import InvalidArgument, PermissionDenied
 from surgedesk.engine.planning import MAX_OFFERED_LOAD, servers_needed
+from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.ticket import TicketRecord
 from surgedesk.v1 import (
     admin_pb2,
@@ -372,6 +374,16 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                         for a, p in policy.relaxation.steps],
             agent_selection=SELECTION_VALUES[policy.selection.mode],
             sticky_window_seconds=policy.sticky.window_s))
+
+    @rpc
+    async def SetRoster(self, request: Any, context: Any, caller: Caller) -> Any:
+        caller.require("admin")
+        shifts = [PlannedShift(
+            s.agent_id, dict(s.skills), s.capacity,
+            seconds_of(s.start_time) if s.HasField("start_time") else math.nan,
+            seconds_of(s.end_time) if s.HasField("end_time") else math.inf)
+            for s in request.shifts]
+        return admin_pb2.SetRosterResponse(shifts=await self.desk.catalogue.set_roster(shifts))
 
     @rpc
     async def GetQueueStats(self, request: Any, context: Any, caller: Caller) -> Any:

@@ -10,6 +10,7 @@ fails the first test; a field the engine stops honouring fails the second.
 import asyncio
 import dataclasses
 import itertools
+import time
 import uuid
 
 import grpc
@@ -489,6 +490,56 @@ async def plan_staffing_fields(w):
     assert (await plan(capacity_per_agent=3)).agents < base.agents
 
 
+async def roster_fields(w):
+    skill = await w.line(expected_handle_seconds=60)
+    other = await w.line()
+    agent_id = await w.agent(skill, capacity=1)
+    await w.start(skill)  # the one slot is busy
+    tail = [(await w.start(skill)).ticket for _ in range(4)][-1].ticket_id
+    now = time.time()  # engine time: this desk runs on the wall clock
+
+    def shift(agent, capacity, start, end=None, skills=None):
+        planned = ADM.PlannedShift(agent_id=agent, skills=skills or {skill: 1.0},
+                                   capacity=capacity)
+        planned.start_time.FromNanoseconds(int(start * 1e9))
+        if end is not None:
+            planned.end_time.FromNanoseconds(int(end * 1e9))
+        return planned
+
+    async def tail_estimate(*shifts):
+        reply = await w.admin.SetRoster(ADM.SetRosterRequest(shifts=list(shifts)))
+        assert reply.shifts == len(shifts)
+        return (await w.status(tail)).estimate
+
+    base = await tail_estimate()  # no plan: the drain of now
+    assert base.wait_p50_seconds > 100 and not base.wait_unknown
+    on = shift(agent_id, 1, now - 3600)
+    evening = await tail_estimate(on, shift(w.name("agent"), 10, now + 60))  # start_time
+    assert evening.wait_p50_seconds < 0.6 * base.wait_p50_seconds
+    small = await tail_estimate(on, shift(w.name("agent"), 1, now + 60))  # capacity
+    assert evening.wait_p50_seconds < small.wait_p50_seconds < base.wait_p50_seconds
+    elsewhere = await tail_estimate(on, shift(w.name("agent"), 10, now + 60,
+                                              skills={other: 1.0}))  # skills
+    assert elsewhere.wait_p50_seconds == pytest.approx(base.wait_p50_seconds, rel=0.1)
+    closing = await tail_estimate(shift(agent_id, 1, now - 3600, now + 30))  # end_time
+    assert closing.wait_unknown and closing.wait_p90_seconds == 0  # "not today"
+    named = await tail_estimate(shift(agent_id, 1, now - 3600, now + 30),
+                                shift(agent_id, 1, now + 40))  # agent_id: the same agent back
+    assert not named.wait_unknown
+    assert (await tail_estimate()).wait_p50_seconds == pytest.approx(base.wait_p50_seconds,
+                                                                     rel=0.1)  # cleared
+    for bad, field in ((shift(agent_id, 1, now, now - 1), "shifts[0].end_time"),
+                       (shift(agent_id, 0, now), "shifts[0].capacity"),
+                       (shift("", 1, now), "shifts[0].agent_id"),
+                       (shift(agent_id, 1, now, skills={"no-such-line": 1.0}),
+                        "shifts[0].skills"),
+                       (ADM.PlannedShift(agent_id=agent_id, skills={skill: 1.0}, capacity=1),
+                        "shifts[0].start_time")):
+        assert field in await refused(w.admin.SetRoster(ADM.SetRosterRequest(shifts=[bad])))
+    assert (await w.status(tail)).estimate.wait_p50_seconds == pytest.approx(
+        base.wait_p50_seconds, rel=0.1)  # a refusal changed nothing
+
+
 async def erase_fields(w):
     ticket, agent_id, skill = await w.held()
     await w.agents.CloseTicket(A.CloseTicketRequest(ticket_id=ticket.ticket_id),
@@ -585,6 +636,12 @@ PROBES = {
     "StaffingInterval.arrival_rate_per_second": plan_staffing_fields,
     "StaffingInterval.handle_seconds": plan_staffing_fields,
     "StaffingInterval.patience_seconds": plan_staffing_fields,
+    "SetRosterRequest.shifts": roster_fields,
+    "PlannedShift.agent_id": roster_fields,
+    "PlannedShift.skills": roster_fields,
+    "PlannedShift.capacity": roster_fields,
+    "PlannedShift.start_time": roster_fields,
+    "PlannedShift.end_time": roster_fields,
     "EraseCustomerRequest.customer_id": erase_fields,
     "EraseCustomerRequest.reason": erase_fields,
 }

@@ -217,6 +217,39 @@ class PlanStaffingResponse(_message.Message):
     recommendations: _containers.RepeatedCompositeFieldContainer[StaffingRecommendation]
     def __init__(self, recommendations: _Optional[_Iterable[_Union[StaffingRecommendation, _Mapping]]] = ...) -> None: ...
 
+class PlannedShift(_message.Message):
+    __slots__ = ("agent_id", "skills", "capacity", "start_time", "end_time")
+    class SkillsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SKILLS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    skills: _containers.ScalarMap[str, float]
+    capacity: int
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, agent_id: _Optional[str] = ..., skills: _Optional[_Mapping[str, float]] = ..., capacity: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetRosterRequest(_message.Message):
+    __slots__ = ("shifts",)
+    SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    shifts: _containers.RepeatedCompositeFieldContainer[PlannedShift]
+    def __init__(self, shifts: _Optional[_Iterable[_Union[PlannedShift, _Mapping]]] = ...) -> None: ...
+
+class SetRosterResponse(_message.Message):
+    __slots__ = ("shifts",)
+    SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    shifts: int
+    def __init__(self, shifts: _Optional[int] = ...) -> None: ...
+
 class EraseCustomerRequest(_message.Message):
     __slots__ = ("customer_id", "reason")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -61,6 +61,11 @@ class AdminServiceStub:
                 request_serializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingRequest.SerializeToString,
                 response_deserializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingResponse.FromString,
                 _registered_method=True)
+        self.SetRoster = channel.unary_unary(
+                '/surgedesk.v1.AdminService/SetRoster',
+                request_serializer=surgedesk_dot_v1_dot_admin__pb2.SetRosterRequest.SerializeToString,
+                response_deserializer=surgedesk_dot_v1_dot_admin__pb2.SetRosterResponse.FromString,
+                _registered_method=True)
         self.EraseCustomer = channel.unary_unary(
                 '/surgedesk.v1.AdminService/EraseCustomer',
                 request_serializer=surgedesk_dot_v1_dot_admin__pb2.EraseCustomerRequest.SerializeToString,
@@ -109,6 +114,17 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRoster(self, request, context):
+        """Replaces the desk's staffing plan ahead (an empty one clears it): the wait estimates are
+        stretched by the capacity it plans for each skill -- a shift that ends before a customer
+        is reached slows their line, one that begins speeds it, and a customer the plan cannot
+        reach before the desk closes is told the wait is unbounded. Safe to retry: the same plan
+        again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseCustomer(self, request, context):
         """Erases one customer's conversations everywhere -- Redis, the archive, the copies on the
         watch streams -- and records the erasure in the audit log. The customer must have no
@@ -145,6 +161,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.PlanStaffing,
                     request_deserializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingRequest.FromString,
                     response_serializer=surgedesk_dot_v1_dot_admin__pb2.PlanStaffingResponse.SerializeToString,
+            ),
+            'SetRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRoster,
+                    request_deserializer=surgedesk_dot_v1_dot_admin__pb2.SetRosterRequest.FromString,
+                    response_serializer=surgedesk_dot_v1_dot_admin__pb2.SetRosterResponse.SerializeToString,
             ),
             'EraseCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseCustomer,
@@ -289,6 +310,33 @@ class AdminService:
             '/surgedesk.v1.AdminService/PlanStaffing',
             surgedesk_dot_v1_dot_admin__pb2.PlanStaffingRequest.SerializeToString,
             surgedesk_dot_v1_dot_admin__pb2.PlanStaffingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surgedesk.v1.AdminService/SetRoster',
+            surgedesk_dot_v1_dot_admin__pb2.SetRosterRequest.SerializeToString,
+            surgedesk_dot_v1_dot_admin__pb2.SetRosterResponse.FromString,
             options,
             channel_credentials,
             insecure,
