@@ -122,6 +122,32 @@ def censored_coverage(records: Sequence[Record], quantile_name: str) -> dict[str
     }
 
 
+def reestimate_calibration(records: Sequence[Record]) -> dict[str, Any]:
+    """The estimates streamed to customers still waiting after 1, 5 and 15 minutes
+    (``reestimates`` of simulated records: the core's ``queue_status`` then), judged as the
+    first one is: R = (V - waited) / e, censored for those who then left or were still waiting
+    at the end, P(R <= 1) by Kaplan-Meier. Keyed by the seconds waited; records without
+    re-estimates (a surge's) give none."""
+    out: dict[str, Any] = {}
+    by_after: dict[float, list[tuple[Record, tuple[float, float]]]] = {}
+    for r in records:
+        for after_s, p50, p90 in getattr(r, "reestimates", ()):
+            by_after.setdefault(after_s, []).append((r, (p50, p90)))
+    for after_s in sorted(by_after):
+        judged: dict[str, Any] = {}
+        for name, index in (("p50", 0), ("p90", 1)):
+            samples = []
+            for r, estimates in by_after[after_s]:
+                if math.isfinite(estimates[index]):
+                    samples.append((wait_ratio(r.wait_s - after_s, estimates[index]),
+                                    r.outcome == "served"))
+            judged[name] = {"coverage": kaplan_meier_at(samples, 1.0),
+                            "customers": len(samples),
+                            "censored": sum(1 for _, served in samples if not served)}
+        out[f"{after_s:g}"] = judged
+    return out
+
+
 def calibration(records: Sequence[Record], intervals: int = 8) -> dict[str, Any]:
     """Censoring-aware coverage of the p50 and p90 estimates: overall, per skill, and per
     interval of the run (by arrival). Honest is about 0.5 and 0.9."""
@@ -194,9 +220,15 @@ def calibration_text(report: dict[str, Any]) -> str:
     def fmt(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
-    return (f"censoring-aware coverage p90 {fmt(cal['p90']['coverage'])} "
+    text = (f"censoring-aware coverage p90 {fmt(cal['p90']['coverage'])} "
             f"p50 {fmt(cal['p50']['coverage'])} ({cal['p90']['censored']} of "
             f"{cal['p90']['customers']} censored)")
+    again = report.get("reestimates") or {}
+    if again:
+        text += "; re-estimates " + ", ".join(
+            f"after {float(k) / 60:g} min p90 {fmt(v['p90']['coverage'])} p50 "
+            f"{fmt(v['p50']['coverage'])}" for k, v in again.items())
+    return text
 
 
 def _ahead_bucket(ahead: int) -> int:
@@ -264,6 +296,7 @@ def build_report(
         "p_wait": (sum(1 for r in served if r.wait_s > 0.5) / len(served)) if served else 0.0,
         "estimate": estimate_quality(records),
         "calibration": calibration(records),
+        "reestimates": reestimate_calibration(records),
         "dispatch_lag_ms": {
             "p50": quantile(lags, 0.5),
             "p99": quantile(lags, 0.99),

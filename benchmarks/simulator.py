@@ -52,7 +52,8 @@ from surgedesk.engine.roster import PlannedShift
 # Event kinds; at equal times, lower kinds go first: capacity is freed before new customers
 # arrive, so a customer arriving at the very instant a slot frees is served.
 (_END, _FOLLOW, _SHIFT_START, _AGENT_BACK, _SHIFT_END, _OFFER_ACCEPTED, _OFFER_DECLINED,
- _OFFER_LAPSED, _ARRIVAL, _ABANDON, _WAKEUP, _SAMPLE) = range(12)
+ _OFFER_LAPSED, _ARRIVAL, _ABANDON, _WAKEUP, _SAMPLE, _REESTIMATE) = range(13)
+REESTIMATE_AFTER_S = (60.0, 300.0, 900.0)  # a waiting customer's estimate is judged again then
 
 
 @dataclass(slots=True)
@@ -69,6 +70,8 @@ class CustomerRecord:
     queued: bool = False  # had to wait (was shown a non-zero estimate)
     ahead: int = -1  # tickets ahead when queued (-1: served at once)
     state: TicketState = TicketState.QUEUED
+    # the estimate streamed to them while they still waited: (seconds waited, p50, p90)
+    reestimates: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -264,6 +267,8 @@ def simulate(
                 est = core.queue_status(c.customer_id, now).estimate
                 rec.est_p50_s, rec.est_p90_s = est.p50_s, est.p90_s
                 rec.ahead = est.ahead
+                for after_s in REESTIMATE_AFTER_S:
+                    push(now + after_s, _REESTIMATE, (i, after_s))
             if math.isfinite(c.patience_s):
                 push(now + c.patience_s, _ABANDON, i)
             apply(out, now)
@@ -354,6 +359,12 @@ def simulate(
         elif kind == _WAKEUP:
             scheduled_wakeup = math.inf
             apply(feed(ClockTicked(), now), now)
+        elif kind == _REESTIMATE:
+            i, after_s = payload
+            rec = records[i]
+            if rec.outcome == "waiting" and core.is_waiting(rec.customer_id):
+                est = core.queue_status(rec.customer_id, now).estimate
+                rec.reestimates.append((after_s, est.p50_s, est.p90_s))
         elif kind == _SAMPLE:
             ordered = sorted(bin_waits)
             p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))] if ordered else 0.0

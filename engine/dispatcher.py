@@ -268,7 +268,8 @@ class DispatcherCore:
                                 rate_cv=self.estimator.rate_cv)
             rest = max(0.0, t.prefer_until_s - now_s)
             # After the window the ticket joins the line at its arrival place.
-            line = self._estimate(flow, self._line_rank(t), t.vip_tier, max(now_s, self._now_s))
+            line = self._estimate(flow, self._line_rank(t), t.vip_tier, max(now_s, self._now_s),
+                                  now_s - t.queued_s)
             est = WaitEstimate(
                 ahead=ahead,
                 position=min(own.position, line.position),
@@ -277,7 +278,8 @@ class DispatcherCore:
                 p90_s=min(own.p90_s, rest + line.p90_s),
             )
         else:
-            est = self._estimate(flow, self._line_rank(t), t.vip_tier, max(now_s, self._now_s))
+            est = self._estimate(flow, self._line_rank(t), t.vip_tier, max(now_s, self._now_s),
+                                 now_s - t.queued_s)
         if self.estimator.shown_scale != 1.0:
             k = self.estimator.shown_scale
             est = dataclasses.replace(est, mean_s=est.mean_s * k, p50_s=est.p50_s * k,
@@ -808,10 +810,10 @@ class DispatcherCore:
         line = self._lines.get(t.skill)
         return line.rank(t.key) if line else 0
 
-    def _estimate(self, flow: SkillFlow, ahead: int, vip_tier: int,
-                  now_s: float) -> WaitEstimate:
+    def _estimate(self, flow: SkillFlow, ahead: int, vip_tier: int, now_s: float,
+                  waited_s: float = 0.0) -> WaitEstimate:
         """The wait model's estimate at the drain of ``now_s`` (``flow`` is the skill's flow
-        then), stretched by the staffing plan ahead if there is one (a shift that ends
+        then) for a customer with ``ahead`` in line who has waited ``waited_s``, stretched by the staffing plan ahead if there is one (a shift that ends
         before the customer is reached slows the line down, one that begins speeds it up:
         :mod:`surgedesk.engine.roster`). O(1), plus O(log shifts) with a plan."""
         if flow.busy == 0 and self.capacity.serving_slots(flow.skill) == 0:
@@ -822,7 +824,7 @@ class DispatcherCore:
         est = estimate_wait(ahead, service_rate, flow.abandon_rate(), overtake_rate,
                             rate_cv=self.estimator.rate_cv)
         if ahead >= HEAD_WAIT_MIN_AHEAD and flow.arrival_rate(vip_tier) >= service_rate:
-            est = self._at_least_head_wait(est, flow.skill, vip_tier, now_s)
+            est = self._at_least_head_wait(est, flow.skill, vip_tier, now_s, waited_s)
         if not self.roster:
             return est
         skill, stretch = flow.skill, self.roster.stretch
@@ -831,18 +833,20 @@ class DispatcherCore:
                                    p90_s=stretch(skill, now_s, est.p90_s))
 
     def _at_least_head_wait(self, est: WaitEstimate, skill: str, vip_tier: int,
-                            now_s: float) -> WaitEstimate:
+                            now_s: float, waited_s: float) -> WaitEstimate:
         """In overload (tickets of this tier and above arrive at least as fast as they are
         served, so the line grows or is held only by those who give up) a new customer waits
         at least about as long as the head of their class has waited so far: Ibrahim and
         Whitt's head-of-line delay predictor, which holds in overload whatever the patience
-        and however the drain rate moves -- exactly where the drain model is weakest. The
-        estimate is raised to it, the p90 by the model's own p90 / p50. O(1)."""
+        and however the drain rate moves -- exactly where the drain model is weakest; a
+        customer who has waited already is told at least the rest of it (the head's wait less
+        their own). The estimate is raised to it, the p90 by the model's own p90 / p50. O(1)."""
         line = self._lines.get(skill)
         head = line.class_head(-vip_tier) if line else None
         if head is None or head[1] not in self._tickets:
             return est
-        waited = now_s - self._tickets[head[1]].queued_s
+        # a customer who has waited ``waited_s`` already has that much less of it ahead
+        waited = now_s - self._tickets[head[1]].queued_s - max(0.0, waited_s)
         if not (waited > est.p50_s and est.p50_s > 0 and math.isfinite(est.p90_s)):
             return est
         spread = est.p90_s / est.p50_s

@@ -100,3 +100,27 @@ def test_the_latest_window_is_what_the_live_metric_measures_and_agreement_is_jud
     far = live_agreement(window, {"s": {"0.5": 0.9, "0.9": 1.0}})
     assert near["agrees"] and not far["agrees"] and abs(far["max_difference"] - 0.1) < 1e-9
     assert live_agreement(window, {})["agrees"] is None
+
+
+def test_re_estimates_are_judged_on_the_wait_that_was_left():
+    from dataclasses import field, make_dataclass
+
+    from surgedesk.benchmarks.report import reestimate_calibration
+
+    Again = make_dataclass("Again", [("reestimates", list, field(default_factory=list))],
+                           bases=(Rec,))
+    records = [
+        # waited 100 s in all; at 60 s told p50 30, p90 50: the 40 s left are within the p90
+        Again("a", "served", 100.0, 0.0, reestimates=[(60.0, 30.0, 50.0)]),
+        # 200 s in all; at 60 s told p50 200, p90 300: 140 s left, within both
+        Again("b", "served", 200.0, 0.0, reestimates=[(60.0, 200.0, 300.0)]),
+        # left after 90 s: at 60 s told p50 100 -- 30 s later all that is known is V - 60 > 30
+        Again("c", "abandoned", 90.0, 0.0, reestimates=[(60.0, 100.0, 150.0)]),
+        Again("d", "served", 20.0, 0.0),  # never waited long enough to be told again
+    ]
+    judged = reestimate_calibration(records)
+    assert list(judged) == ["60"]
+    assert judged["60"]["p90"] == {"coverage": 1.0, "customers": 3, "censored": 1}
+    # R50: a 40/30 = 1.33 (event), b 0.7 (event), c 0.3 censored: P(R <= 1) = 1 - 1/2
+    assert judged["60"]["p50"]["coverage"] == pytest.approx(0.5)
+    assert reestimate_calibration([Rec("x", "served", 5.0, 10.0)]) == {}  # a surge's records
