@@ -813,9 +813,11 @@ class DispatcherCore:
     def _estimate(self, flow: SkillFlow, ahead: int, vip_tier: int, now_s: float,
                   waited_s: float = 0.0) -> WaitEstimate:
         """The wait model's estimate at the drain of ``now_s`` (``flow`` is the skill's flow
-        then) for a customer with ``ahead`` in line who has waited ``waited_s``, stretched by the staffing plan ahead if there is one (a shift that ends
-        before the customer is reached slows the line down, one that begins speeds it up:
-        :mod:`surgedesk.engine.roster`). O(1), plus O(log shifts) with a plan."""
+        then) for a customer with ``ahead`` in line who has waited ``waited_s``; in overload
+        at least the rest of the head of the line's wait (:meth:`_at_least_head_wait`); and
+        stretched by the staffing plan ahead if there is one (a shift that ends before the
+        customer is reached slows the line down, one that begins speeds it up:
+        :mod:`surgedesk.engine.roster`). O(T) for T tiers, plus O(log shifts) with a plan."""
         if flow.busy == 0 and self.capacity.serving_slots(flow.skill) == 0:
             # Nobody serves this skill: an honest estimate is "unknown", not a number.
             return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
