@@ -55,7 +55,7 @@ from surgedesk.engine.policies import (
 from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.service_rules import ServiceRules
 
-MAX_ROSTER_SHIFTS = 100_000  # planned shifts in one SetRoster
+MAX_ROSTER_SHIFTS = 20_000  # planned shifts in one SetRoster (a request is at most 1 MiB)
 
 @dataclass(frozen=True, slots=True)
 class SkillProfile:
