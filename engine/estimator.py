@@ -280,13 +280,11 @@ class SkillFlow:
         return self.abandons / (self.wait_time + 60.0)
 
     def arrival_rate(self, tier: int) -> float:
-        """Arrival rate of tickets of ``tier`` or above (padded as :meth:`overtake_rate`)."""
+        """Arrival rate of tickets of ``tier`` or above. The first half minute of observation
+        is padded so one early arrival is not a storm. O(T)."""
         arrived = sum(n for t, n in self.arrivals_by_tier.items() if t >= tier)
         return arrived / (self.observed_s + 30.0)
 
     def overtake_rate(self, tier: int) -> float:
-        """Arrival rate of tickets in tiers above ``tier`` (served first although later).
-
-        The first half minute of observation is padded so one early arrival is not a storm."""
-        above = sum(n for t, n in self.arrivals_by_tier.items() if t > tier)
-        return above / (self.observed_s + 30.0)
+        """Arrival rate of tickets in tiers above ``tier`` (served first although later)."""
+        return self.arrival_rate(tier + 1)

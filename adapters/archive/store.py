@@ -332,23 +332,22 @@ class ArchiveStore:
                 .where(archived_tickets.c.ticket_id == ticket_id)).first() is not None
         return latest or "", known
 
-    def customer_page_now(self, customer_id: str, offset: int,
-                          limit: int) -> tuple[int, list[str]]:
-        """How many tickets of the customer the archive holds, and ``limit`` of their ids
-        from position ``offset`` in the order they ended (oldest first). One count and one
-        index range scan: O(offset + limit)."""
+    def customer_count_now(self, customer_id: str) -> int:
+        """How many tickets of the customer the archive holds. One index count."""
         with self.engine.connect() as conn:
-            total = int(conn.execute(
+            return int(conn.execute(
                 sa.select(sa.func.count()).select_from(archived_tickets)
                 .where(archived_tickets.c.customer_id == customer_id)).scalar_one())
-            ids: list[str] = []
-            if limit > 0 and offset < total:
-                ids = [r[0] for r in conn.execute(
-                    sa.select(archived_tickets.c.ticket_id)
-                    .where(archived_tickets.c.customer_id == customer_id)
-                    .order_by(archived_tickets.c.ended_at, archived_tickets.c.ticket_id)
-                    .offset(offset).limit(limit)).all()]
-        return total, ids
+
+    def customer_page_now(self, customer_id: str, offset: int, limit: int) -> list[str]:
+        """``limit`` ids of the customer's archived tickets from position ``offset``, in the
+        order they ended (oldest first). One index range scan: O(offset + limit)."""
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(
+                sa.select(archived_tickets.c.ticket_id)
+                .where(archived_tickets.c.customer_id == customer_id)
+                .order_by(archived_tickets.c.ended_at, archived_tickets.c.ticket_id)
+                .offset(offset).limit(limit)).all()]
 
     def archived_among_now(self, ticket_ids: Sequence[str]) -> set[str]:
         """Which of ``ticket_ids`` the archive holds."""
@@ -362,8 +361,10 @@ class ArchiveStore:
     async def latest_of(self, customer_id: str, ticket_id: str = "") -> tuple[str, bool]:
         return await asyncio.to_thread(self.latest_of_now, customer_id, ticket_id)
 
-    async def customer_page(self, customer_id: str, offset: int,
-                            limit: int) -> tuple[int, list[str]]:
+    async def customer_count(self, customer_id: str) -> int:
+        return await asyncio.to_thread(self.customer_count_now, customer_id)
+
+    async def customer_page(self, customer_id: str, offset: int, limit: int) -> list[str]:
         return await asyncio.to_thread(self.customer_page_now, customer_id, offset, limit)
 
     async def archived_among(self, ticket_ids: Sequence[str]) -> set[str]:

@@ -522,11 +522,10 @@ class Desk:
                 current = record.previous_ticket_id
             next_token = _token("c", current) if current else ""
         else:
-            end = position
-            if end is None:
-                end, _ = await self.journal.customer_tickets(customer_id, 0, 0)
-            start = max(0, end - size)
-            _, ids = await self.journal.customer_tickets(customer_id, start, end)
+            # the ``size`` tickets before the token's position (none: the newest ``size``)
+            total, ids = await self.journal.customer_tickets(
+                customer_id, -size if position is None else max(0, position - size), position)
+            start = max(0, min(total, total if position is None else position) - size)
             for tid in reversed(ids):
                 try:
                     records.append((await self.actors.ask(tid, ReadTicket())).record)

@@ -353,10 +353,13 @@ class ArchiveReader(Protocol):
         is archived."""
         ...
 
-    async def customer_page(self, customer_id: str, offset: int,
-                            limit: int) -> tuple[int, list[str]]:
-        """How many tickets of the customer are archived, and ``limit`` ids from ``offset``
-        in the order they ended."""
+    async def customer_count(self, customer_id: str) -> int:
+        """How many tickets of the customer are archived."""
+        ...
+
+    async def customer_page(self, customer_id: str, offset: int, limit: int) -> list[str]:
+        """``limit`` ids of the customer's archived tickets from ``offset``, in the order
+        they ended."""
         ...
 
     async def archived_among(self, ticket_ids: Sequence[str]) -> set[str]:
@@ -539,26 +542,25 @@ class TicketJournal:
 
     async def customer_tickets(self, customer_id: str, start: int,
                                end: int | None) -> tuple[int, list[str]]:
-        """The customer's tickets at positions ``start``..``end`` (``None``: the last) of all
-        they have had, oldest first, wherever each lives, and how many there are. The archived
-        come first (in the order they ended: a customer has one open ticket at a time, so that
-        is the order they were opened, and the archiver takes the oldest first); then those
-        only Redis holds. A ticket keeps its position as it moves. Cost: the customer's list in
-        Redis (the tickets of the last grace), and with an archive one page read there,
+        """The customer's tickets at positions ``start``..``end`` (``None``: the last; a
+        negative ``start`` counts from the end, as in a slice) of all they have had, oldest
+        first, wherever each lives, and how many there are. The archived come first (in the
+        order they ended: a customer has one open ticket at a time, so that is the order they
+        were opened, and the archiver takes the oldest first); then those only Redis holds. A
+        ticket keeps its position as it moves. Cost: the customer's list in Redis (the tickets
+        of the last grace), and with an archive one count and one page read there,
         O(start + page) by index."""
         in_redis = await self.tickets_of(customer_id)
-        if self.archive is None:
-            end = len(in_redis) if end is None else min(end, len(in_redis))
-            return len(in_redis), in_redis[max(0, start):end]
-        both = await self.archive.archived_among(in_redis) if in_redis else set()
-        only_redis = [t for t in in_redis if t not in both]
-        archived, _ = await self.archive.customer_page(customer_id, 0, 0)
+        archived, only_redis = 0, in_redis
+        if self.archive is not None:
+            both = await self.archive.archived_among(in_redis) if in_redis else set()
+            only_redis = [t for t in in_redis if t not in both]
+            archived = await self.archive.customer_count(customer_id)
         total = archived + len(only_redis)
         end = total if end is None else min(end, total)
-        start = max(0, start)
+        start = max(0, total + start if start < 0 else start)
         ids: list[str] = []
-        if start < min(end, archived):
-            _, ids = await self.archive.customer_page(customer_id, start,
-                                                      min(end, archived) - start)
+        if self.archive is not None and start < min(end, archived):
+            ids = await self.archive.customer_page(customer_id, start, min(end, archived) - start)
         ids += only_redis[max(0, start - archived):max(0, end - archived)]
         return total, ids
