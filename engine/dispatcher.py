@@ -384,7 +384,7 @@ class DispatcherCore:
             t.prefer_until_s = now_s + window
             self._tickets[t.ticket_id] = t
             self._preferred_queue(preferred).add(key, t.ticket_id)
-            self._set_waiting(flow, +1, t.vip_tier)
+            self._set_waiting(flow, +1, t.vip_tier, t.ticket_id)
             self._push_timer(t.prefer_until_s, _PREFER_TIMER, t.ticket_id)
             return
 
@@ -393,7 +393,7 @@ class DispatcherCore:
             self._start(t, agent_id, now_s, out)
             return
         self._tickets[t.ticket_id] = t
-        self._set_waiting(flow, +1, t.vip_tier)
+        self._set_waiting(flow, +1, t.vip_tier, t.ticket_id)
         self._enqueue(t, now_s)
 
     def _on_ended(self, ev: ConversationEnded, now_s: float, out: list[Command]) -> None:
@@ -495,7 +495,7 @@ class DispatcherCore:
             self._start(t, agent_id, now_s, out)
             return
         self._tickets[ticket_id] = t
-        self._set_waiting(flow, +1, vip_tier)
+        self._set_waiting(flow, +1, vip_tier, ticket_id)
         self._enqueue(t, now_s)
 
     def _refresh_agent(self, agent_id: str, now_s: float) -> None:
@@ -512,7 +512,7 @@ class DispatcherCore:
         flow = self._flow(t.skill)
         flow.advance(now_s)
         flow.abandons += 1.0
-        self._set_waiting(flow, -1, t.vip_tier)
+        self._set_waiting(flow, -1, t.vip_tier, t.ticket_id, gave_up=True)
 
     def _on_presence(self, ev: AgentPresenceChanged, now_s: float, out: list[Command]) -> None:
         validate_agent(ev.agent_id, ev.skills, ev.capacity)
@@ -711,7 +711,7 @@ class DispatcherCore:
         """A waiting ticket reaches an agent: out of the line, counted as a service start."""
         self._remove_waiting(t)
         flow = self._flow(t.skill)
-        self._set_waiting(flow, -1, t.vip_tier)
+        self._set_waiting(flow, -1, t.vip_tier, t.ticket_id)
         flow.count_dequeue(t.vip_tier)
 
     def _preferred_agent(self, agent_id: str | None, skill: str) -> str | None:
@@ -733,9 +733,16 @@ class DispatcherCore:
             queue = self._preferred[agent_id] = TicketQueue()
         return queue
 
-    def _set_waiting(self, flow: SkillFlow, delta: int, tier: int) -> None:
+    def _set_waiting(self, flow: SkillFlow, delta: int, tier: int, ticket_id: str,
+                     gave_up: bool = False) -> None:
+        """A ticket joined (+1) or left (-1) the skill's waiting count; the patience meter
+        hears of it (a ticket joins at its ``queued_s``, which is now). O(T) amortized."""
         flow.advance(self._now_s)
         flow.change_waiting(tier, delta)
+        if delta > 0:
+            flow.patience.join(ticket_id, self._now_s)
+        else:
+            flow.patience.leave(ticket_id, self._now_s, gave_up)
 
     def _flow_at(self, skill: str, now_s: float) -> SkillFlow:
         """A query's view of the skill's flow at ``now_s``: changes nothing in the core (a
@@ -821,10 +828,15 @@ class DispatcherCore:
         if flow.busy == 0 and self.capacity.serving_slots(flow.skill) == 0:
             # Nobody serves this skill: an honest estimate is "unknown", not a number.
             return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
-        service_rate = flow.service_rate(vip_tier, self.capacity.primary_busy(flow.skill))
+        freeing = self.capacity.primary_busy(flow.skill)
+        service_rate = flow.service_rate(vip_tier, freeing)
         overtake_rate = flow.overtake_rate(vip_tier)
+        rate_cv = math.hypot(self.estimator.rate_cv, flow.service_rate_cv(vip_tier, freeing))
         est = estimate_wait(ahead, service_rate, flow.abandon_rate(), overtake_rate,
-                            rate_cv=self.estimator.rate_cv)
+                            rate_cv=rate_cv,
+                            patience=flow.patience.cumulative(now_s, flow.abandon_rate()),
+                            oldest_s=self._oldest_waited(flow.skill, vip_tier, now_s),
+                            waited_s=max(0.0, waited_s))
         if ahead >= HEAD_WAIT_MIN_AHEAD and flow.arrival_rate(vip_tier) >= service_rate:
             est = self._at_least_head_wait(est, flow.skill, vip_tier, now_s, waited_s)
         if not self.roster:
@@ -833,6 +845,22 @@ class DispatcherCore:
         return dataclasses.replace(est, mean_s=stretch(skill, now_s, est.mean_s),
                                    p50_s=stretch(skill, now_s, est.p50_s),
                                    p90_s=stretch(skill, now_s, est.p90_s))
+
+    def _oldest_waited(self, skill: str, vip_tier: int, now_s: float) -> float:
+        """How long the longest-waiting ticket of ``vip_tier`` or above in ``skill``'s line
+        has waited. O(C) for C priority classes."""
+        line = self._lines.get(skill)
+        if not line:
+            return 0.0
+        tickets = self._tickets
+        oldest = 0.0
+        for cls in line.classes():
+            if -cls < vip_tier:
+                continue
+            head = line.class_head(cls)
+            if head is not None and head[1] in tickets:
+                oldest = max(oldest, now_s - tickets[head[1]].queued_s)
+        return oldest
 
     def _at_least_head_wait(self, est: WaitEstimate, skill: str, vip_tier: int,
                             now_s: float, waited_s: float) -> WaitEstimate:

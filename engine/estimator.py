@@ -38,6 +38,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from surgedesk.engine.patience import CumulativeHazard, PatienceMeter
+
 _Z90 = 1.2815515655446004
 _DIRECT_SUM_MAX = 8  # beyond this the digamma closed form is cheaper
 CHANGE_SHRINK_SLOTS = 20.0  # SkillFlow.capacity_change: a desk this size gets half the change
@@ -105,12 +107,51 @@ def gamma_quantile(mean: float, var: float, p_z: float) -> float:
     return mean * base**3
 
 
+_COHORTS = 8  # groups of the line ahead in the fluid model of giving up (_through_line)
+
+
+def _through_line(ahead: int, nu: float, hazard: CumulativeHazard, oldest_s: float,
+                  waited_s: float) -> tuple[float, float]:
+    """(customers ahead expected to reach an agent, expected time until the last of them has)
+    when the line is served from its front at ``nu`` and each customer ahead gives up by the
+    hazard of the time they have waited. A fluid model: the ``ahead`` are taken in up to
+    :data:`_COHORTS` groups, front first, their times waited spread evenly from ``oldest_s``
+    (the front) to ``waited_s`` (just ahead of this customer); a group is reached when those
+    before it are served, and of it only those still waiting then are left. While it is served
+    (at ``nu``) its rest keep giving up at the hazard of their time waited then, h: with j of
+    them left the next goes after 1 / (nu + j h), so the group's m are gone after
+    sum_{j=1..m} 1 / (nu + j h) (digamma closed form; ln(1 + h m / nu) / h for large m), of
+    which nu times that were served: the exponential model's front events again, exact for a
+    constant hazard. O(_COHORTS log B)."""
+    n = min(ahead, _COHORTS)
+    size = ahead / n
+    span = max(oldest_s - waited_s, 0.0)
+    t = served = 0.0
+    for c in range(n):
+        age = oldest_s - span * (c + 0.5) / n
+        left = size * hazard.survival(age, age + t)
+        h = hazard.rate_at(age + t)
+        if h <= 0.0 or nu / h > 1e12:
+            d = left / nu
+        elif left < 16.0:
+            a = nu / h
+            d = (digamma(a + left + 1.0) - digamma(a + 1.0)) / h
+        else:
+            d = math.log1p(h * left / nu) / h
+        t += d
+        served += nu * d
+    return served, t
+
+
 def estimate_wait(
     ahead: int,
     service_rate_per_s: float,
     abandon_rate_per_s: float = 0.0,
     overtake_rate_per_s: float = 0.0,
     rate_cv: float = 0.0,
+    patience: CumulativeHazard | None = None,
+    oldest_s: float = 0.0,
+    waited_s: float = 0.0,
 ) -> WaitEstimate:
     """Estimate the wait of a customer with ``ahead`` tickets in front. O(1).
 
@@ -122,28 +163,41 @@ def estimate_wait(
     if ahead < 0:
         raise ValueError("ahead must be >= 0")
     nu_eff = service_rate_per_s - overtake_rate_per_s
-    # Higher classes that take nearly all capacity starve this one; keep a trickle so the
-    # estimate is large and finite rather than a division by zero.
-    nu_eff = max(nu_eff, 0.05 * service_rate_per_s)
     if nu_eff <= 0.0:
+        # Higher classes arrive as fast as this line is served: it is starved for as long as
+        # that lasts, and no number is honest.
         inf = math.inf
         return WaitEstimate(ahead, ahead, inf, inf, inf)
-    s1, s2 = _front_event_sums(ahead, nu_eff, abandon_rate_per_s)
+    # The drain left to this class is the difference of two measured rates, each uncertain
+    # by ``rate_cv``: small beside them, it is uncertain by far more than either.
+    drain_cv = rate_cv * math.hypot(service_rate_per_s, overtake_rate_per_s) / nu_eff
+    if patience is not None and ahead > 0:
+        served, through = _through_line(ahead, nu_eff, patience, max(oldest_s, waited_s),
+                                        waited_s)
+        s1 = through + 1.0 / nu_eff
+        s2 = (served + 1.0) / (nu_eff * nu_eff)
+    else:
+        s1, s2 = _front_event_sums(ahead, nu_eff, abandon_rate_per_s)
     mean = s1
     # Overtakers arrive at random too: the first-passage time of a walk that steps down at nu
     # and up at the overtaking rate has variance n (nu + lambda) / (nu - lambda)^3, i.e. the
     # no-overtaking variance times (nu + lambda) / (nu - lambda).
-    var = s2 * (nu_eff + 2.0 * max(overtake_rate_per_s, 0.0)) / nu_eff + (mean * rate_cv) ** 2
+    var = s2 * (nu_eff + 2.0 * max(overtake_rate_per_s, 0.0)) / nu_eff
     abandons_ahead = max(0.0, ahead + 1 - nu_eff * s1)
     overtakers = overtake_rate_per_s * mean
     position = max(0, round(ahead - abandons_ahead + overtakers))
-    return WaitEstimate(
-        ahead=ahead,
-        position=position,
-        mean_s=mean,
-        p50_s=gamma_quantile(mean, var, 0.0),
-        p90_s=gamma_quantile(mean, var, _Z90),
-    )
+    p50 = gamma_quantile(mean, var, 0.0)
+    p90 = gamma_quantile(mean, var, _Z90)
+    # The drain rate itself is uncertain: the wait at the true rate is the wait at the
+    # measured one times a factor whose log is about normal with sigma^2 = ln(1 + cv^2). It
+    # leaves the median where it is and widens the upper quantile: the log-spreads add in
+    # quadrature.
+    if drain_cv > 0.0 and p50 > 0.0 and math.isfinite(p90):
+        sigma2 = math.log1p(drain_cv * drain_cv)
+        spread = math.log(max(p90, p50) / p50)
+        p90 = p50 * math.exp(math.sqrt(spread * spread + _Z90 * _Z90 * sigma2))
+        mean *= math.exp(0.5 * sigma2)
+    return WaitEstimate(ahead=ahead, position=position, mean_s=mean, p50_s=p50, p90_s=p90)
 
 
 @dataclass(slots=True)
@@ -180,6 +234,7 @@ class SkillFlow:
     observed_s: float = 0.0
     top_tier: int = -1  # highest tier with a ticket waiting, -1 for an empty line
     busy_backlog_time: float = 0.0  # busy slots integrated over the time some ticket waited
+    patience: PatienceMeter = field(default_factory=PatienceMeter)  # shared by copies (at())
 
     def advance(self, now_s: float) -> None:
         last = self.last_s
@@ -220,7 +275,7 @@ class SkillFlow:
             self.last_s, self.busy, self.waiting, dict(self.waiting_by_tier), self.completions,
             self.busy_time, self.abandons, self.wait_time, dict(self.arrivals_by_tier),
             dict(self.dequeues), dict(self.backlog_ge), self.observed_s, self.top_tier,
-            self.busy_backlog_time)
+            self.busy_backlog_time, self.patience)
         out.advance(now_s)
         return out
 
@@ -258,6 +313,15 @@ class SkillFlow:
         served = sum(n for t, n in self.dequeues.items() if t >= tier)
         measured = (served + w * prior) / (self.backlog_ge.get(tier, 0.0) + w)
         return measured * self.capacity_change()
+
+    def service_rate_cv(self, tier: int = 0, freeing_slots: int = 0) -> float:
+        """The relative uncertainty of :meth:`service_rate` from counting alone: it is a count
+        of service starts (and the prior's worth of them) over a time, and a count of n events
+        is uncertain by 1 / sqrt(n). A small desk, whose line is drained a few tickets a
+        minute, knows its drain rate to 25-30%; a large one to a few percent. O(T)."""
+        prior = max(self.busy, freeing_slots, 1) * self.completion_rate_per_slot()
+        served = sum(n for t, n in self.dequeues.items() if t >= tier)
+        return 1.0 / math.sqrt(served + self.prior_backlog_s * prior)
 
     def capacity_change(self) -> float:
         """How the capacity serving this line now compares with the capacity the drain rate

@@ -11,14 +11,14 @@ strings, lists and string-keyed dicts -- what msgpack (and, but for ``inf``, JSO
 and :func:`core_from` turns one back. It is not pickle: a document is data that any version
 can read, and loading one runs no code of its choosing.
 
-Format ``surgedesk.dispatcher``, version 2 (:data:`VERSION`; version 1 is read too, see below). Only the facts are kept; every
+Format ``surgedesk.dispatcher``, version 3 (:data:`VERSION`; versions 1 and 2 are read too, see below). Only the facts are kept; every
 index derived from them (lines, the per-agent sticky lines, the capacity index's free lists and
 per-skill totals) is rebuilt on load, in O(n log n + a k log a):
 
 ==================  =======================================================================
 key                 value
 ==================  =======================================================================
-format, version     ``"surgedesk.dispatcher"``, ``2``
+format, version     ``"surgedesk.dispatcher"``, ``3``
 now_s               the core's clock (``-inf`` before the first event)
 seq, timer_seq      the next ticket sequence number and timer sequence number
 assignments_total   assignments made so far
@@ -39,7 +39,10 @@ waiting, held       tickets in line (or waiting for a preferred agent) and ticke
                     deadline_s or None]; the key's parts are those of
                     :func:`surgedesk.engine.queues.pack_key`
 flows               each skill's measured flow (:class:`SkillFlow` fields; per-tier maps as
-                    [tier, value] pairs), with ``busy_backlog_time`` (version 2)
+                    [tier, value] pairs), with ``busy_backlog_time`` (version 2) and
+                    ``patience`` (version 3): the patience meter's counts, ``tau_s``,
+                    ``epoch_s``, ``advanced_s``, ``abandons`` and ``exposure`` per band of
+                    time waited (:mod:`surgedesk.engine.patience`)
 timers              the pending timers, [at_s, seq, kind, ident], in order (a sorted list is
                     a heap); timers already stale are left out, so that two cores in the same
                     state save the same document however often each looked at its next
@@ -58,6 +61,12 @@ the ``roster``. A version-1 document restores with no roster and each flow's
 a ticket waited taken to be the average overall), from which the flow's own measurement then
 carries on.
 
+Version 3 adds each flow's ``patience``. Its per-ticket bookkeeping is not kept: it is rebuilt
+from the waiting tickets' ``queued_s`` (each put in the band of time waited it had reached by
+``advanced_s``). A version-1 or -2 document restores with a meter that has measured nothing yet
+(every band says the skill's overall rate of giving up until it has), its waiting tickets
+counted from the flow's ``last_s`` on.
+
 A later version adds keys or a new version number; :func:`core_from` refuses a document of a
 format or version it does not know (``InvalidArgument`` naming ``snapshot.version``) rather than
 guess. ``tests/fixtures/`` keeps a snapshot of each version that every later one must restore.
@@ -72,6 +81,7 @@ from surgedesk.engine.capacity import AgentState
 from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, WaitingTicket
 from surgedesk.engine.errors import InvalidArgument
 from surgedesk.engine.estimator import SkillFlow
+from surgedesk.engine.patience import BANDS, PatienceMeter
 from surgedesk.engine.events import AssignTicket, Command, ReturnTicket
 from surgedesk.engine.policies import (
     AgentSelection,
@@ -84,8 +94,8 @@ from surgedesk.engine.queues import key_from_parts, key_parts
 from surgedesk.engine.roster import PlannedShift, Roster
 
 FORMAT = "surgedesk.dispatcher"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 Document = dict[str, Any]
 
@@ -96,7 +106,7 @@ _FLOW_TIER_MAPS = ("waiting_by_tier", "arrivals_by_tier", "dequeues", "backlog_g
 
 
 def snapshot_of(core: DispatcherCore) -> Document:
-    """The core's state as a version-2 document. O(waiting + held + agents k + timers log
+    """The core's state as a version-3 document. O(waiting + held + agents k + timers log
     timers)."""
     policy, estimator, capacity = core.policy, core.estimator, core.capacity
     return {
@@ -190,6 +200,11 @@ def core_from(doc: Document) -> DispatcherCore:
                                   "waiting for an agent")
     core._held = {t.ticket_id: t for t in map(_ticket_from, doc["held"])}
     core._flows = {flow.skill: flow for flow in map(_flow_from, doc["flows"])}
+    waiting_by_skill: dict[str, list[tuple[float, str]]] = {}
+    for t in core._tickets.values():
+        waiting_by_skill.setdefault(t.skill, []).append((t.queued_s, t.ticket_id))
+    for skill, flow in core._flows.items():
+        flow.patience.restore_waiting(waiting_by_skill.get(skill, ()))
     timers = [(float(at), int(seq), int(kind), str(ident)) for at, seq, kind, ident in doc["timers"]]
     heapq.heapify(timers)  # already a heap as saved; heapify keeps that order and checks it
     core._timers = timers
@@ -222,6 +237,10 @@ def _flow_doc(flow: SkillFlow) -> dict[str, Any]:
     doc["busy_backlog_time"] = flow.busy_backlog_time
     for name in _FLOW_TIER_MAPS:
         doc[name] = [[tier, value] for tier, value in getattr(flow, name).items()]
+    meter = flow.patience
+    doc["patience"] = {"tau_s": meter.tau_s, "epoch_s": meter.epoch_s,
+                       "advanced_s": meter.advanced_s, "abandons": list(meter.abandons),
+                       "exposure": list(meter.exposure)}
     return doc
 
 
@@ -245,6 +264,18 @@ def _flow_from(doc: dict[str, Any]) -> SkillFlow:
     for name in _FLOW_TIER_MAPS:
         kind = int if name == "waiting_by_tier" else float
         setattr(flow, name, {int(tier): kind(value) for tier, value in doc[name]})
+    patience = doc.get("patience")
+    meter = flow.patience = PatienceMeter()
+    if patience is not None:
+        meter.tau_s = float(patience["tau_s"])
+        meter.epoch_s = float(patience["epoch_s"])
+        meter.advanced_s = float(patience["advanced_s"])
+        if len(patience["abandons"]) != BANDS or len(patience["exposure"]) != BANDS:
+            raise InvalidArgument("snapshot.flows.patience", f"{BANDS} bands expected")
+        meter.abandons = [float(x) for x in patience["abandons"]]
+        meter.exposure = [float(x) for x in patience["exposure"]]
+    elif flow.last_s is not None:  # before version 3: nothing measured, from now on
+        meter.advanced_s = flow.last_s
     return flow
 
 

@@ -2,7 +2,7 @@
 the committed fixture of each version restores to the desk it was taken of.
 
 The fixtures ``tests/fixtures/dispatcher-snapshot-v<N>.msgpack`` were made once each by
-:func:`fixture_desk` (version 1) and :func:`fixture_desk_v2`
+:func:`fixture_desk` (version 1), :func:`fixture_desk_v2` and :func:`fixture_desk_v3`
 (``python -m tests.unit.test_dispatcher_snapshot``) and are never regenerated: a later version
 of the engine must restore them as they are.
 """
@@ -26,10 +26,12 @@ from surgedesk.engine.events import (
     PolicyChanged,
     RosterPlanned,
     SkillConfigured,
+    TicketLeft,
     TicketQueued,
     TicketRequeued,
 )
 from surgedesk.engine.policies import POLICY_PRESETS
+from surgedesk.engine.patience import PatienceMeter
 from surgedesk.engine.queues import key_from_parts, key_parts, pack_key
 from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.snapshot import VERSION, core_from, snapshot_of
@@ -37,6 +39,7 @@ from tests.core_driver import CoreDriver
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "dispatcher-snapshot-v1.msgpack"
 FIXTURE_V2 = FIXTURE.with_name("dispatcher-snapshot-v2.msgpack")
+FIXTURE_V3 = FIXTURE.with_name("dispatcher-snapshot-v3.msgpack")
 
 
 def fixture_desk() -> CoreDriver:
@@ -85,6 +88,21 @@ def fixture_desk_v2() -> CoreDriver:
     return d
 
 
+def fixture_desk_v3() -> CoreDriver:
+    """The version-2 desk with what version 3 adds: customers who gave up, so that the
+    patience meter has measured something, and customers waiting long enough to be past the
+    first bands of time waited."""
+    d = fixture_desk_v2()
+    for i in range(4):
+        d.clock.advance(20.0)
+        d.ticket(f"q{i}", "presale")
+    d.clock.advance(15.0)
+    d.send(TicketLeft("q1"))
+    d.clock.advance(70.0)
+    d.send(TicketLeft("q3"))
+    return d
+
+
 def test_a_snapshot_is_plain_data_that_restores_to_the_same_core():
     d = fixture_desk()
     doc = snapshot_of(d.core)
@@ -107,6 +125,7 @@ def test_the_version_1_fixture_restores_to_the_desk_it_was_taken_of():
     core = core_from(doc)
     core.check_invariants()
     expected = fixture_desk().core
+    _patience_as_before_version_3(expected)
     # what version 2 measures and version 1 did not carry: derived as the snapshot says
     for skill, flow in expected._flows.items():
         flow.busy_backlog_time = core.flow(skill).busy_backlog_time
@@ -138,6 +157,7 @@ def test_the_version_2_fixture_restores_to_the_desk_it_was_taken_of():
     core = core_from(doc)
     core.check_invariants()
     expected = fixture_desk_v2().core
+    _patience_as_before_version_3(expected)
     assert snapshot_of(core) == snapshot_of(expected)
     assert [s.agent_id for s in core.roster.shifts] == ["ann", "bob", "eve"]
     now = expected.statistics().now_s + 1.0
@@ -147,6 +167,38 @@ def test_the_version_2_fixture_restores_to_the_desk_it_was_taken_of():
         assert core.handle(event, now) == expected.handle(event, now)
         now += 40.0
     assert snapshot_of(core) == snapshot_of(expected)
+
+
+def test_the_version_3_fixture_restores_to_the_desk_it_was_taken_of():
+    doc = msgpack.unpackb(FIXTURE_V3.read_bytes(), raw=False)
+    assert (doc["format"], doc["version"]) == ("surgedesk.dispatcher", 3)
+    core = core_from(doc)
+    core.check_invariants()
+    expected = fixture_desk_v3().core
+    assert snapshot_of(core) == snapshot_of(expected)
+    assert core.flow("presale").patience.abandons == expected.flow("presale").patience.abandons
+    assert sum(core.flow("presale").patience.abandons) > 0
+    now = expected.statistics().now_s + 1.0
+    for t in list(expected.iter_waiting()):
+        assert core.queue_status(t.ticket_id, now) == expected.queue_status(t.ticket_id, now)
+    # the waiting tickets are back in their bands of time waited: the same bookings follow
+    for event in (TicketQueued("late", "presale", 0), TicketLeft("q2"),
+                  ConversationEnded("ann", "p2", 0.0)):
+        now += 90.0
+        assert core.handle(event, now) == expected.handle(event, now)
+    assert snapshot_of(core) == snapshot_of(expected)
+    for t in list(expected.iter_waiting()):
+        assert core.queue_status(t.ticket_id, now) == expected.queue_status(t.ticket_id, now)
+
+
+def _patience_as_before_version_3(core: DispatcherCore) -> None:
+    """What a document before version 3 restores to: patience meters that have measured
+    nothing, counting the waiting tickets from each flow's last update."""
+    for flow in core._flows.values():
+        meter = flow.patience = PatienceMeter()
+        meter.advanced_s = flow.last_s
+        meter.restore_waiting((t.queued_s, t.ticket_id) for t in core.iter_waiting()
+                              if t.skill == flow.skill)
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -202,7 +254,8 @@ def test_the_snapshot_benchmark_reports_save_and_load_beside_pickle(tmp_path):
 
 if __name__ == "__main__":  # each made once; a later version must restore them as they are
     made = False
-    for path, desk in ((FIXTURE, fixture_desk), (FIXTURE_V2, fixture_desk_v2)):
+    for path, desk in ((FIXTURE, fixture_desk), (FIXTURE_V2, fixture_desk_v2),
+                       (FIXTURE_V3, fixture_desk_v3)):
         if path.exists() and "--force" not in sys.argv:
             continue  # a committed fixture is never regenerated
         path.parent.mkdir(parents=True, exist_ok=True)

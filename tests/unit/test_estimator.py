@@ -53,11 +53,38 @@ def test_overtaking_vips_lengthen_the_wait_and_count_in_the_position():
 
 @given(st.integers(0, 10**6), st.floats(0.001, 100), st.floats(0, 1), st.floats(0, 50),
        st.floats(0, 0.5))
-def test_estimates_are_ordered_and_finite(k, nu, theta, overtake, cv):
+def test_estimates_are_ordered_and_finite_unless_the_line_is_starved(k, nu, theta, overtake, cv):
     est = estimate_wait(k, nu, theta, overtake, cv)
+    if overtake >= nu:  # higher classes arrive as fast as the line is served: unknown
+        assert est.p50_s == est.p90_s == est.mean_s == math.inf
+        return
     assert 0 <= est.p50_s <= est.p90_s < math.inf
     assert est.mean_s > 0
     assert estimate_wait(k + 1, nu, theta, overtake, cv).mean_s >= est.mean_s
+
+
+def test_the_uncertainty_of_the_drain_widens_the_p90_and_leaves_the_p50():
+    sure = estimate_wait(100, 0.05)
+    unsure = estimate_wait(100, 0.05, rate_cv=0.3)
+    assert unsure.p50_s == sure.p50_s
+    assert unsure.p90_s > sure.p90_s * 1.3
+    # the log-spreads add: ln(p90 / p50) = sqrt(own^2 + (z sigma)^2)
+    own = math.log(sure.p90_s / sure.p50_s)
+    assert math.log(unsure.p90_s / unsure.p50_s) == pytest.approx(
+        math.hypot(own, 1.2815515655446004 * math.sqrt(math.log1p(0.09))))
+
+
+def test_the_drain_left_after_overtakers_is_as_uncertain_as_its_two_rates_together():
+    # 0.06 served, 0.05 overtaking: 0.01 left, known to within 10% of 0.078 -- 78%
+    est = estimate_wait(10, 0.06, overtake_rate_per_s=0.05, rate_cv=0.1)
+    plain = estimate_wait(10, 0.01, rate_cv=0.1)
+    assert est.p90_s / est.p50_s > 2 * plain.p90_s / plain.p50_s
+
+
+def test_a_drain_counted_from_few_service_starts_is_known_less_well():
+    few, many = SkillFlow(tau_s=1e9), SkillFlow(tau_s=1e9)
+    few.dequeues[0], many.dequeues[0] = 10.0, 1000.0
+    assert few.service_rate_cv(0) > 0.25 > 0.04 > many.service_rate_cv(0)
 
 
 def test_the_p90_covers_ninety_percent_of_simulated_waits():

@@ -1,0 +1,208 @@
+"""How long customers of a line are willing to wait: the hazard of giving up, by time waited.
+
+Who runs this: each skill's :class:`surgedesk.engine.estimator.SkillFlow` keeps one
+:class:`PatienceMeter`; the dispatcher core tells it when a ticket joins the line and when it
+leaves (reaching an agent, or giving up). The wait model (:func:`surgedesk.engine.estimator.
+estimate_wait`) asks it how many of the customers ahead will give up before their turn. Pure:
+time comes in as arguments.
+
+Why by time waited. Exponential patience -- one rate of giving up for everyone -- says a customer
+who has waited twenty minutes is as likely to leave in the next minute as one who just joined.
+Real lines are not like that: the impatient leave in their first minutes, and those still there
+after ten mostly stay (the bank log: customers who were served would have waited however long it
+took). In a long line the customers ahead of a newcomer are exactly those who stayed, and one
+rate measured over everyone thins that line far too fast: the newcomer is told half the wait.
+
+How. The piecewise-constant hazard of survival analysis (the piecewise exponential model) over
+bands of time waited, :data:`BAND_EDGES_S` (0-30 s, 30-60 s, ... doubling, past 3,840 s open).
+For each band it counts the abandonments that happened in it and the exposure: the seconds of
+waiting spent in it, by everyone, so that a customer served after 100 s counts 30 s in each of
+the first two bands and 40 s in the third, and no abandonment (service censors the patience).
+A band's hazard is abandonments over exposure, held towards the band before it by
+:data:`PRIOR_EXPOSURE_S` seconds' worth of belief (the first band is held towards the skill's
+overall rate), so a band little seen yet says what the band before says.
+
+Bookkeeping, all O(1) amortized per event and O(B) memory per waiting ticket at most:
+
+* A ticket's exposure in a band is booked when it passes the band's upper edge: each edge has a
+  FIFO of the tickets that have not passed it yet, in the order they joined; a ticket that passes
+  edge e moves to the FIFO of edge e + 1. Each ticket is moved at most B - 1 times. On leaving,
+  the part of its current band it spent is booked, with the abandonment if it gave up; its entry
+  in a FIFO is dropped when it reaches the front (a FIFO is compacted when more than half its
+  entries are of tickets that left, so memory follows the tickets waiting).
+* Counts forget with time constant ``tau_s`` (patience is a trait of the customers, which
+  changes slowly: an hour by default). Rather than decaying every count at every event, a count
+  booked at time t is weighted ``exp((t - epoch) / tau_s)``, and read divided by the weight of
+  now; the epoch moves forward when the weights grow large.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+BAND_EDGES_S = (0.0, 30.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3840.0)
+BANDS = len(BAND_EDGES_S)  # the last band is open: 3,840 s and more
+PRIOR_EXPOSURE_S = 600.0  # seconds of waiting' worth of belief in the band before's hazard
+_RENORMALIZE_AT = 1e100
+
+
+@dataclass(frozen=True, slots=True)
+class CumulativeHazard:
+    """Lambda(a): the expected number of times a customer would have given up by waited ``a``
+    (the integral of the hazard), from per-band hazards. P(still waiting at b | at a) =
+    exp(-(Lambda(b) - Lambda(a))). O(log B) a call."""
+
+    hazards: tuple[float, ...]
+    at_edges: tuple[float, ...]  # Lambda at each band's lower edge
+
+    @classmethod
+    def of(cls, hazards: tuple[float, ...]) -> CumulativeHazard:
+        at_edges = [0.0]
+        for b in range(1, BANDS):
+            at_edges.append(at_edges[-1] + hazards[b - 1] * (BAND_EDGES_S[b] - BAND_EDGES_S[b - 1]))
+        return cls(hazards, tuple(at_edges))
+
+    @classmethod
+    def constant(cls, rate: float) -> CumulativeHazard:
+        return cls.of((rate,) * BANDS)
+
+    def __call__(self, age_s: float) -> float:
+        if age_s <= 0.0:
+            return 0.0
+        b = bisect.bisect_right(BAND_EDGES_S, age_s) - 1
+        return self.at_edges[b] + self.hazards[b] * (age_s - BAND_EDGES_S[b])
+
+    def rate_at(self, age_s: float) -> float:
+        """The hazard at waited ``age_s``: the rate of giving up then, per second."""
+        return self.hazards[max(0, bisect.bisect_right(BAND_EDGES_S, age_s) - 1)]
+
+    def survival(self, from_s: float, to_s: float) -> float:
+        """P(a customer who has waited ``from_s`` is still willing to wait at ``to_s``)."""
+        return math.exp(self(from_s) - self(to_s))
+
+
+class PatienceMeter:
+    """Measured hazard of giving up per band of time waited (see the module docstring)."""
+
+    __slots__ = ("tau_s", "epoch_s", "advanced_s", "abandons", "exposure", "_joined",
+                 "_pending", "_stale", "_in_band", "_joined_sum_us")
+
+    def __init__(self, tau_s: float = 3600.0) -> None:
+        self.tau_s = tau_s
+        self.epoch_s = 0.0
+        self.advanced_s = -math.inf  # the edges passed by then are booked
+        self.abandons = [0.0] * BANDS  # weighted (see _weight)
+        self.exposure = [0.0] * BANDS
+        self._joined: dict[str, float] = {}  # waiting ticket -> when it joined
+        # per upper edge (bands 0..B-2): tickets not past it yet, in join order
+        self._pending: list[deque[tuple[float, str]]] = [deque() for _ in range(BANDS - 1)]
+        self._stale = [0] * (BANDS - 1)
+        # per band: the tickets waiting in it now and the sum of their join times (integer
+        # microseconds, so that the sum is exact whatever order it was made in), for the
+        # exposure they are accruing there (booked only when they pass its edge or leave)
+        self._in_band = [0] * BANDS
+        self._joined_sum_us = [0] * BANDS
+
+    def _weight(self, t: float) -> float:
+        w = math.exp((t - self.epoch_s) / self.tau_s)
+        if w > _RENORMALIZE_AT:
+            for b in range(BANDS):
+                self.abandons[b] /= w
+                self.exposure[b] /= w
+            self.epoch_s = t
+            w = 1.0
+        return w
+
+    def join(self, ticket_id: str, now_s: float) -> None:
+        """``ticket_id`` starts waiting. O(1) amortized."""
+        self.advance(now_s)
+        self._joined[ticket_id] = now_s
+        self._pending[0].append((now_s, ticket_id))
+        self._in_band[0] += 1
+        self._joined_sum_us[0] += _us(now_s)
+
+    def leave(self, ticket_id: str, now_s: float, gave_up: bool) -> None:
+        """``ticket_id`` stops waiting: it reached an agent, or gave up. O(1) amortized."""
+        self.advance(now_s)
+        joined = self._joined.pop(ticket_id, None)
+        if joined is None:
+            return
+        waited = max(0.0, now_s - joined)
+        b = bisect.bisect_right(BAND_EDGES_S, waited) - 1
+        w = self._weight(now_s)
+        self.exposure[b] += (waited - BAND_EDGES_S[b]) * w
+        self._in_band[b] -= 1
+        self._joined_sum_us[b] -= _us(joined)
+        if gave_up:
+            self.abandons[b] += w
+        if b < BANDS - 1:
+            self._stale[b] += 1
+            pending = self._pending[b]
+            if self._stale[b] > 64 and self._stale[b] * 2 > len(pending):
+                self._pending[b] = deque(e for e in pending if self._joined.get(e[1]) == e[0])
+                self._stale[b] = 0
+
+    def advance(self, now_s: float) -> None:
+        """Book the exposure of the tickets that passed a band's upper edge by ``now_s``.
+        O(1) amortized per ticket and edge."""
+        if now_s > self.advanced_s:
+            self.advanced_s = now_s
+        joined = self._joined
+        for b in range(BANDS - 1):
+            pending = self._pending[b]
+            edge = BAND_EDGES_S[b + 1]
+            width = edge - BAND_EDGES_S[b]
+            while pending and pending[0][0] + edge <= now_s:
+                since, tid = pending.popleft()
+                if joined.get(tid) != since:
+                    self._stale[b] -= 1
+                    continue
+                self.exposure[b] += width * self._weight(since + edge)
+                us = _us(since)
+                self._in_band[b] -= 1
+                self._joined_sum_us[b] -= us
+                self._in_band[b + 1] += 1
+                self._joined_sum_us[b + 1] += us
+                if b + 1 < BANDS - 1:
+                    self._pending[b + 1].append((since, tid))
+
+    def hazards(self, now_s: float, overall_rate: float) -> tuple[float, ...]:
+        """Each band's hazard (give-ups per second of waiting in it). O(B). Changes nothing."""
+        w = math.exp((now_s - self.epoch_s) / self.tau_s)
+        out = []
+        prior = overall_rate
+        for b in range(BANDS):
+            accruing = (self._in_band[b] * (now_s - BAND_EDGES_S[b])
+                        - self._joined_sum_us[b] / 1e6)
+            exposure = self.exposure[b] / w + max(0.0, accruing)
+            rate = ((self.abandons[b] / w + PRIOR_EXPOSURE_S * prior)
+                    / (exposure + PRIOR_EXPOSURE_S))
+            out.append(rate)
+            prior = rate
+        return tuple(out)
+
+    def cumulative(self, now_s: float, overall_rate: float) -> CumulativeHazard:
+        """:meth:`hazards` as a :class:`CumulativeHazard`. O(B)."""
+        return CumulativeHazard.of(self.hazards(now_s, overall_rate))
+
+    def restore_waiting(self, waiting: Iterable[tuple[float, str]]) -> None:
+        """Rebuild the per-ticket bookkeeping of a meter restored from its counts (a snapshot
+        keeps those, ``tau_s``, ``epoch_s`` and ``advanced_s``, not the tickets): each waiting
+        ticket, ``(joined_s, ticket_id)``, is put in the band it had reached by ``advanced_s``,
+        whose edges before it are booked already. O(n log n)."""
+        for joined, ticket_id in sorted(waiting):
+            waited = self.advanced_s - joined if math.isfinite(self.advanced_s) else 0.0
+            b = max(0, bisect.bisect_right(BAND_EDGES_S, waited) - 1)
+            self._joined[ticket_id] = joined
+            self._in_band[b] += 1
+            self._joined_sum_us[b] += _us(joined)
+            if b < BANDS - 1:
+                self._pending[b].append((joined, ticket_id))
+
+
+def _us(t: float) -> int:
+    return round(t * 1e6)
