@@ -15,7 +15,10 @@ in the same process so the ratio is robust to a noisy machine, and the estimator
 customer: the mean time of one ``queue_status`` (position and p50/p90) of a new arrival.
 ``--roster`` gives the desk a staffing plan (every agent's shift ends in 8 hours, and an evening
 shift of half as many starts in 4), so that every estimate is also stretched by it
-(:mod:`surgedesk.engine.roster`). Writes JSON and a PNG curve.
+(:mod:`surgedesk.engine.roster`). ``--give-ups N``: N waiting customers give up (spread over
+the last ten minutes before measuring, across skills), so that the patience meter has a hazard
+and every estimate thins the line ahead by it (:mod:`surgedesk.engine.patience`) -- the cost of
+an estimate on a desk where customers leave. Writes JSON and a PNG curve.
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ from surgedesk.engine.events import (
     ClockTicked,
     ConversationEnded,
     RosterPlanned,
+    TicketLeft,
     TicketQueued,
 )
 from surgedesk.engine.roster import PlannedShift
 
 
 def build_desk(queued: int, agents: int, skills: int, capacity: int, seed: int,
-               progress=None, roster: bool = False,
+               progress=None, roster: bool = False, give_ups: int = 0,
                ) -> tuple[DispatcherCore, list[tuple[str, str]], random.Random, float]:
     rng = random.Random(seed)
     core = DispatcherCore()
@@ -63,6 +67,17 @@ def build_desk(queued: int, agents: int, skills: int, capacity: int, seed: int,
     now += 3600.0
     out = core.handle(ClockTicked(), now)
     busy.extend((cmd.agent_id, cmd.ticket_id) for cmd in out)
+    if give_ups:
+        waiting = [t.ticket_id for t in core.iter_waiting()]
+        for ticket_id in rng.sample(waiting, min(give_ups, len(waiting))):
+            now += 600.0 / give_ups
+            core.handle(TicketLeft(ticket_id), now)
+        # and as many newcomers, so that the line keeps its size
+        for n in range(give_ups):
+            now += 0.001
+            out = core.handle(TicketQueued(f"g{n}", names[n % skills], rng.choice((0, 0, 0, 1, 2))),
+                              now)
+            busy.extend((cmd.agent_id, cmd.ticket_id) for cmd in out)
     if roster:
         shifts = [PlannedShift(a.agent_id, dict(a.skills), a.capacity, 0.0, now + 8 * 3600.0)
                   for a in core.capacity.agents()]
@@ -113,7 +128,7 @@ def measure(core: DispatcherCore, busy: list[tuple[str, str]], rng: random.Rando
 
 
 def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, rounds: int,
-        seed: int, show_progress: bool = True, roster: bool = False) -> dict:
+        seed: int, show_progress: bool = True, roster: bool = False, give_ups: int = 0) -> dict:
     results: list[dict[str, Any]] = []
     progress_cm = None
     if show_progress:
@@ -128,7 +143,8 @@ def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, r
                 if bar:
                     bar.update(task, completed=n)
 
-            core, busy, rng, now = build_desk(size, agents, skills, capacity, seed, tick, roster)
+            core, busy, rng, now = build_desk(size, agents, skills, capacity, seed, tick, roster,
+                                              give_ups)
             if bar is not None and task is not None:
                 bar.remove_task(task)
             rates, estimate_us = [], []
@@ -147,7 +163,7 @@ def run(sizes: list[int], agents: int, skills: int, capacity: int, steps: int, r
     for r in results:
         r["slowdown_vs_smallest"] = base / r["decisions_per_s"]
     return {"agents": agents, "skills": skills, "capacity": capacity, "steps": steps,
-            "rounds": rounds, "roster": roster, "results": results}
+            "rounds": rounds, "roster": roster, "give_ups": give_ups, "results": results}
 
 
 class _Null:
@@ -193,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="out/scale.json")
     parser.add_argument("--roster", action="store_true",
                         help="give the desk a staffing plan that every estimate is stretched by")
+    parser.add_argument("--give-ups", type=int, default=0,
+                        help="customers who give up before measuring, so that estimates thin "
+                             "the line ahead by a measured patience")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.queued.split(",")]
     report = run(sizes, args.agents, args.skills, args.capacity, args.steps, args.rounds, args.seed,
-                 roster=args.roster)
+                 roster=args.roster, give_ups=args.give_ups)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

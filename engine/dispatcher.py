@@ -824,19 +824,22 @@ class DispatcherCore:
         at least the rest of the head of the line's wait (:meth:`_at_least_head_wait`); and
         stretched by the staffing plan ahead if there is one (a shift that ends before the
         customer is reached slows the line down, one that begins speeds it up:
-        :mod:`surgedesk.engine.roster`). O(T) for T tiers, plus O(log shifts) with a plan."""
+        :mod:`surgedesk.engine.roster`). O(T + C + log B) for T tiers, C priority classes and
+        B bands of patience, plus O(log shifts) with a plan."""
         if flow.busy == 0 and self.capacity.serving_slots(flow.skill) == 0:
             # Nobody serves this skill: an honest estimate is "unknown", not a number.
             return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
         freeing = self.capacity.primary_busy(flow.skill)
         service_rate = flow.service_rate(vip_tier, freeing)
         overtake_rate = flow.overtake_rate(vip_tier)
+        if overtake_rate >= service_rate:  # starved by the classes above: unknown
+            return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
         rate_cv = math.hypot(self.estimator.rate_cv, flow.service_rate_cv(vip_tier, freeing))
-        est = estimate_wait(ahead, service_rate, flow.abandon_rate(), overtake_rate,
-                            rate_cv=rate_cv,
-                            patience=flow.patience.cumulative(now_s, flow.abandon_rate()),
-                            oldest_s=self._oldest_waited(flow.skill, vip_tier, now_s),
-                            waited_s=max(0.0, waited_s))
+        abandon_rate = flow.abandon_rate()
+        patience = flow.patience.cumulative(now_s, abandon_rate)
+        oldest = self._oldest_waited(flow.skill, vip_tier, now_s) if patience.any() else 0.0
+        est = estimate_wait(ahead, service_rate, abandon_rate, overtake_rate, rate_cv=rate_cv,
+                            patience=patience, oldest_s=oldest, waited_s=max(0.0, waited_s))
         if ahead >= HEAD_WAIT_MIN_AHEAD and flow.arrival_rate(vip_tier) >= service_rate:
             est = self._at_least_head_wait(est, flow.skill, vip_tier, now_s, waited_s)
         if not self.roster:

@@ -22,12 +22,29 @@ with exponential forgetting (:class:`SkillFlow`), so the estimate follows time-v
   ends. A desk of 600 agents x 3 slots
   drains a line of 2,000 in a couple of minutes, and the estimate says so.
 * ``theta`` -- abandonments per second of waiting (the maximum-likelihood estimate for
-  exponential patience, counting the censored waits of served customers).
+  exponential patience, counting the censored waits of served customers). It is the closed
+  form's rate, and the first band's prior, when patience is measured by time waited:
 
 The mean and variance of ``W`` have closed forms in the digamma and trigamma functions, so an
-estimate costs O(1) however long the line is. The quantiles come from the gamma distribution
-with the same mean and variance (Wilson--Hilferty), widened by ``rate_cv`` for the uncertainty
-of the measured rates themselves.
+estimate costs O(1) however long the line is.
+
+Patience by time waited. One rate of giving up thins a long line far too fast: the customers
+ahead of a newcomer in a line of hundreds are the ones who stayed, and in real lines those
+who have stayed ten minutes mostly stay (the impatient go in their first minutes). The skill's
+:class:`surgedesk.engine.patience.PatienceMeter` measures the hazard of giving up per band of
+time waited (service censors it); the line ahead -- its times waited spread from the head's
+to this customer's own -- is taken in a few groups, front first, each thinned by the hazard of
+the time its customers will have waited when it is reached and while it is served
+(:func:`_through_line`: the same front events, exact for a constant hazard). O(8 log B).
+
+A class starved by the classes above it (they arrive at least as fast as the line is served)
+is told its wait is unknown: no number would be honest.
+
+The quantiles come from the gamma distribution with the mean and variance of the front events
+(Wilson--Hilferty). The drain rate itself is uncertain -- by ``rate_cv``, and by the count it
+was measured from (n service starts: 1 / sqrt(n)), and for a class that is left the difference
+of the drain and the overtaking, by both rates' uncertainty over that difference -- which
+widens the p90 in log space and leaves the p50 where it is.
 
 "Position" is honest too: the expected number of customers served before this one, i.e. those
 ahead minus the expected abandonments among them plus the expected overtakers.
@@ -35,10 +52,11 @@ ahead minus the expected abandonments among them plus the expected overtakers.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
-from surgedesk.engine.patience import CumulativeHazard, PatienceMeter
+from surgedesk.engine.patience import BAND_EDGES_S, CumulativeHazard, PatienceMeter
 
 _Z90 = 1.2815515655446004
 _DIRECT_SUM_MAX = 8  # beyond this the digamma closed form is cheaper
@@ -107,7 +125,7 @@ def gamma_quantile(mean: float, var: float, p_z: float) -> float:
     return mean * base**3
 
 
-_COHORTS = 8  # groups of the line ahead in the fluid model of giving up (_through_line)
+_COHORTS = 4  # groups of the line ahead in the fluid model of giving up (_through_line)
 
 
 def _through_line(ahead: int, nu: float, hazard: CumulativeHazard, oldest_s: float,
@@ -126,18 +144,24 @@ def _through_line(ahead: int, nu: float, hazard: CumulativeHazard, oldest_s: flo
     n = min(ahead, _COHORTS)
     size = ahead / n
     span = max(oldest_s - waited_s, 0.0)
+    edges, at_edges, rates = BAND_EDGES_S, hazard.at_edges, hazard.hazards
+    bisect_right, exp, log1p = bisect.bisect_right, math.exp, math.log1p
     t = served = 0.0
     for c in range(n):
         age = oldest_s - span * (c + 0.5) / n
-        left = size * hazard.survival(age, age + t)
-        h = hazard.rate_at(age + t)
-        if h <= 0.0 or nu / h > 1e12:
+        b = bisect_right(edges, age) - 1
+        cum_then = at_edges[b] + rates[b] * (age - edges[b])
+        later = age + t
+        b = bisect_right(edges, later) - 1
+        h = rates[b]
+        left = size * exp(cum_then - at_edges[b] - h * (later - edges[b]))
+        if h <= 0.0 or nu > 1e12 * h:
             d = left / nu
         elif left < 16.0:
             a = nu / h
             d = (digamma(a + left + 1.0) - digamma(a + 1.0)) / h
         else:
-            d = math.log1p(h * left / nu) / h
+            d = log1p(h * left / nu) / h
         t += d
         served += nu * d
     return served, t
@@ -158,7 +182,11 @@ def estimate_wait(
     ``service_rate_per_s``: rate at which the line's head is served (nu). ``abandon_rate_per_s``:
     per-customer abandonment rate (theta). ``overtake_rate_per_s``: arrival rate of customers who
     will be served ahead although they come later. ``rate_cv``: relative uncertainty of nu.
-    With no capacity at all, the wait is infinite.
+    ``patience``: the measured hazard of giving up by time waited; with it, the line ahead is
+    thinned by it (the customer at the front has waited ``oldest_s``, the one just ahead about
+    ``waited_s``, this customer's own wait) rather than by ``abandon_rate_per_s`` for all.
+    With no capacity at all, or a class starved by those above it, the wait is infinite.
+    O(1) (O(log B) with ``patience``).
     """
     if ahead < 0:
         raise ValueError("ahead must be >= 0")
@@ -171,13 +199,15 @@ def estimate_wait(
     # The drain left to this class is the difference of two measured rates, each uncertain
     # by ``rate_cv``: small beside them, it is uncertain by far more than either.
     drain_cv = rate_cv * math.hypot(service_rate_per_s, overtake_rate_per_s) / nu_eff
-    if patience is not None and ahead > 0:
+    if patience is None:
+        s1, s2 = _front_event_sums(ahead, nu_eff, abandon_rate_per_s)
+    elif ahead > 0 and patience.any():
         served, through = _through_line(ahead, nu_eff, patience, max(oldest_s, waited_s),
                                         waited_s)
         s1 = through + 1.0 / nu_eff
         s2 = (served + 1.0) / (nu_eff * nu_eff)
-    else:
-        s1, s2 = _front_event_sums(ahead, nu_eff, abandon_rate_per_s)
+    else:  # nobody gives up: nobody ahead is lost
+        s1, s2 = _front_event_sums(ahead, nu_eff, 0.0)
     mean = s1
     # Overtakers arrive at random too: the first-passage time of a walk that steps down at nu
     # and up at the overtaking rate has variance n (nu + lambda) / (nu - lambda)^3, i.e. the

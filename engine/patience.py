@@ -42,28 +42,30 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 BAND_EDGES_S = (0.0, 30.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3840.0)
 BANDS = len(BAND_EDGES_S)  # the last band is open: 3,840 s and more
+_WIDTHS = tuple(BAND_EDGES_S[b + 1] - BAND_EDGES_S[b] for b in range(BANDS - 1))
 PRIOR_EXPOSURE_S = 600.0  # seconds of waiting' worth of belief in the band before's hazard
 _RENORMALIZE_AT = 1e100
 
 
-@dataclass(frozen=True, slots=True)
 class CumulativeHazard:
     """Lambda(a): the expected number of times a customer would have given up by waited ``a``
     (the integral of the hazard), from per-band hazards. P(still waiting at b | at a) =
-    exp(-(Lambda(b) - Lambda(a))). O(log B) a call."""
+    exp(-(Lambda(b) - Lambda(a))). O(log B) a call. Read-only once made."""
 
-    hazards: tuple[float, ...]
-    at_edges: tuple[float, ...]  # Lambda at each band's lower edge
+    __slots__ = ("hazards", "at_edges")
+
+    def __init__(self, hazards: tuple[float, ...], at_edges: tuple[float, ...]) -> None:
+        self.hazards = hazards
+        self.at_edges = at_edges  # Lambda at each band's lower edge
 
     @classmethod
     def of(cls, hazards: tuple[float, ...]) -> CumulativeHazard:
         at_edges = [0.0]
         for b in range(1, BANDS):
-            at_edges.append(at_edges[-1] + hazards[b - 1] * (BAND_EDGES_S[b] - BAND_EDGES_S[b - 1]))
+            at_edges.append(at_edges[-1] + hazards[b - 1] * _WIDTHS[b - 1])
         return cls(hazards, tuple(at_edges))
 
     @classmethod
@@ -76,6 +78,10 @@ class CumulativeHazard:
         b = bisect.bisect_right(BAND_EDGES_S, age_s) - 1
         return self.at_edges[b] + self.hazards[b] * (age_s - BAND_EDGES_S[b])
 
+    def any(self) -> bool:
+        """Whether anyone gives up at all (with no hazard the line is not thinned)."""
+        return self.at_edges[-1] > 0.0 or self.hazards[-1] > 0.0
+
     def rate_at(self, age_s: float) -> float:
         """The hazard at waited ``age_s``: the rate of giving up then, per second."""
         return self.hazards[max(0, bisect.bisect_right(BAND_EDGES_S, age_s) - 1)]
@@ -85,11 +91,14 @@ class CumulativeHazard:
         return math.exp(self(from_s) - self(to_s))
 
 
+_NOBODY_GIVES_UP = CumulativeHazard.constant(0.0)
+
+
 class PatienceMeter:
     """Measured hazard of giving up per band of time waited (see the module docstring)."""
 
     __slots__ = ("tau_s", "epoch_s", "advanced_s", "abandons", "exposure", "_joined",
-                 "_pending", "_stale", "_in_band", "_joined_sum_us")
+                 "_pending", "_stale", "_in_band", "_joined_sum_us", "_next_due_s")
 
     def __init__(self, tau_s: float = 3600.0) -> None:
         self.tau_s = tau_s
@@ -106,6 +115,7 @@ class PatienceMeter:
         # exposure they are accruing there (booked only when they pass its edge or leave)
         self._in_band = [0] * BANDS
         self._joined_sum_us = [0] * BANDS
+        self._next_due_s = math.inf  # no front of a FIFO passes its edge before this
 
     def _weight(self, t: float) -> float:
         w = math.exp((t - self.epoch_s) / self.tau_s)
@@ -121,7 +131,10 @@ class PatienceMeter:
         """``ticket_id`` starts waiting. O(1) amortized."""
         self.advance(now_s)
         self._joined[ticket_id] = now_s
-        self._pending[0].append((now_s, ticket_id))
+        first = self._pending[0]
+        if not first:
+            self._next_due_s = min(self._next_due_s, now_s + BAND_EDGES_S[1])
+        first.append((now_s, ticket_id))
         self._in_band[0] += 1
         self._joined_sum_us[0] += _us(now_s)
 
@@ -151,6 +164,8 @@ class PatienceMeter:
         O(1) amortized per ticket and edge."""
         if now_s > self.advanced_s:
             self.advanced_s = now_s
+        if now_s < self._next_due_s:
+            return
         joined = self._joined
         for b in range(BANDS - 1):
             pending = self._pending[b]
@@ -169,25 +184,38 @@ class PatienceMeter:
                 self._joined_sum_us[b + 1] += us
                 if b + 1 < BANDS - 1:
                     self._pending[b + 1].append((since, tid))
+        self._next_due_s = self._earliest_due()
+
+    def _earliest_due(self) -> float:
+        return min((q[0][0] + BAND_EDGES_S[b + 1] for b, q in enumerate(self._pending) if q),
+                   default=math.inf)
 
     def hazards(self, now_s: float, overall_rate: float) -> tuple[float, ...]:
         """Each band's hazard (give-ups per second of waiting in it). O(B). Changes nothing."""
-        w = math.exp((now_s - self.epoch_s) / self.tau_s)
-        out = []
-        prior = overall_rate
-        for b in range(BANDS):
-            accruing = (self._in_band[b] * (now_s - BAND_EDGES_S[b])
-                        - self._joined_sum_us[b] / 1e6)
-            exposure = self.exposure[b] / w + max(0.0, accruing)
-            rate = ((self.abandons[b] / w + PRIOR_EXPOSURE_S * prior)
-                    / (exposure + PRIOR_EXPOSURE_S))
-            out.append(rate)
-            prior = rate
-        return tuple(out)
+        return self.cumulative(now_s, overall_rate).hazards
 
     def cumulative(self, now_s: float, overall_rate: float) -> CumulativeHazard:
-        """:meth:`hazards` as a :class:`CumulativeHazard`. O(B)."""
-        return CumulativeHazard.of(self.hazards(now_s, overall_rate))
+        """The hazards of :meth:`hazards` and their running integral. O(B). Changes nothing."""
+        if overall_rate <= 0.0 and not any(self.abandons):
+            return _NOBODY_GIVES_UP
+        inv_w = math.exp((self.epoch_s - now_s) / self.tau_s)
+        abandons, exposure, in_band, joined_us = (self.abandons, self.exposure, self._in_band,
+                                                  self._joined_sum_us)
+        rates = []
+        at_edges = [0.0]
+        prior = overall_rate
+        for b in range(BANDS):
+            seen = exposure[b] * inv_w
+            if in_band[b]:
+                accruing = in_band[b] * (now_s - BAND_EDGES_S[b]) - joined_us[b] / 1e6
+                if accruing > 0.0:
+                    seen += accruing
+            prior = ((abandons[b] * inv_w + PRIOR_EXPOSURE_S * prior)
+                     / (seen + PRIOR_EXPOSURE_S))
+            rates.append(prior)
+            if b < BANDS - 1:
+                at_edges.append(at_edges[-1] + prior * _WIDTHS[b])
+        return CumulativeHazard(tuple(rates), tuple(at_edges))
 
     def restore_waiting(self, waiting: Iterable[tuple[float, str]]) -> None:
         """Rebuild the per-ticket bookkeeping of a meter restored from its counts (a snapshot
@@ -202,6 +230,7 @@ class PatienceMeter:
             self._joined_sum_us[b] += _us(joined)
             if b < BANDS - 1:
                 self._pending[b].append((joined, ticket_id))
+        self._next_due_s = self._earliest_due()
 
 
 def _us(t: float) -> int:
