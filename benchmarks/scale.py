@@ -63,10 +63,15 @@ def build_desk(queued: int, agents: int, skills: int, capacity: int, seed: int,
         busy.extend((cmd.agent_id, cmd.ticket_id) for cmd in out)
         if progress is not None and n % 10000 == 0:
             progress(n, total)
-    # Let every waiting ticket reach its last relaxation ring before measuring.
-    now += 3600.0
+    # Let every waiting ticket reach its last relaxation ring, and pass the last edge of the
+    # patience bands (3,840 s), before measuring; and book those passings now: built in a few
+    # minutes, the line would otherwise pass the edge during the measurement at ten times
+    # the rate of the measured arrivals (each ticket passes each edge once in its life).
+    now += 4000.0
     out = core.handle(ClockTicked(), now)
     busy.extend((cmd.agent_id, cmd.ticket_id) for cmd in out)
+    for skill in names:
+        core.flow(skill).patience.advance(now)
     if give_ups:
         waiting = [t.ticket_id for t in core.iter_waiting()]
         for ticket_id in rng.sample(waiting, min(give_ups, len(waiting))):

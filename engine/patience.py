@@ -22,18 +22,21 @@ A band's hazard is abandonments over exposure, held towards the band before it b
 :data:`PRIOR_EXPOSURE_S` seconds' worth of belief (the first band is held towards the skill's
 overall rate), so a band little seen yet says what the band before says.
 
-Bookkeeping, all O(1) amortized per event and O(B) memory per waiting ticket at most:
+Bookkeeping, O(1) amortized per event, memory O(tickets waiting + cohorts):
 
-* A ticket's exposure in a band is booked when it passes the band's upper edge: each edge has a
-  FIFO of the tickets that have not passed it yet, in the order they joined; a ticket that passes
-  edge e moves to the FIFO of edge e + 1. Each ticket is moved at most B - 1 times. On leaving,
-  the part of its current band it spent is booked, with the abandonment if it gave up; its entry
-  in a FIFO is dropped when it reaches the front (a FIFO is compacted when more than half its
-  entries are of tickets that left, so memory follows the tickets waiting).
+* The tickets that join within the same second form a cohort, which passes each band's upper
+  edge as one (within that second): each band has a FIFO of the cohorts that have not passed
+  its edge, and a cohort that passes moves on to the next, booking its members' time in the
+  band at once. A cohort is moved at most B - 1 times, however many it holds; one that has
+  emptied is dropped when it reaches its FIFO's front. A ticket that leaves books the part of
+  its current band it spent, with the abandonment if it gave up.
 * Counts forget with time constant ``tau_s`` (patience is a trait of the customers, which
   changes slowly: an hour by default). Rather than decaying every count at every event, a count
   booked at time t is weighted ``exp((t - epoch) / tau_s)``, and read divided by the weight of
   now; the epoch moves forward when the weights grow large.
+* What is booked, and in what order, depends only on the events (the time each cohort passes
+  an edge is its own), so two copies of a dispatcher fed the same events -- one of them restored
+  from a snapshot -- hold the same counts to the bit.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from collections.abc import Iterable
 BAND_EDGES_S = (0.0, 30.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3840.0)
 BANDS = len(BAND_EDGES_S)  # the last band is open: 3,840 s and more
 _WIDTHS = tuple(BAND_EDGES_S[b + 1] - BAND_EDGES_S[b] for b in range(BANDS - 1))
+SLOT_S = 1.0  # tickets that join within one second of each other are booked as one cohort
 PRIOR_EXPOSURE_S = 600.0  # seconds of waiting' worth of belief in the band before's hazard
 _RENORMALIZE_AT = 1e100
 
@@ -94,28 +98,45 @@ class CumulativeHazard:
 _NOBODY_GIVES_UP = CumulativeHazard.constant(0.0)
 
 
+class _Cohort:
+    """The tickets that joined within one slot of :data:`SLOT_S` seconds: they pass each edge
+    of time waited together (within the slot), so one step books them all."""
+
+    __slots__ = ("slot", "band", "count", "joined_us")
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.band = 0  # the band its members are booked in
+        self.count = 0
+        self.joined_us = 0  # the sum of its members' join times, integer microseconds
+
+    def passes_s(self, band: int) -> float:
+        """When every member has passed ``band``'s upper edge."""
+        return (self.slot + 1) * SLOT_S + BAND_EDGES_S[band + 1]
+
+
 class PatienceMeter:
     """Measured hazard of giving up per band of time waited (see the module docstring)."""
 
     __slots__ = ("tau_s", "epoch_s", "advanced_s", "abandons", "exposure", "_joined",
-                 "_pending", "_stale", "_in_band", "_joined_sum_us", "_next_due_s")
+                 "_pending", "_newest", "_in_band", "_joined_sum_us", "_next_due_s")
 
     def __init__(self, tau_s: float = 3600.0) -> None:
         self.tau_s = tau_s
         self.epoch_s = 0.0
-        self.advanced_s = -math.inf  # the edges passed by then are booked
+        self.advanced_s = -math.inf  # every cohort that passed an edge by then is booked
         self.abandons = [0.0] * BANDS  # weighted (see _weight)
         self.exposure = [0.0] * BANDS
-        self._joined: dict[str, float] = {}  # waiting ticket -> when it joined
-        # per upper edge (bands 0..B-2): tickets not past it yet, in join order
-        self._pending: list[deque[tuple[float, str]]] = [deque() for _ in range(BANDS - 1)]
-        self._stale = [0] * (BANDS - 1)
+        self._joined: dict[str, tuple[float, _Cohort]] = {}  # waiting ticket -> (joined, cohort)
+        # per upper edge (bands 0..B-2): the cohorts that have not passed it, in join order
+        self._pending: list[deque[_Cohort]] = [deque() for _ in range(BANDS - 1)]
+        self._newest: _Cohort | None = None
         # per band: the tickets waiting in it now and the sum of their join times (integer
         # microseconds, so that the sum is exact whatever order it was made in), for the
         # exposure they are accruing there (booked only when they pass its edge or leave)
         self._in_band = [0] * BANDS
         self._joined_sum_us = [0] * BANDS
-        self._next_due_s = math.inf  # no front of a FIFO passes its edge before this
+        self._next_due_s = math.inf  # no cohort passes an edge before this
 
     def _weight(self, t: float) -> float:
         w = math.exp((t - self.epoch_s) / self.tau_s)
@@ -130,65 +151,74 @@ class PatienceMeter:
     def join(self, ticket_id: str, now_s: float) -> None:
         """``ticket_id`` starts waiting. O(1) amortized."""
         self.advance(now_s)
-        self._joined[ticket_id] = now_s
-        first = self._pending[0]
-        if not first:
-            self._next_due_s = min(self._next_due_s, now_s + BAND_EDGES_S[1])
-        first.append((now_s, ticket_id))
+        slot = math.floor(now_s / SLOT_S)
+        cohort = self._newest
+        if cohort is None or cohort.slot != slot or cohort.band != 0:
+            cohort = self._newest = _Cohort(slot)
+            first = self._pending[0]
+            if not first:
+                self._next_due_s = min(self._next_due_s, cohort.passes_s(0))
+            first.append(cohort)
+        us = _us(now_s)
+        cohort.count += 1
+        cohort.joined_us += us
         self._in_band[0] += 1
-        self._joined_sum_us[0] += _us(now_s)
+        self._joined_sum_us[0] += us
+        self._joined[ticket_id] = (now_s, cohort)
 
     def leave(self, ticket_id: str, now_s: float, gave_up: bool) -> None:
         """``ticket_id`` stops waiting: it reached an agent, or gave up. O(1) amortized."""
         self.advance(now_s)
-        joined = self._joined.pop(ticket_id, None)
-        if joined is None:
+        entry = self._joined.pop(ticket_id, None)
+        if entry is None:
             return
-        waited = max(0.0, now_s - joined)
-        b = bisect.bisect_right(BAND_EDGES_S, waited) - 1
+        joined, cohort = entry
+        b = cohort.band
         w = self._weight(now_s)
-        self.exposure[b] += (waited - BAND_EDGES_S[b]) * w
+        self.exposure[b] += max(0.0, now_s - joined - BAND_EDGES_S[b]) * w
+        us = _us(joined)
+        cohort.count -= 1
+        cohort.joined_us -= us
         self._in_band[b] -= 1
-        self._joined_sum_us[b] -= _us(joined)
+        self._joined_sum_us[b] -= us
         if gave_up:
             self.abandons[b] += w
-        if b < BANDS - 1:
-            self._stale[b] += 1
-            pending = self._pending[b]
-            if self._stale[b] > 64 and self._stale[b] * 2 > len(pending):
-                self._pending[b] = deque(e for e in pending if self._joined.get(e[1]) == e[0])
-                self._stale[b] = 0
 
     def advance(self, now_s: float) -> None:
-        """Book the exposure of the tickets that passed a band's upper edge by ``now_s``.
-        O(1) amortized per ticket and edge."""
+        """Book the exposure of the cohorts that passed a band's upper edge by ``now_s``, each
+        at the weight of the moment it passed: what is booked does not depend on when this
+        runs. O(1) amortized per cohort and edge; O(1) when no edge is due."""
         if now_s > self.advanced_s:
             self.advanced_s = now_s
         if now_s < self._next_due_s:
             return
-        joined = self._joined
+        self._weight(now_s)  # renormalized here if the weights grew large, not below
+        epoch, tau, exp = self.epoch_s, self.tau_s, math.exp
+        pending_by_band, in_band, joined_us = self._pending, self._in_band, self._joined_sum_us
         for b in range(BANDS - 1):
-            pending = self._pending[b]
-            edge = BAND_EDGES_S[b + 1]
-            width = edge - BAND_EDGES_S[b]
-            while pending and pending[0][0] + edge <= now_s:
-                since, tid = pending.popleft()
-                if joined.get(tid) != since:
-                    self._stale[b] -= 1
-                    continue
-                self.exposure[b] += width * self._weight(since + edge)
-                us = _us(since)
-                self._in_band[b] -= 1
-                self._joined_sum_us[b] -= us
-                self._in_band[b + 1] += 1
-                self._joined_sum_us[b + 1] += us
-                if b + 1 < BANDS - 1:
-                    self._pending[b + 1].append((since, tid))
+            pending = pending_by_band[b]
+            onward = pending_by_band[b + 1] if b + 1 < BANDS - 1 else None
+            while pending and pending[0].passes_s(b) <= now_s:
+                cohort = pending.popleft()
+                cohort.band = b + 1
+                n = cohort.count
+                if not n:
+                    continue  # all gone: dropped
+                self.exposure[b] += _WIDTHS[b] * n * exp((cohort.passes_s(b) - epoch) / tau)
+                in_band[b] -= n
+                joined_us[b] -= cohort.joined_us
+                in_band[b + 1] += n
+                joined_us[b + 1] += cohort.joined_us
+                if onward is not None:
+                    onward.append(cohort)
         self._next_due_s = self._earliest_due()
 
     def _earliest_due(self) -> float:
-        return min((q[0][0] + BAND_EDGES_S[b + 1] for b, q in enumerate(self._pending) if q),
-                   default=math.inf)
+        due = math.inf
+        for b, pending in enumerate(self._pending):
+            if pending:
+                due = min(due, pending[0].passes_s(b))
+        return due
 
     def hazards(self, now_s: float, overall_rate: float) -> tuple[float, ...]:
         """Each band's hazard (give-ups per second of waiting in it). O(B). Changes nothing."""
@@ -219,17 +249,26 @@ class PatienceMeter:
 
     def restore_waiting(self, waiting: Iterable[tuple[float, str]]) -> None:
         """Rebuild the per-ticket bookkeeping of a meter restored from its counts (a snapshot
-        keeps those, ``tau_s``, ``epoch_s`` and ``advanced_s``, not the tickets): each waiting
-        ticket, ``(joined_s, ticket_id)``, is put in the band it had reached by ``advanced_s``,
-        whose edges before it are booked already. O(n log n)."""
+        keeps those, ``tau_s``, ``epoch_s`` and ``advanced_s``, not the tickets): the waiting
+        tickets, ``(joined_s, ticket_id)``, form their cohorts again, each in the band it had
+        reached by ``advanced_s`` (every cohort due by then was booked then). O(n log n)."""
+        cohort: _Cohort | None = None
         for joined, ticket_id in sorted(waiting):
-            waited = self.advanced_s - joined if math.isfinite(self.advanced_s) else 0.0
-            b = max(0, bisect.bisect_right(BAND_EDGES_S, waited) - 1)
-            self._joined[ticket_id] = joined
-            self._in_band[b] += 1
-            self._joined_sum_us[b] += _us(joined)
-            if b < BANDS - 1:
-                self._pending[b].append((joined, ticket_id))
+            slot = math.floor(joined / SLOT_S)
+            if cohort is None or cohort.slot != slot:
+                cohort = _Cohort(slot)
+                while (cohort.band < BANDS - 1
+                       and cohort.passes_s(cohort.band) <= self.advanced_s):
+                    cohort.band += 1
+                if cohort.band < BANDS - 1:
+                    self._pending[cohort.band].append(cohort)
+            us = _us(joined)
+            cohort.count += 1
+            cohort.joined_us += us
+            self._in_band[cohort.band] += 1
+            self._joined_sum_us[cohort.band] += us
+            self._joined[ticket_id] = (joined, cohort)
+        self._newest = cohort
         self._next_due_s = self._earliest_due()
 
 
