@@ -123,7 +123,7 @@ class PatienceMeter:
 
     def __init__(self, tau_s: float = 3600.0) -> None:
         self.tau_s = tau_s
-        self.epoch_s = 0.0
+        self.epoch_s = -math.inf  # set at the first booking: weights are relative to it
         self.advanced_s = -math.inf  # every cohort that passed an edge by then is booked
         self.abandons = [0.0] * BANDS  # weighted (see _weight)
         self.exposure = [0.0] * BANDS
@@ -139,6 +139,8 @@ class PatienceMeter:
         self._next_due_s = math.inf  # no cohort passes an edge before this
 
     def _weight(self, t: float) -> float:
+        if self.epoch_s == -math.inf:
+            self.epoch_s = t  # the engine's clock may read 1.8e9: weights start at 1
         w = math.exp((t - self.epoch_s) / self.tau_s)
         if w > _RENORMALIZE_AT:
             for b in range(BANDS):

@@ -95,7 +95,7 @@ def test_restoring_puts_each_waiting_ticket_in_the_band_it_had_reached():
         original.join(f"c{i}", i * 100.0)
     original.advance(1000.0)
     restored = PatienceMeter()
-    restored.advanced_s = original.advanced_s
+    restored.advanced_s, restored.epoch_s = original.advanced_s, original.epoch_s
     restored.exposure = list(original.exposure)
     restored.restore_waiting((i * 100.0, f"c{i}") for i in reversed(range(10)))
     assert restored._in_band == original._in_band
@@ -154,3 +154,30 @@ def test_in_the_core_a_long_line_of_stayers_is_not_thinned_by_early_give_ups():
     est = d.core.queue_status("new", d.clock.now_s).estimate
     assert est.ahead == 60
     assert est.position >= 58  # the stayers ahead are expected to stay
+
+
+def test_a_meter_on_the_wall_clock_weighs_from_its_first_booking():
+    # the engine's clock reads seconds since 1970: weights must not start at e^(1.8e9 / tau)
+    meter = PatienceMeter()
+    start = 1.8e9
+    for i in range(50):
+        meter.join(f"c{i}", start + i)
+    for i in range(0, 50, 2):
+        meter.leave(f"c{i}", start + 100 + i, gave_up=i % 4 == 0)
+    hazards = meter.hazards(start + 200, overall_rate=0.001)
+    assert all(math.isfinite(h) and h >= 0 for h in hazards)
+    assert meter.epoch_s == start + 30 + 1  # the first cohort's pass of the 30 s edge
+
+
+def test_in_the_core_on_the_wall_clock_customers_are_served_and_told_a_wait():
+    d = CoreDriver()
+    d.clock.advance(1.8e9)
+    d.ticket("t1", "s")
+    d.ticket("t2", "s")
+    d.clock.advance(40.0)
+    d.leave("t1")
+    d.ticket("t3", "s")
+    d.agent("ann", "s", capacity=1)  # takes t2
+    assert d.core.capacity.get("ann").active
+    est = d.core.queue_status("t3", d.clock.now_s).estimate
+    assert 0 < est.p50_s <= est.p90_s < math.inf
