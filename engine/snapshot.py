@@ -81,8 +81,8 @@ from surgedesk.engine.capacity import AgentState
 from surgedesk.engine.dispatcher import DispatcherCore, EstimatorConfig, WaitingTicket
 from surgedesk.engine.errors import InvalidArgument
 from surgedesk.engine.estimator import SkillFlow
-from surgedesk.engine.patience import BANDS, PatienceMeter
 from surgedesk.engine.events import AssignTicket, Command, ReturnTicket
+from surgedesk.engine.patience import BANDS, PatienceMeter
 from surgedesk.engine.policies import (
     AgentSelection,
     PriorityPolicy,

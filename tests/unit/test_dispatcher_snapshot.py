@@ -30,8 +30,8 @@ from surgedesk.engine.events import (
     TicketQueued,
     TicketRequeued,
 )
-from surgedesk.engine.policies import POLICY_PRESETS
 from surgedesk.engine.patience import PatienceMeter
+from surgedesk.engine.policies import POLICY_PRESETS
 from surgedesk.engine.queues import key_from_parts, key_parts, pack_key
 from surgedesk.engine.roster import PlannedShift
 from surgedesk.engine.snapshot import VERSION, core_from, snapshot_of
