@@ -829,12 +829,11 @@ class DispatcherCore:
         if flow.busy == 0 and self.capacity.serving_slots(flow.skill) == 0:
             # Nobody serves this skill: an honest estimate is "unknown", not a number.
             return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
-        freeing = self.capacity.primary_busy(flow.skill)
-        service_rate = flow.service_rate(vip_tier, freeing)
+        service_rate, counted_cv = flow.drain(vip_tier, self.capacity.primary_busy(flow.skill))
         overtake_rate = flow.overtake_rate(vip_tier)
         if overtake_rate >= service_rate:  # starved by the classes above: unknown
             return WaitEstimate(ahead, ahead, math.inf, math.inf, math.inf)
-        rate_cv = math.hypot(self.estimator.rate_cv, flow.service_rate_cv(vip_tier, freeing))
+        rate_cv = math.hypot(self.estimator.rate_cv, counted_cv)
         abandon_rate = flow.abandon_rate()
         patience = flow.patience.cumulative(now_s, abandon_rate)
         oldest = self._oldest_waited(flow.skill, vip_tier, now_s) if patience.any() else 0.0

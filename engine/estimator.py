@@ -35,7 +35,7 @@ who have stayed ten minutes mostly stay (the impatient go in their first minutes
 time waited (service censors it); the line ahead -- its times waited spread from the head's
 to this customer's own -- is taken in a few groups, front first, each thinned by the hazard of
 the time its customers will have waited when it is reached and while it is served
-(:func:`_through_line`: the same front events, exact for a constant hazard). O(8 log B).
+(:func:`_through_line`: the same front events, exact for a constant hazard). O(log B) per group.
 
 A class starved by the classes above it (they arrive at least as fast as the line is served)
 is told its wait is unknown: no number would be honest.
@@ -338,20 +338,22 @@ class SkillFlow:
         Until enough backlog has been seen, it leans on a prior: ``freeing_slots`` (busy slots
         whose freeing may serve this line; at least this skill's own) times mu.
         """
+        return self.drain(tier, freeing_slots)[0]
+
+    def service_rate_cv(self, tier: int = 0, freeing_slots: int = 0) -> float:
+        """The relative uncertainty of :meth:`service_rate` from counting alone."""
+        return self.drain(tier, freeing_slots)[1]
+
+    def drain(self, tier: int = 0, freeing_slots: int = 0) -> tuple[float, float]:
+        """(:meth:`service_rate`, :meth:`service_rate_cv`), measured once. The rate is a count
+        of service starts (and the prior's worth of them) over a time, and a count of n events
+        is uncertain by 1 / sqrt(n): a small desk, whose line is drained a few tickets a
+        minute, knows its drain rate to 25-30%; a large one to a few percent. O(T)."""
         prior = max(self.busy, freeing_slots, 1) * self.completion_rate_per_slot()
         w = self.prior_backlog_s
         served = sum(n for t, n in self.dequeues.items() if t >= tier)
         measured = (served + w * prior) / (self.backlog_ge.get(tier, 0.0) + w)
-        return measured * self.capacity_change()
-
-    def service_rate_cv(self, tier: int = 0, freeing_slots: int = 0) -> float:
-        """The relative uncertainty of :meth:`service_rate` from counting alone: it is a count
-        of service starts (and the prior's worth of them) over a time, and a count of n events
-        is uncertain by 1 / sqrt(n). A small desk, whose line is drained a few tickets a
-        minute, knows its drain rate to 25-30%; a large one to a few percent. O(T)."""
-        prior = max(self.busy, freeing_slots, 1) * self.completion_rate_per_slot()
-        served = sum(n for t, n in self.dequeues.items() if t >= tier)
-        return 1.0 / math.sqrt(served + self.prior_backlog_s * prior)
+        return measured * self.capacity_change(), 1.0 / math.sqrt(served + w * prior)
 
     def capacity_change(self) -> float:
         """How the capacity serving this line now compares with the capacity the drain rate

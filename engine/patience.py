@@ -86,10 +86,6 @@ class CumulativeHazard:
         """Whether anyone gives up at all (with no hazard the line is not thinned)."""
         return self.at_edges[-1] > 0.0 or self.hazards[-1] > 0.0
 
-    def rate_at(self, age_s: float) -> float:
-        """The hazard at waited ``age_s``: the rate of giving up then, per second."""
-        return self.hazards[max(0, bisect.bisect_right(BAND_EDGES_S, age_s) - 1)]
-
     def survival(self, from_s: float, to_s: float) -> float:
         """P(a customer who has waited ``from_s`` is still willing to wait at ``to_s``)."""
         return math.exp(self(from_s) - self(to_s))

@@ -120,10 +120,7 @@ def test_a_snapshot_is_plain_data_that_restores_to_the_same_core():
 
 
 def test_the_version_1_fixture_restores_to_the_desk_it_was_taken_of():
-    doc = msgpack.unpackb(FIXTURE.read_bytes(), raw=False)
-    assert (doc["format"], doc["version"]) == ("surgedesk.dispatcher", 1)
-    core = core_from(doc)
-    core.check_invariants()
+    core = _restored_fixture(FIXTURE, version=1)
     expected = fixture_desk().core
     _patience_as_before_version_3(expected)
     # what version 2 measures and version 1 did not carry: derived as the snapshot says
@@ -140,8 +137,7 @@ def test_the_version_1_fixture_restores_to_the_desk_it_was_taken_of():
     assert core.policy.relaxation.steps == ((0.0, 1.0), (45.0, 0.5), (150.0, 0.0))
     assert core.flow("billing").prior_handle_s == 420.0
     now = expected.statistics().now_s + 1.0
-    for t in list(expected.iter_waiting()):
-        assert core.queue_status(t.ticket_id, now) == expected.queue_status(t.ticket_id, now)
+    _assert_same_estimates(core, expected, now)
     # and it carries on as the desk would have: the same decisions for the same events
     for event in (TicketQueued("late", "presale", 0), ConversationEnded("erin", "p4", 0.0),
                   ConversationEnded("ann", "p2", 0.0), AgentPresenceChanged(
@@ -152,17 +148,13 @@ def test_the_version_1_fixture_restores_to_the_desk_it_was_taken_of():
 
 
 def test_the_version_2_fixture_restores_to_the_desk_it_was_taken_of():
-    doc = msgpack.unpackb(FIXTURE_V2.read_bytes(), raw=False)
-    assert (doc["format"], doc["version"]) == ("surgedesk.dispatcher", 2)
-    core = core_from(doc)
-    core.check_invariants()
+    core = _restored_fixture(FIXTURE_V2, version=2)
     expected = fixture_desk_v2().core
     _patience_as_before_version_3(expected)
     assert snapshot_of(core) == snapshot_of(expected)
     assert [s.agent_id for s in core.roster.shifts] == ["ann", "bob", "eve"]
     now = expected.statistics().now_s + 1.0
-    for t in list(expected.iter_waiting()):
-        assert core.queue_status(t.ticket_id, now) == expected.queue_status(t.ticket_id, now)
+    _assert_same_estimates(core, expected, now)
     for event in (TicketQueued("late", "presale", 0), ConversationEnded("ann", "p2", 0.0)):
         assert core.handle(event, now) == expected.handle(event, now)
         now += 40.0
@@ -170,23 +162,31 @@ def test_the_version_2_fixture_restores_to_the_desk_it_was_taken_of():
 
 
 def test_the_version_3_fixture_restores_to_the_desk_it_was_taken_of():
-    doc = msgpack.unpackb(FIXTURE_V3.read_bytes(), raw=False)
-    assert (doc["format"], doc["version"]) == ("surgedesk.dispatcher", 3)
-    core = core_from(doc)
-    core.check_invariants()
+    core = _restored_fixture(FIXTURE_V3, version=3)
     expected = fixture_desk_v3().core
     assert snapshot_of(core) == snapshot_of(expected)
     assert core.flow("presale").patience.abandons == expected.flow("presale").patience.abandons
     assert sum(core.flow("presale").patience.abandons) > 0
     now = expected.statistics().now_s + 1.0
-    for t in list(expected.iter_waiting()):
-        assert core.queue_status(t.ticket_id, now) == expected.queue_status(t.ticket_id, now)
+    _assert_same_estimates(core, expected, now)
     # the waiting tickets are back in their bands of time waited: the same bookings follow
     for event in (TicketQueued("late", "presale", 0), TicketLeft("q2"),
                   ConversationEnded("ann", "p2", 0.0)):
         now += 90.0
         assert core.handle(event, now) == expected.handle(event, now)
     assert snapshot_of(core) == snapshot_of(expected)
+    _assert_same_estimates(core, expected, now)
+
+
+def _restored_fixture(path: Path, version: int) -> DispatcherCore:
+    doc = msgpack.unpackb(path.read_bytes(), raw=False)
+    assert (doc["format"], doc["version"]) == ("surgedesk.dispatcher", version)
+    core = core_from(doc)
+    core.check_invariants()
+    return core
+
+
+def _assert_same_estimates(core: DispatcherCore, expected: DispatcherCore, now: float) -> None:
     for t in list(expected.iter_waiting()):
         assert core.queue_status(t.ticket_id, now) == expected.queue_status(t.ticket_id, now)
 
